@@ -1,0 +1,59 @@
+"""One name -> class registry, shared by every axis (rules, schedules, heads, exits, estimators).
+
+Example:
+    >>> reg = Registry("widget")
+    >>> @reg.register("plain")
+    ... class Plain:
+    ...     def __init__(self, *, size: int = 1) -> None:
+    ...         self.size = size
+    >>> reg.create("plain", size=3).size
+    3
+    >>> reg.names()
+    ['plain']
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to classes; ``create`` accepts a name or a ready instance."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator that files the class under ``name`` and sets ``cls.name``."""
+
+        def decorate(cls: type) -> type:
+            if name in self._classes and self._classes[name] is not cls:
+                raise ValueError(f"A {self.kind} named {name!r} is already registered.")
+            cls.name = name
+            self._classes[name] = cls
+            return cls
+
+        return decorate
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._classes)
+
+    def get(self, name: str) -> type:
+        """The class registered under ``name``; an unknown name lists the valid ones."""
+        if name not in self._classes:
+            raise ValueError(
+                f"Unknown {self.kind} {name!r}. Known {self.kind}s: {', '.join(self.names())}."
+            )
+        return self._classes[name]
+
+    def create(self, spec: Any, **kwargs: Any) -> T:
+        """Build from a name (with keyword hyper-parameters) or pass an instance through."""
+        if isinstance(spec, str):
+            return self.get(spec)(**kwargs)
+        if kwargs:
+            raise TypeError(f"Keyword arguments are only accepted with a {self.kind} name, not an instance.")
+        return spec
