@@ -1,0 +1,42 @@
+"""One-exit confidence policies: normalised entropy, max probability, top-two margin.
+
+Example:
+    >>> import torch
+    >>> logits = torch.tensor([[[3.0, 0.0], [0.1, 0.0]], [[0.0, 3.0], [0.0, 3.0]]])
+    >>> EntropyPolicy().decide(logits, [0.5]).exit.tolist()   # exit 0 when H/log C <= 0.5
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..confidence import entropy_sureness, max_probability, top2_margin
+from .base import EXIT_POLICIES, ExitPolicy
+
+
+@EXIT_POLICIES.register("entropy")
+class EntropyPolicy(ExitPolicy):
+    """BranchyNet / survey eq. 11: exit at k when ``H(p_k)/log(C) <= T_k``.
+
+    Thresholds are stored as sureness ``t_k = 1 - T_k`` (exit when ``1 - H/log C >= t_k``).
+    """
+
+    def sureness(self, logits: torch.Tensor) -> torch.Tensor:
+        return entropy_sureness(logits)
+
+
+@EXIT_POLICIES.register("max-prob")
+class MaxProbPolicy(ExitPolicy):
+    """Shallow-Deep Networks: exit at k when ``max_c p_k[c] >= q_k``."""
+
+    def sureness(self, logits: torch.Tensor) -> torch.Tensor:
+        return max_probability(logits)
+
+
+@EXIT_POLICIES.register("margin")
+class MarginPolicy(ExitPolicy):
+    """Exit at k when the gap between the two largest probabilities ``>= m_k``."""
+
+    def sureness(self, logits: torch.Tensor) -> torch.Tensor:
+        return top2_margin(logits)
