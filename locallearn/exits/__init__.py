@@ -24,6 +24,7 @@ from .policies import (
     EXIT_POLICIES, AvgPoolPolicy, EntropyPolicy, ExitDecision, ExitPolicy, LearnedGatePolicy, MarginPolicy, MaxPoolPolicy,
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
+from .synthetic import synthetic_exit_logits
 from .risk import risk_controlled, violation_rate
 from .thresholds import Evaluation, Thresholds, evaluate
 
@@ -34,5 +35,5 @@ __all__ = [
     "SDN_FRACTIONS", "exit_gain", "exit_gains", "layer_flops", "place_exits", "EXIT_POLICIES", "AvgPoolPolicy",
     "EntropyPolicy", "ExitDecision", "ExitPolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
-    "Thresholds", "evaluate",
+    "Thresholds", "evaluate", "synthetic_exit_logits",
 ]

@@ -102,9 +102,10 @@ class ExitPolicy:
 
 def first_exit(sureness: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """Per sample, the first exit k < K-1 with ``sureness_k >= t_k``, else K-1."""
-    passed = sureness[:-1] >= thresholds[:, None].to(sureness.dtype)
-    passed = torch.cat([passed, torch.ones_like(passed[:1])], 0)
-    return passed.to(torch.uint8).argmax(0)
+    exit_index = torch.full(sureness.shape[1:], sureness.shape[0] - 1, dtype=torch.long)
+    for k in range(sureness.shape[0] - 2, -1, -1):
+        exit_index = torch.where(sureness[k] >= float(thresholds[k]), k, exit_index)
+    return exit_index
 
 
 def decide_from(sureness: torch.Tensor, outputs: torch.Tensor, thresholds: torch.Tensor) -> ExitDecision:

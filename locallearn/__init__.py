@@ -1,0 +1,25 @@
+"""locallearn: block-wise local learning rules, early exits and mutual-information analysis.
+
+Example:
+    >>> import locallearn as ll
+    >>> ds = ll.data.load("synthetic")
+    >>> ll.seed_everything(0)
+    >>> net = ll.build_mlp(ds.input_shape, (32, 32), ds.num_classes)
+    >>> result = ll.train(net, ds, rule="local", schedule="sequential", epochs=1, progress=False)
+    >>> len(result.final("test"))
+    2
+"""
+
+__version__ = "0.1.0"
+
+from locallearn import data, rules, schedules
+from locallearn.builders import build_cnn, build_mlp
+from locallearn.heads import HEADS, make_head
+from locallearn.net import LocalNet, Stage
+from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything, train
+from locallearn.wrap import wrap
+
+__all__ = [
+    "HEADS", "Callback", "LocalNet", "RunResult", "Stage", "TrainConfig", "Trainer", "build_cnn", "build_mlp",
+    "data", "make_head", "rules", "schedules", "seed_everything", "train", "wrap",
+]

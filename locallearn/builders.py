@@ -1,0 +1,86 @@
+"""Ready-made LocalNets: an MLP from layer widths and a small CNN from channel counts.
+
+Example:
+    >>> import torch
+    >>> net = build_mlp((1, 8, 8), widths=(32, 32), num_classes=10)
+    >>> [t.shape for t in net(torch.zeros(5, 1, 8, 8))]
+    [torch.Size([5, 10]), torch.Size([5, 10])]
+    >>> cnn = build_cnn((1, 28, 28), channels=(8, 16), num_classes=10)
+    >>> [t.shape for t in cnn(torch.zeros(5, 1, 28, 28))]
+    [torch.Size([5, 10]), torch.Size([5, 10])]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from torch import nn
+
+from locallearn._params import check_choice, check_number
+from locallearn.heads import HeadSpec, make_head
+from locallearn.net import LocalNet, Stage, output_shapes
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+
+
+def _stages(blocks: list[nn.Module], input_shape: Sequence[int], num_classes: int, head: HeadSpec, head_kw: dict) -> LocalNet:
+    shapes = output_shapes(blocks, input_shape)
+    return LocalNet([Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks, shapes)])
+
+
+def build_mlp(
+    input_shape: Sequence[int],
+    widths: Sequence[int],
+    num_classes: int,
+    *,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    head: HeadSpec = "linear",
+    head_kw: dict[str, Any] | None = None,
+) -> LocalNet:
+    """One stage per hidden layer: ``Linear -> activation (-> Dropout)``; the first flattens its input."""
+    check_choice(activation, name="activation", owner="build_mlp", choices=ACTIVATIONS)
+    check_number(dropout, name="dropout", owner="build_mlp", low=0.0, high=1.0)
+    if not widths:
+        raise ValueError("The 'widths' parameter of build_mlp must list at least one layer width. Got () instead.")
+    blocks: list[nn.Module] = []
+    fan_in = math.prod(input_shape)
+    for i, width in enumerate(widths):
+        check_number(width, name="widths", owner="build_mlp", low=1, integer=True)
+        layers: list[nn.Module] = [nn.Flatten()] if i == 0 else []
+        layers += [nn.Linear(fan_in, width), ACTIVATIONS[activation]()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        blocks.append(nn.Sequential(*layers))
+        fan_in = width
+    return _stages(blocks, input_shape, num_classes, head, head_kw or {})
+
+
+def build_cnn(
+    input_shape: Sequence[int],
+    channels: Sequence[int],
+    num_classes: int,
+    *,
+    batch_norm: bool = True,
+    head: HeadSpec = "conv",
+    head_kw: dict[str, Any] | None = None,
+) -> LocalNet:
+    """One stage per entry of ``channels``: ``Conv3x3 -> BatchNorm -> ReLU``, then 2x2 max-pooling
+    while the feature map is at least 4 pixels wide (so 8x8 digits and 28x28 images both fit)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"build_cnn expects a (C, H, W) input shape; got {tuple(input_shape)}.")
+    blocks: list[nn.Module] = []
+    in_channels, size = input_shape[0], min(input_shape[1:])
+    for out_channels in channels:
+        check_number(out_channels, name="channels", owner="build_cnn", low=1, integer=True)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not batch_norm)]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU())
+        if size >= 4:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        blocks.append(nn.Sequential(*layers))
+        in_channels = out_channels
+    return _stages(blocks, input_shape, num_classes, head, head_kw or {})

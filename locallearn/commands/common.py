@@ -1,0 +1,66 @@
+"""Arguments shared by the subcommands that train: data, model, rule, schedule, optimisation."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from typing import Any
+
+from locallearn.experiment import RunSpec
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,256,256; got {text!r}")
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. beta=0.99); got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> None:
+    """The options that fill a ``RunSpec``."""
+    d = RunSpec()
+    g = parser.add_argument_group("data and model")
+    g.add_argument("--data", default=d.data, help="digits (embedded), fashion-mnist, mnist, mnist1d, synthetic")
+    g.add_argument("--data-dir", default=None, help="folder of IDX files (mnist, fashion-mnist)")
+    g.add_argument("--model", default=d.model, help="mlp or cnn")
+    g.add_argument("--widths", type=_ints, default=d.widths, help="mlp layer widths, one stage each")
+    g.add_argument("--channels", type=_ints, default=d.channels, help="cnn channels, one stage each")
+    g.add_argument("--activation", default=d.activation, help="relu, tanh, gelu or sigmoid (mlp)")
+    g.add_argument("--dropout", type=float, default=d.dropout)
+    g.add_argument("--head", default=d.head, help="linear, mlp or conv")
+    g = parser.add_argument_group("learning")
+    if rule:
+        g.add_argument("--rule", default=d.rule, help="a registered rule name")
+    g.add_argument("--rule-opt", type=_option, action="append", default=[], metavar="KEY=VALUE", help="rule hyper-parameter")
+    g.add_argument("--schedule", default=d.schedule, help="a registered schedule name")
+    g.add_argument("--schedule-opt", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    g.add_argument("--epochs", type=int, default=d.epochs, help="epochs (per stage for sequential)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--optimizer", default=d.optimizer, help="adam, adamw or sgd")
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--lr-schedule", default=d.lr_schedule, help="none, cosine or step")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
+    """A ``RunSpec`` from parsed arguments."""
+    values = dict(
+        data=args.data, data_dir=args.data_dir, model=args.model, widths=args.widths, channels=args.channels,
+        activation=args.activation, dropout=args.dropout, head=args.head, rule=getattr(args, "rule", "local"),
+        rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=dict(args.schedule_opt), epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule, progress=not args.no_progress,
+    )
+    values.update(overrides)
+    return RunSpec(**values)

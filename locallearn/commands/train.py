@@ -1,0 +1,35 @@
+"""``locallearn train``: one run; prints every exit's accuracy, writes results JSON and a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from locallearn.commands.common import add_run_arguments, spec_from_args
+from locallearn.experiment import make_trainer
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train one network with one rule and schedule")
+    add_run_arguments(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="results JSON path")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path, written atomically every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume needs --checkpoint PATH naming the checkpoint to continue from.")
+    trainer = make_trainer(spec_from_args(args, seed=args.seed, checkpoint_path=args.checkpoint))
+    if args.resume:
+        trainer.load_checkpoint(args.checkpoint)
+    result = trainer.fit()
+    for k, (val, test) in enumerate(zip(result.final("val"), result.final("test"))):
+        print(f"exit {k}: val {100 * val:.2f} %  test {100 * test:.2f} %")
+    times = [r["epoch_time_s"] for r in result.history]
+    print(f"time per epoch: {sum(times) / len(times):.3f} s")
+    if args.out:
+        result.save(args.out)
+        print(f"results written to {args.out}")
+    return 0

@@ -1,0 +1,14 @@
+"""Datasets as in-memory tensors with deterministic train/validation/test splits.
+
+Example:
+    >>> from locallearn import data
+    >>> ds = data.load("digits")
+    >>> ds.input_shape, ds.num_classes, len(ds.x_train) + len(ds.x_val) + len(ds.x_test)
+    ((1, 8, 8), 10, 1797)
+"""
+
+from locallearn.data.dataset import Dataset, split_train_val_test
+from locallearn.data.idx import IdxFormatError, read_idx
+from locallearn.data.loaders import DATASETS, load, names
+
+__all__ = ["DATASETS", "Dataset", "IdxFormatError", "load", "names", "read_idx", "split_train_val_test"]

@@ -1,0 +1,88 @@
+"""One run or a comparison of rules, from names: the layer under the CLI and the benchmarks.
+
+Example:
+    >>> from locallearn.experiment import RunSpec, run
+    >>> result = run(RunSpec(data="synthetic", model="mlp", widths=(16, 16), epochs=1, progress=False))
+    >>> len(result.final("test"))
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from locallearn import data as datasets
+from locallearn._params import check_choice
+from locallearn.builders import build_cnn, build_mlp
+from locallearn.data import Dataset
+from locallearn.net import LocalNet
+from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything
+
+MODELS = ("mlp", "cnn")
+
+
+@dataclass
+class RunSpec:
+    """Everything that names one training run."""
+
+    data: str = "digits"
+    data_dir: str | None = None
+    model: str = "mlp"  # mlp | cnn
+    widths: tuple[int, ...] = (256, 256, 256)  # mlp: one stage per width
+    channels: tuple[int, ...] = (32, 64, 64)  # cnn: one stage per entry
+    activation: str = "relu"  # mlp only
+    dropout: float = 0.0  # mlp only
+    head: str = "linear"
+    rule: str = "local"
+    rule_kw: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "simultaneous"
+    schedule_kw: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "none"
+    seed: int = 0
+    eval_every: int = 1
+    checkpoint_path: str | None = None
+    progress: bool = True
+
+    def train_config(self) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+
+def build_net(spec: RunSpec, ds: Dataset) -> LocalNet:
+    """The LocalNet a spec names, for the dataset's input shape."""
+    check_choice(spec.model, name="model", owner="RunSpec", choices=MODELS)
+    if spec.model == "mlp":
+        return build_mlp(ds.input_shape, spec.widths, ds.num_classes, activation=spec.activation, dropout=spec.dropout, head=spec.head)
+    head = "conv" if spec.head == "linear" else spec.head
+    return build_cnn(ds.input_shape, spec.channels, ds.num_classes, head=head)
+
+
+def make_trainer(spec: RunSpec, ds: Dataset | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Seed, load the data (unless given), build the net and its trainer."""
+    ds = ds or datasets.load(spec.data, data_dir=spec.data_dir)
+    seed_everything(spec.seed)
+    net = build_net(spec, ds)
+    from locallearn import rules, schedules
+
+    trainer = Trainer(
+        net,
+        ds,
+        rule=rules.create(spec.rule, **spec.rule_kw),
+        schedule=schedules.create(spec.schedule, **spec.schedule_kw),
+        config=spec.train_config(),
+        callbacks=callbacks,
+    )
+    trainer.result.config["spec"] = dataclasses.asdict(spec)
+    return trainer
+
+
+def run(spec: RunSpec, ds: Dataset | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train one run and return its result."""
+    return make_trainer(spec, ds, callbacks).fit()

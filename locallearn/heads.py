@@ -1,0 +1,97 @@
+"""Auxiliary heads: each stage's classifier, which doubles as an early exit.
+
+A head is built from the shape of its block's output (without the batch
+dimension) and the number of classes. ``make_head`` accepts a registered name,
+a callable ``(in_shape, num_classes) -> nn.Module`` or a ready module.
+
+Example:
+    >>> import torch
+    >>> head = make_head("conv", (16, 8, 8), 10, pool="mixed", grid=2)
+    >>> head(torch.zeros(3, 16, 8, 8)).shape
+    torch.Size([3, 10])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence, Union
+
+import torch
+from torch import nn
+
+from locallearn._params import check_choice, check_number
+from locallearn._registry import Registry
+
+HEADS: Registry[nn.Module] = Registry("head")
+HeadSpec = Union[str, nn.Module, Callable[[tuple[int, ...], int], nn.Module]]
+
+
+@HEADS.register("linear")
+class LinearHead(nn.Module):
+    """Flatten, then one linear layer."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(math.prod(in_shape), num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(h.flatten(1))
+
+
+@HEADS.register("mlp")
+class MLPHead(nn.Module):
+    """Flatten, then one or two hidden ReLU layers and a linear read-out."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] = (128,)) -> None:
+        super().__init__()
+        hidden = tuple(hidden)
+        if not 1 <= len(hidden) <= 2:
+            raise ValueError(f"The 'hidden' parameter of MLPHead must list 1 or 2 widths. Got {hidden!r} instead.")
+        for width in hidden:
+            check_number(width, name="hidden", owner="MLPHead", low=1, integer=True)
+        self.hidden = hidden
+        widths = (math.prod(in_shape), *hidden)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.layers(h)
+
+
+@HEADS.register("conv")
+class ConvHead(nn.Module):
+    """Pool a ``(C, H, W)`` feature map to a ``grid x grid`` map (average, or the mean of
+    max and average pooling: "mixed"), flatten, then one linear layer."""
+
+    def __init__(
+        self, in_shape: Sequence[int], num_classes: int, *, pool: str = "avg", grid: int = 2
+    ) -> None:
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(
+                f"ConvHead expects a (C, H, W) feature map; got features of shape {tuple(in_shape)}. "
+                "Use head='linear' or 'mlp' for flat features."
+            )
+        self.pool = check_choice(pool, name="pool", owner="ConvHead", choices=("avg", "mixed"))
+        self.grid = check_number(grid, name="grid", owner="ConvHead", low=1, integer=True)
+        self.linear = nn.Linear(in_shape[0] * grid * grid, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        pooled = nn.functional.adaptive_avg_pool2d(h, self.grid)
+        if self.pool == "mixed":
+            pooled = 0.5 * (pooled + nn.functional.adaptive_max_pool2d(h, self.grid))
+        return self.linear(pooled.flatten(1))
+
+
+def make_head(spec: HeadSpec, in_shape: Sequence[int], num_classes: int, **kwargs: Any) -> nn.Module:
+    """Build a head for features of shape ``in_shape`` from a name, a factory or a module."""
+    if isinstance(spec, str):
+        return HEADS.get(spec)(tuple(in_shape), num_classes, **kwargs)
+    if isinstance(spec, nn.Module):
+        return spec
+    if callable(spec):
+        return spec(tuple(in_shape), num_classes, **kwargs)
+    raise TypeError(f"A head must be a name ({', '.join(HEADS.names())}), a factory or an nn.Module; got {spec!r}.")

@@ -1,0 +1,66 @@
+"""The rule contract: what error signal does a stage learn from?
+
+A rule sees one stage at a time, as a ``StageOutput``, and returns that stage's
+loss (or ``None`` when the stage has nothing to learn). Its class attribute
+``detach_inputs`` says whether the block's input is cut from the graph (a
+*local* rule: no gradient crosses a stage boundary) or not (a *global*
+reference such as end-to-end backprop). ``setup`` runs once before training
+and may attach extra modules to ``stage.aux`` or freeze parameters; a rule
+with a custom backward arranges it itself (see ``locallearn.feedback``).
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from locallearn.net import Stage
+    >>> from locallearn import rules
+    >>> rule = rules.create("local")
+    >>> stage = Stage(nn.Linear(4, 8), nn.Linear(8, 3))
+    >>> x = torch.randn(5, 4)
+    >>> h = stage.block(x)
+    >>> out = StageOutput(index=0, is_last=True, stage=stage, h_in=x, h_out=h, logits=stage.head(h))
+    >>> rule.stage_loss(out, torch.tensor([0, 1, 2, 0, 1])).ndim
+    0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from locallearn._params import get_params
+from locallearn._registry import Registry
+from locallearn.net import LocalNet, Stage
+
+
+@dataclass
+class StageOutput:
+    """Everything a rule may look at for one stage in one step."""
+
+    index: int
+    is_last: bool
+    stage: Stage
+    h_in: torch.Tensor
+    h_out: torch.Tensor
+    logits: torch.Tensor
+
+
+class LocalRule:
+    """Base class of every rule. Subclasses set ``detach_inputs`` and implement ``stage_loss``."""
+
+    name: ClassVar[str]
+    detach_inputs: ClassVar[bool] = True
+
+    def setup(self, net: LocalNet) -> None:
+        """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...)."""
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """The rule's hyper-parameters, for logging a run's full config."""
+        return get_params(self)
+
+
+RULES: Registry[LocalRule] = Registry("rule")

@@ -1,0 +1,34 @@
+"""``e2e``: end-to-end backprop on the final exit, the baseline every benchmark compares with."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+@RULES.register("e2e")
+class EndToEnd(LocalRule):
+    """Cross-entropy of the last exit, backpropagated through every block.
+
+    With ``probe_heads=True`` (default) the earlier heads are trained as probes on
+    detached features, so every exit gives a usable prediction while the backbone
+    learns from the last exit alone.
+
+    Example:
+        >>> EndToEnd(probe_heads=False).get_params()
+        {'probe_heads': False}
+    """
+
+    detach_inputs = False
+
+    def __init__(self, *, probe_heads: bool = True) -> None:
+        self.probe_heads = bool(probe_heads)
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
+        if out.is_last:
+            return F.cross_entropy(out.logits, y)
+        if self.probe_heads:
+            return F.cross_entropy(out.stage.head(out.h_out.detach()), y)
+        return None

@@ -1,0 +1,23 @@
+"""``local``: layer-wise backprop. Each block learns from the cross-entropy of its own head."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+@RULES.register("local")
+class LocalCrossEntropy(LocalRule):
+    """Cross-entropy of each stage's own head; inputs are detached, so no gradient crosses stages.
+
+    Example:
+        >>> LocalCrossEntropy().detach_inputs
+        True
+    """
+
+    detach_inputs = True
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.logits, y)

@@ -1,0 +1,23 @@
+"""``simultaneous``: every batch updates every stage; stage inputs are detached under a local rule."""
+
+from __future__ import annotations
+
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, train_step
+
+
+@SCHEDULES.register("simultaneous")
+class Simultaneous(Schedule):
+    """One forward pass per batch through all stages, one update of every stage.
+
+    With a global rule (``e2e``, ``joint``) this is ordinary backprop training.
+
+    Example:
+        >>> Simultaneous().total_epochs(num_stages=4, epochs=5)
+        5
+    """
+
+    def train_epoch(self, state: TrainState) -> list[int]:
+        stages = range(len(state.net.stages))
+        losses = [train_step(state, x, y, stages) for x, y in state.batches(state.x_train, state.y_train)]
+        state.stats["train_loss"] = mean_losses(losses)
+        return list(stages)
