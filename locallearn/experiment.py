@@ -40,7 +40,7 @@ class RunSpec:
     schedule: str = "simultaneous"
     schedule_kw: dict[str, Any] = field(default_factory=dict)
     epochs: int = 5
-    batch_size: int = 64
+    batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -202,10 +202,10 @@ class Trainer:
                 record["test_accuracy"] = self.evaluate("test")
                 bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}", val=f"{record['val_accuracy'][-1]:.3f}")
             self.result.history.append(record)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, record)
             if self.config.checkpoint_path:
                 self.save_checkpoint(self.config.checkpoint_path)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, record)
             bar.update(1)
         bar.close()
         for cb in self.callbacks:

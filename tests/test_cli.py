@@ -1,0 +1,46 @@
+"""The ``locallearn`` command: records, errors without tracebacks, resume."""
+
+from __future__ import annotations
+
+import json
+
+import locallearn
+from locallearn.cli import main
+
+
+def test_compare_writes_records_with_the_promised_keys(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["compare", "--data", "synthetic", "--widths", "16,16", "--rules", "local,e2e", "--seeds", "2",
+                 "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 2 * 2 * 2  # rules x seeds x exits
+    for key in ("rule", "schedule", "data", "seed", "exit", "test_accuracy", "epoch_time_s", "config", "version", "machine"):
+        assert key in records[0]
+    assert records[0]["version"] == locallearn.__version__
+    table = capsys.readouterr().out
+    assert "| local | 2 |" in table and "| e2e | 2 |" in table
+
+
+def test_unknown_rule_is_a_clean_error(tmp_path, capsys):
+    code = main(["compare", "--data", "synthetic", "--rules", "local,nope", "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    assert "Unknown rule 'nope'. Known rules:" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_train_then_resume_from_checkpoint(tmp_path, capsys):
+    ckpt, out = tmp_path / "run.pt", tmp_path / "run.json"
+    args = ["train", "--data", "synthetic", "--widths", "8", "--epochs", "2", "--checkpoint", str(ckpt), "--no-progress"]
+    assert main(args + ["--out", str(out)]) == 0
+    first = json.loads(out.read_text())
+    assert main(args + ["--resume", "--out", str(out)]) == 0  # already complete: nothing more to train
+    again = json.loads(out.read_text())
+    assert again["history"] == first["history"]
+    assert first["config"]["rule"]["name"] == "local" and "machine" in first and "version" in first
+    assert "exit 0: val" in capsys.readouterr().out
+
+
+def test_resume_without_checkpoint_is_a_clean_error(capsys):
+    assert main(["train", "--data", "synthetic", "--resume"]) == 2
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
