@@ -13,6 +13,7 @@ Example:
 """
 
 from .cache import ExitLogits
+from .collect import collect_exit_logits
 from .calibrate import Frontier, budget_proportions, for_budget, for_target_accuracy, shared_threshold, sweep
 from .confidence import max_probability, normalised_entropy, top2_margin
 from .cost import (
@@ -25,6 +26,7 @@ from .policies import (
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
 from .synthetic import synthetic_exit_logits
+from .runner import EarlyExitRunner, RunOutput, run_full
 from .risk import risk_controlled, violation_rate
 from .thresholds import Evaluation, Thresholds, evaluate
 
@@ -35,5 +37,5 @@ __all__ = [
     "SDN_FRACTIONS", "exit_gain", "exit_gains", "layer_flops", "place_exits", "EXIT_POLICIES", "AvgPoolPolicy",
     "EntropyPolicy", "ExitDecision", "ExitPolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
-    "Thresholds", "evaluate", "synthetic_exit_logits",
+    "Thresholds", "evaluate", "synthetic_exit_logits", "collect_exit_logits", "EarlyExitRunner", "RunOutput", "run_full",
 ]

@@ -1,0 +1,134 @@
+"""A real early-exit runner: in a batch, samples that exit stop; only the rest go through later blocks.
+
+The network is anything with ``.stages``, each stage having ``.block`` and
+``.head`` (a ``LocalNet``); nothing of the training engine is imported. At
+stage k the runner applies block k and head k to the rows still running, asks
+the policy for the sureness of those rows from the exits they have run so far
+(the policy is causal, so this equals the offline decision), and keeps only
+the rows that stay. With ``count_flops=True`` every block and head call is
+counted by ``FlopCounterMode`` and its FLOPs shared equally by the rows it
+processed, giving the FLOPs each sample actually cost.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from types import SimpleNamespace as NS
+    >>> net = NS(stages=[NS(block=nn.Linear(4, 8), head=nn.Linear(8, 3)), NS(block=nn.Linear(8, 8), head=nn.Linear(8, 3))])
+    >>> from locallearn.exits import Thresholds
+    >>> out = EarlyExitRunner(net, Thresholds.fixed("max-prob", [0.0]), count_flops=True).run(torch.zeros(5, 4))
+    >>> out.exit.tolist(), out.flops.tolist()
+    ([0, 0, 0, 0, 0], [112.0, 112.0, 112.0, 112.0, 112.0])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Iterator
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .cost import CostTable, per_sample_cost
+from .thresholds import Thresholds
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutput:
+    """Per sample: the prediction, the exit taken and the FLOPs spent (``None`` if not counted)."""
+
+    prediction: torch.Tensor
+    exit: torch.Tensor
+    flops: torch.Tensor | None
+
+
+def _stages(net: Any) -> list[Any]:
+    stages = getattr(net, "stages", None)
+    if stages is None or not all(hasattr(s, "block") and hasattr(s, "head") for s in stages):
+        raise TypeError(f"EarlyExitRunner needs a network with .stages, each with .block and .head (a LocalNet). Got {type(net).__name__} instead.")
+    return list(stages)
+
+
+@contextlib.contextmanager
+def _eval_mode(stages: list[Any]) -> Iterator[None]:
+    modules = [m for s in stages for m in (s.block, s.head)]
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+
+
+class EarlyExitRunner:
+    """Run ``net`` with early exits under ``thresholds`` (its policy and per-exit values).
+
+    ``costs`` (optional) fills ``RunOutput.flops`` from the cost table when FLOPs are not counted.
+    """
+
+    def __init__(self, net: Any, thresholds: Thresholds, *, count_flops: bool = False, costs: CostTable | None = None) -> None:
+        self.stages = _stages(net)
+        if len(thresholds.values) != len(self.stages) - 1:
+            raise ValueError(
+                f"EarlyExitRunner needs {len(self.stages) - 1} thresholds for a network with {len(self.stages)} exits. "
+                f"Got {len(thresholds.values)} instead."
+            )
+        self.net = net
+        self.thresholds = thresholds
+        self.count_flops = count_flops
+        self.costs = costs
+
+    def _call(self, module: torch.nn.Module, h: torch.Tensor, flops: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+        if flops is None:
+            return module(h)
+        with FlopCounterMode(display=False) as counter:
+            out = module(h)
+        flops[rows] += counter.get_total_flops() / len(rows)
+        return out
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor) -> RunOutput:
+        """Predictions, exits and FLOPs for the batch ``x`` (any batch size >= 1)."""
+        with _eval_mode(self.stages):
+            return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> RunOutput:
+        n, last = x.shape[0], len(self.stages) - 1
+        policy, values = self.thresholds.policy, self.thresholds.values
+        prediction = torch.empty(n, dtype=torch.long)
+        exit_index = torch.full((n,), last, dtype=torch.long)
+        flops = torch.zeros(n, dtype=torch.float64) if self.count_flops else None
+        alive = torch.arange(n)
+        h, history = x, []
+        for k, stage in enumerate(self.stages):
+            h = self._call(stage.block, h, flops, alive)
+            history.append(self._call(stage.head, h, flops, alive))
+            seen = torch.stack(history)
+            output = policy.outputs(seen)[-1].argmax(-1)
+            if k == last:
+                leave = torch.ones(len(alive), dtype=torch.bool)
+            else:
+                leave = policy.sureness(seen)[-1] >= values[k]
+            prediction[alive[leave]] = output[leave]
+            exit_index[alive[leave]] = k
+            stay = ~leave
+            if not stay.any():
+                break
+            alive, h = alive[stay], h[stay]
+            history = [z[stay] for z in history]
+        if flops is None and self.costs is not None:
+            flops = per_sample_cost(exit_index, self.costs)
+        return RunOutput(prediction, exit_index, flops)
+
+
+@torch.inference_mode()
+def run_full(net: Any, x: torch.Tensor) -> torch.Tensor:
+    """The baseline without early exits: every block, then only the last head; returns predictions."""
+    stages = _stages(net)
+    h = x
+    with _eval_mode(stages):
+        for stage in stages:
+            h = stage.block(h)
+        return stages[-1].head(h).argmax(-1)
