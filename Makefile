@@ -1,0 +1,22 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   installs locallearn and runs the main job (a rule comparison on the embedded digits data)
+#   make test   installs the test extras and runs the test suite
+# torch 2.13.0 (CPU wheel) is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+
+.PHONY: install install-dev demo test
+
+install:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+
+install-dev:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+
+demo: install
+	$(PYTHON) -m locallearn.cli compare --data digits --rules local,e2e,joint --seeds 3 --epochs 5 --out results.json
+
+test: install-dev
+	$(PYTHON) -m pytest
