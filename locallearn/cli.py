@@ -12,7 +12,7 @@ from typing import Sequence
 
 from locallearn.schedules import NonFiniteLossError
 
-COMMANDS = ("train", "compare")
+COMMANDS = ("train", "compare", "exits")
 
 
 def build_parser() -> argparse.ArgumentParser:

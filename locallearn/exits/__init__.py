@@ -12,6 +12,7 @@ Example:
     True
 """
 
+from .analyse import analyse_exits
 from .cache import ExitLogits
 from .collect import collect_exit_logits
 from .calibrate import Frontier, budget_proportions, for_budget, for_target_accuracy, shared_threshold, sweep
@@ -26,6 +27,7 @@ from .policies import (
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
 from .synthetic import synthetic_exit_logits
+from .report import exit_report, plot_accuracy_cost, plot_exit_histogram
 from .runner import EarlyExitRunner, RunOutput, run_full
 from .risk import risk_controlled, violation_rate
 from .thresholds import Evaluation, Thresholds, evaluate
@@ -38,4 +40,5 @@ __all__ = [
     "EntropyPolicy", "ExitDecision", "ExitPolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
     "Thresholds", "evaluate", "synthetic_exit_logits", "collect_exit_logits", "EarlyExitRunner", "RunOutput", "run_full",
+    "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram",
 ]

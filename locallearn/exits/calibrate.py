@@ -60,6 +60,24 @@ class Frontier:
             accuracy=self.accuracy[i], relative_cost=self.relative_cost[i], last_exit_accuracy=self.last_exit_accuracy,
         )
 
+    def target(self, max_drop: float = 0.005) -> Thresholds:
+        """The cheapest point whose accuracy is within ``max_drop`` (a fraction) of the last exit's.
+
+        If no point qualifies (possible for pooled policies), the most accurate one is returned with
+        ``details["met"] = False``.
+        """
+        if not 0 <= max_drop <= 1:
+            raise ValueError(f"A target accuracy needs max_drop as a fraction in [0, 1] (0.005 = 0.5 pt). Got {max_drop!r} instead.")
+        goal = self.last_exit_accuracy - max_drop
+        ok = [i for i, a in enumerate(self.accuracy) if a >= goal - 1e-12]
+        if ok:
+            best = min(ok, key=lambda i: (self.relative_cost[i], -self.accuracy[i]))
+        else:
+            best = int(np.argmax(self.accuracy))
+        th = self.at(best, method="target-accuracy")
+        th.details.update(max_drop=max_drop, met=bool(ok))
+        return th
+
 
 def sweep(val: ExitLogits, policy: str | ExitPolicy = "entropy", costs: CostTable | None = None, *, n_grid: int = 40) -> Frontier:
     """Greedy per-exit frontier: start with no early exit; at each step lower one exit's threshold
@@ -97,23 +115,8 @@ def sweep(val: ExitLogits, policy: str | ExitPolicy = "entropy", costs: CostTabl
 def for_target_accuracy(
     val: ExitLogits, policy: str | ExitPolicy = "entropy", costs: CostTable | None = None, *, max_drop: float = 0.005, n_grid: int = 40
 ) -> Thresholds:
-    """The cheapest frontier point whose validation accuracy is within ``max_drop`` of the last exit's.
-
-    If no point qualifies (possible for pooled policies), the most accurate one is returned with
-    ``details["met"] = False``.
-    """
-    if not 0 <= max_drop <= 1:
-        raise ValueError(f"for_target_accuracy needs max_drop as a fraction in [0, 1] (0.005 = 0.5 pt). Got {max_drop!r} instead.")
-    frontier = sweep(val, policy, costs, n_grid=n_grid)
-    target = frontier.last_exit_accuracy - max_drop
-    ok = [i for i, a in enumerate(frontier.accuracy) if a >= target - 1e-12]
-    if ok:
-        best = min(ok, key=lambda i: (frontier.relative_cost[i], -frontier.accuracy[i]))
-    else:
-        best = int(np.argmax(frontier.accuracy))
-    th = frontier.at(best, method="target-accuracy")
-    th.details.update(max_drop=max_drop, met=bool(ok))
-    return th
+    """The cheapest :func:`sweep` point whose validation accuracy is within ``max_drop`` of the last exit's."""
+    return sweep(val, policy, costs, n_grid=n_grid).target(max_drop)
 
 
 def budget_proportions(p: float, n_exits: int) -> torch.Tensor:

@@ -1,0 +1,47 @@
+"""``locallearn exits``: early-exit analysis of a trained checkpoint (calibrated on val, reported on test)."""
+
+from __future__ import annotations
+
+import argparse
+
+from locallearn import data as datasets
+from locallearn import io
+from locallearn.exits import EXIT_POLICIES, analyse_exits
+from locallearn.experiment import RunSpec, make_trainer
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("exits", help="calibrate early exits on validation, report accuracy and FLOPs on test")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `locallearn train --checkpoint`")
+    p.add_argument("--policy", default="entropy", help=f"exit policy: {', '.join(EXIT_POLICIES.names())}")
+    p.add_argument("--target-drop", type=float, default=0.5, help="largest accuracy drop vs the last exit on val, in points")
+    p.add_argument("--data-dir", default=None, help="folder of IDX files, if not where the run found them")
+    p.add_argument("--out", required=True, help="folder for report.json, figures and the logit caches")
+    p.set_defaults(run=run)
+
+
+def load_trained(path: str, data_dir: str | None = None):
+    """The trained net and its dataset, rebuilt from a checkpoint's run spec."""
+    payload = io.load_checkpoint(path)
+    spec_dict = payload.get("config", {}).get("spec")
+    if spec_dict is None:
+        raise ValueError(f"Checkpoint {path} has no run spec; write it with `locallearn train --checkpoint`.")
+    spec = RunSpec(**{**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None})
+    ds = datasets.load(spec.data, data_dir=spec.data_dir)
+    trainer = make_trainer(spec, ds)
+    trainer.net.load_state_dict(payload["net"])
+    return trainer.net, ds
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.target_drop <= 100:
+        raise ValueError(f"--target-drop must be in points between 0 and 100 (0.5 = half a point). Got {args.target_drop}.")
+    EXIT_POLICIES.get(args.policy)
+    net, ds = load_trained(args.checkpoint, args.data_dir)
+    r = analyse_exits(net, ds.split("val"), ds.split("test"), policy=args.policy, max_drop=args.target_drop / 100, out_dir=args.out)
+    print(f"policy {r['policy']}, thresholds {['%.4g' % t for t in r['thresholds']]} (calibrated on {r['calibrated_on']})")
+    print(f"test accuracy {100 * r['accuracy']:.2f} % vs last exit {100 * r['last_exit_accuracy']:.2f} % (drop {r['accuracy_drop_pt']:.2f} pt)")
+    print(f"FLOPs: {r['relative_cost']:.3f} of the full network ({100 * r['flops_saved_fraction']:.1f} % saved); exits {r['exit_histogram']}")
+    print(f"overthinking {100 * r['overthinking_rate']:.2f} %, agreement with last exit {100 * r['agreement_with_last_exit']:.2f} %")
+    print(f"runner agrees with offline policy: {r['runner']['agrees_with_offline']}; report in {args.out}")
+    return 0

@@ -1,0 +1,79 @@
+"""The whole early-exit analysis of one trained network: cache logits, count FLOPs, calibrate on
+validation, evaluate on test, check the real runner, write the report and figures.
+
+Example:
+    >>> import torch, tempfile
+    >>> from locallearn import build_mlp
+    >>> net = build_mlp((4,), (8, 8), 3)
+    >>> xy = (torch.randn(50, 4), torch.randint(0, 3, (50,)))
+    >>> report = analyse_exits(net, xy, (torch.randn(40, 4), torch.randint(0, 3, (40,))), out_dir=tempfile.mkdtemp())
+    >>> report["runner"]["agrees_with_offline"]
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .calibrate import sweep
+from .collect import collect_exit_logits
+from .cost import stage_costs
+from .policies import ExitPolicy
+from .report import exit_report, plot_accuracy_cost, plot_exit_histogram
+from .runner import EarlyExitRunner
+from .thresholds import Outcomes, evaluate
+
+
+def analyse_exits(
+    net: nn.Module, val_xy: tuple[torch.Tensor, torch.Tensor], test_xy: tuple[torch.Tensor, torch.Tensor], *,
+    policy: str | ExitPolicy = "entropy", max_drop: float = 0.005, out_dir: str | Path | None = None, batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Calibrate ``policy`` on ``val_xy`` for at most ``max_drop`` accuracy loss, report on ``test_xy``.
+
+    Writes ``val_logits.pt``, ``test_logits.pt``, ``report.json``, ``accuracy_cost.png`` and
+    ``exit_histogram.png`` into ``out_dir`` when given.
+    """
+    val = collect_exit_logits(net, *val_xy, split="val", batch_size=batch_size)
+    test = collect_exit_logits(net, *test_xy, split="test", batch_size=batch_size)
+    costs = stage_costs([s.block for s in net.stages], [s.head for s in net.stages], tuple(val_xy[0].shape[1:]))
+    frontier = sweep(val, policy, costs)
+    thresholds = frontier.target(max_drop)
+    result = evaluate(test, thresholds, costs)
+    report = exit_report(test, result, costs)
+    runner = EarlyExitRunner(net, thresholds, count_flops=True).run(test_xy[0])
+    report.update(
+        policy=repr(thresholds.policy),
+        thresholds=list(thresholds.values),
+        calibrated_on=thresholds.calibrated_on,
+        target_max_drop_pt=100 * max_drop,
+        val_accuracy=thresholds.details["accuracy"],
+        val_last_exit_accuracy=thresholds.details["last_exit_accuracy"],
+        val_relative_cost=thresholds.details["relative_cost"],
+        target_met_on_val=thresholds.details["met"],
+        runner={
+            "agrees_with_offline": bool(torch.equal(runner.prediction, result.prediction) and torch.equal(runner.exit, result.exit)),
+            "mean_counted_flops": float(runner.flops.mean()),
+        },
+    )
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        val.save(out / "val_logits.pt")
+        test.save(out / "test_logits.pt")
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        on_test = Outcomes(thresholds.policy, test, costs)
+        test_curve = [on_test.accuracy_cost(t) for t in frontier.thresholds]
+        plot_accuracy_cost(
+            out / "accuracy_cost.png",
+            {"validation (calibration)": (frontier.relative_cost, frontier.accuracy),
+             "test": ([c for _, c in test_curve], [a for a, _ in test_curve])},
+            chosen={f"chosen (test), <= {100 * max_drop:g} pt on val": (result.relative_cost, result.accuracy)},
+            title=f"{thresholds.policy.name}: accuracy vs cost",
+        )
+        plot_exit_histogram(out / "exit_histogram.png", {"test": report["exit_histogram"]}, title="where test samples left")
+    return report

@@ -1,0 +1,103 @@
+"""What an exit policy did on one split: exit histogram, per-exit accuracy, overthinking, agreement, cost; and figures.
+
+* overthinking rate (Shallow-Deep Networks): the fraction of samples that some
+  earlier exit classified right while the last exit got them wrong;
+* agreement with the last exit: the fraction whose early-exit prediction equals
+  the last exit's prediction.
+
+Example:
+    >>> import torch
+    >>> from locallearn.exits import ExitLogits, Thresholds, evaluate
+    >>> a, b = [3.0, 0.0], [0.0, 3.0]
+    >>> data = ExitLogits(torch.tensor([[a, a], [b, a]]), torch.tensor([0, 0]), "test")
+    >>> r = exit_report(data, evaluate(data, Thresholds.fixed("max-prob", [0.9])))
+    >>> r["overthinking_rate"], r["exit_histogram"], r["accuracy"]
+    (0.5, [2, 0], 1.0)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .cache import ExitLogits
+from .cost import CostTable
+from .thresholds import Evaluation
+
+
+def exit_report(data: ExitLogits, result: Evaluation, costs: CostTable | None = None) -> dict[str, Any]:
+    """A JSON-ready summary of ``result`` (from ``evaluate`` on ``data``)."""
+    correct = data.logits.argmax(-1) == data.labels  # [K, N]
+    last = data.logits[-1].argmax(-1)
+    left = [result.exit == k for k in range(data.n_exits)]
+    report: dict[str, Any] = {
+        "split": data.split,
+        "n_samples": data.n_samples,
+        "accuracy": result.accuracy,
+        "last_exit_accuracy": result.last_exit_accuracy,
+        "accuracy_drop_pt": 100 * (result.last_exit_accuracy - result.accuracy),
+        "exit_histogram": [int(m.sum()) for m in left],
+        "exit_fractions": result.exit_fractions.tolist(),
+        "exit_accuracy_all_samples": correct.double().mean(1).tolist(),
+        "exit_accuracy_of_samples_leaving_there": [
+            float((result.prediction[m] == data.labels[m]).double().mean()) if m.any() else None for m in left
+        ],
+        "overthinking_rate": float((correct[:-1].any(0) & ~correct[-1]).double().mean()),
+        "agreement_with_last_exit": float((result.prediction == last).double().mean()),
+    }
+    if costs is not None:
+        report.update(
+            mean_flops=result.mean_cost, full_flops=costs.full, relative_cost=result.relative_cost,
+            flops_saved_fraction=1 - result.relative_cost, block_flops=list(costs.blocks), head_flops=list(costs.heads),
+        )
+    return report
+
+
+def plot_accuracy_cost(
+    path: str | Path, curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+    chosen: dict[str, tuple[float, float]] | None = None, title: str = "",
+) -> None:
+    """Accuracy (%) against relative cost for each named curve ``(costs, accuracies)``; ``chosen`` marks points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, (cost, accuracy) in curves.items():
+        ax.plot(list(cost), [100 * a for a in accuracy], label=name, lw=1.2)
+    for name, (cost, accuracy) in (chosen or {}).items():
+        ax.plot([cost], [100 * accuracy], "o", label=name)
+    ax.set_xlabel("cost relative to the full network (FLOPs)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_exit_histogram(path: str | Path, histograms: dict[str, Sequence[int]], *, title: str = "") -> None:
+    """Side-by-side bars: how many samples left at each exit, per named run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    width = 0.8 / max(len(histograms), 1)
+    for i, (name, counts) in enumerate(histograms.items()):
+        positions = torch.arange(len(counts)) + i * width
+        ax.bar(positions.tolist(), list(counts), width=width, label=name)
+    ax.set_xlabel("exit")
+    ax.set_ylabel("samples")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
