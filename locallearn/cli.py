@@ -12,7 +12,7 @@ from typing import Sequence
 
 from locallearn.schedules import NonFiniteLossError
 
-COMMANDS = ("train", "compare", "exits")
+COMMANDS = ("train", "compare", "exits", "infoplane")
 
 
 def build_parser() -> argparse.ArgumentParser:
