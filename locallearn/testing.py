@@ -72,6 +72,8 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
             moved = any(not torch.equal(p, q) for p, q in zip(stage.parameters(), old) if p.requires_grad)
             assert moved, f"rule {rule.name!r}: stage {k} had a loss but none of its trainable parameters changed"
     if rule.detach_inputs:
+        # train_step itself refuses a loss that reaches an earlier stage's (freed) graph; this
+        # catches the subtler case of a stage's update depending on later stages.
         alone_state = _state(alone, rule, data, conv)
         train_step(alone_state, alone_state.x_train[:32], alone_state.y_train[:32], [0])
         for p, q in zip(net.stages[0].parameters(), alone.stages[0].parameters()):

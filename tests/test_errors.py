@@ -118,7 +118,7 @@ def test_nan_loss_stops_with_a_clear_error(synthetic):
     bad = data.Dataset("nan", synthetic.x_train.clone().fill_(float("nan")), synthetic.y_train, synthetic.x_val,
                        synthetic.y_val, synthetic.x_test, synthetic.y_test, num_classes=synthetic.num_classes)
     net = ll.build_mlp(bad.input_shape, (8,), bad.num_classes)
-    with pytest.raises(ll.schedules.NonFiniteLossError, match="non-finite at epoch 0 .*Lower the learning rate"):
+    with pytest.raises(ll.schedules.NonFiniteLossError, match="stage 0 became nan at epoch 0 .*Lower the learning rate"):
         ll.train(net, bad, epochs=1, progress=False)
 
 

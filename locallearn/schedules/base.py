@@ -61,37 +61,56 @@ def train_step(
 ) -> list[float]:
     """One update of ``stages`` (consecutive indices) from their first input ``h``.
 
-    Each stage's input is detached when the rule is local. Returns each stage's loss
-    (NaN where the rule gave none). Raises ``NonFiniteLossError`` on a NaN/inf loss.
+    Under a local rule (``detach_inputs``) each block's input is detached and each
+    stage's loss is backpropagated as soon as it is computed: the stages' graphs are
+    disjoint, so the gradients are those of the summed loss, but only one stage's
+    activations are alive at a time. A global rule's losses are summed and
+    backpropagated once through the whole chain. Returns each stage's loss (NaN
+    where the rule gave none); raises ``NonFiniteLossError`` on a NaN/inf loss.
     """
     net, rule = state.net, state.rule
-    losses: list[torch.Tensor | None] = []
+    for k in stages:
+        if state.optimizers[k] is not None:
+            state.optimizers[k].zero_grad(set_to_none=True)
+    values: list[float] = []
+    pending: list[torch.Tensor] = []
     last = len(net.stages) - 1
     for k in stages:
         stage = net.stages[k]
         h_in = h.detach() if rule.detach_inputs else h
         h_out = stage.block(h_in)
         out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=stage.head(h_out))
-        losses.append(rule.stage_loss(out, y))
+        loss = rule.stage_loss(out, y)
+        values.append(math.nan if loss is None else loss.item())
+        if loss is not None:
+            if not math.isfinite(values[-1]):
+                raise NonFiniteLossError(
+                    f"The loss of stage {k} became {values[-1]} at epoch {state.epoch} (rule {rule.name!r}). "
+                    "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
+                )
+            if rule.detach_inputs:
+                _local_backward(loss, rule, k)
+            else:
+                pending.append(loss)
         h = h_out
-    terms = [loss for loss in losses if loss is not None]
-    if not terms:
-        return [math.nan] * len(losses)
-    total = torch.stack(terms).sum() if len(terms) > 1 else terms[0]
-    if not torch.isfinite(total):
-        values = [None if loss is None else loss.item() for loss in losses]
-        raise NonFiniteLossError(
-            f"The loss became non-finite at epoch {state.epoch} (rule {rule.name!r}, stage losses {values}). "
-            "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
-        )
-    for k in stages:
-        if state.optimizers[k] is not None:
-            state.optimizers[k].zero_grad(set_to_none=True)
-    total.backward()
+    if pending:
+        (torch.stack(pending).sum() if len(pending) > 1 else pending[0]).backward()
     for k in stages:
         if state.optimizers[k] is not None:
             state.optimizers[k].step()
-    return [math.nan if loss is None else loss.item() for loss in losses]
+    return values
+
+
+def _local_backward(loss: torch.Tensor, rule: LocalRule, stage: int) -> None:
+    try:
+        loss.backward()
+    except RuntimeError as error:
+        if "second time" not in str(error):
+            raise
+        raise RuntimeError(
+            f"Rule {rule.name!r} is not local: it declares detach_inputs=True, but the loss of stage {stage} "
+            "reaches into an earlier stage's graph. A local rule's loss may depend only on its own stage."
+        ) from error
 
 
 class Schedule:
