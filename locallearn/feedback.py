@@ -61,6 +61,8 @@ __all__ = [
     "DFALinear",
     "DFAConv2d",
     "convert",
+    "convert_layers",
+    "attach_dfa",
     "KEPT_LAYERS",
 ]
 
@@ -326,6 +328,12 @@ class _DFAMixin:
                 f"{type(self).__name__}: DFA feedback was drawn for {self.feedback.shape[0]} outputs; got {outputs}."
             )
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        key = prefix + "feedback"
+        if self.feedback is None and key in state_dict:  # drawn lazily: make room for the saved one
+            self.feedback = torch.empty_like(state_dict[key], device=self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + f", scale={self.scale}"
 
@@ -376,22 +384,45 @@ class DFAConv2d(_DFAMixin, _Conv2dPadding, nn.Conv2d):
                                self.groups)
 
 
-def _dfa_pre_hook(module: nn.Module, args) -> None:
-    module._dfa_tokens.append(_CURRENT_SLOT.set(_ErrorSlot()))
+def attach_dfa(first: nn.Module, last: nn.Module) -> None:
+    """Make one DFA pass run from ``first``'s forward call to ``last``'s, whose output is the network output.
 
+    A slot for the output error opens when ``first`` is called and closes when ``last``
+    returns; the DFA layers called in between read their error from it, and their
+    feedback matrices are drawn then if still missing. ``convert(model, mode='dfa')``
+    calls ``attach_dfa(model, model)``; a rule whose network is called piece by piece
+    passes its first block and last head.
 
-def _dfa_post_hook(module: nn.Module, args, output) -> None:
-    slot = _CURRENT_SLOT.get()
-    _CURRENT_SLOT.reset(module._dfa_tokens.pop())
-    if output is None or slot is None or not slot.layers:  # None: the forward raised
-        return
-    if not isinstance(output, Tensor):
-        raise TypeError(f"DFA needs the model to return one tensor (its output error drives every layer); got {type(output).__name__}.")
-    outputs = output[0].numel() if output.dim() > 0 else 0
-    for layer, numel, dtype, device in slot.layers:
-        layer._draw_dfa(outputs, numel, dtype, device)
-    if output.requires_grad:
-        output.register_hook(slot.fill)
+    Example:
+        >>> body, top = convert_layers(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), "dfa"), convert_layers(nn.Linear(5, 2), "dfa")
+        >>> attach_dfa(body, top)
+        >>> top(body(torch.randn(4, 3, requires_grad=True))).sum().backward()
+        >>> body[0].feedback.shape, top.feedback.shape
+        (torch.Size([2, 3]), torch.Size([2, 5]))
+    """
+    tokens: list[contextvars.Token] = []
+
+    def open_slot(module: nn.Module, args) -> None:
+        tokens.append(_CURRENT_SLOT.set(_ErrorSlot()))
+
+    def close_slot(module: nn.Module, args, output) -> None:
+        slot = _CURRENT_SLOT.get()
+        if tokens:
+            _CURRENT_SLOT.reset(tokens.pop())
+        if output is None or slot is None or not slot.layers:  # None: the forward raised
+            return
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"DFA needs the network to return one tensor (its error drives every layer); got {type(output).__name__}."
+            )
+        outputs = output[0].numel()
+        for layer, numel, dtype, device in slot.layers:
+            layer._draw_dfa(outputs, numel, dtype, device)
+        if output.requires_grad:
+            output.register_hook(slot.fill)
+
+    first.register_forward_pre_hook(open_slot)
+    last.register_forward_hook(close_slot, always_call=True)
 
 
 # --------------------------------------------------------------------------- convert
@@ -403,39 +434,12 @@ _TABLES: dict[str, dict[type[nn.Module], type[nn.Module]]] = {
 _CONVERTED = {cls: mode for mode, table in _TABLES.items() for cls in table.values()}
 
 
-def convert(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", scale: float = 1.0) -> nn.Module:
-    """Turn every plain ``nn.Linear`` / ``nn.Conv2d`` of ``model`` into its FA or DFA twin, in place.
-
-    Each converted module keeps its identity, parameters (the same ``Parameter``
-    objects, so an optimiser built before stays valid), hooks and state; only its
-    class changes and it gains a ``feedback`` buffer. Returns ``model``.
-
-    Args:
-        model: any module; the root may itself be a supported layer.
-        mode: ``"fa"`` (each layer's input error goes through its own B of W's shape) or
-            ``"dfa"`` (the error ``e`` at the model's output reaches each converted
-            layer's input as ``e @ D_k``; the model's own forward call sets this up).
-        unsupported: ``"raise"`` to refuse models with layers that would still
-            transport their weights (the error names them), or ``"keep"`` to leave
-            those layers as they are (they then backpropagate exactly).
-        scale: multiplies the fixed random matrices.
-
-    DFA limits: the model must return one tensor of shape ``(N, ...)`` and the
-    backward pass must start from it (its gradient is ``e``); each converted
-    layer needs a fixed input size (``D_k`` is drawn at the first forward pass,
-    so run one batch before ``load_state_dict``); a converted layer whose input
-    is the data receives no feedback. For a chain (MLP, plain CNN) this is
-    exactly DFA: hidden layer k gets ``(e D_{k+1}) * f'(a_k)``. Non-weight
-    operations between layers (activations, pooling, BatchNorm, skip sums) stay
-    in the path, so in a residual network a block's input error is its layers'
-    DFA signals summed through the skip connections.
+def convert_layers(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", scale: float = 1.0) -> nn.Module:
+    """The layer swap of :func:`convert` without the DFA hooks (pair it with :func:`attach_dfa`).
 
     Example:
-        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.LSTM(8, 8))
-        >>> convert(model)
-        Traceback (most recent call last):
-        ...
-        ValueError: convert(mode='fa') cannot convert these layers with parameters: '2' (LSTM). Pass unsupported='keep' to leave them as they are (they keep exact backprop).
+        >>> type(convert_layers(nn.Linear(2, 2), "dfa")).__name__
+        'DFALinear'
     """
     check_choice(mode, name="mode", owner="convert", choices=list(_TABLES))
     check_choice(unsupported, name="unsupported", owner="convert", choices=["raise", "keep"])
@@ -459,8 +463,45 @@ def convert(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", s
     for module in to_convert:
         module.__class__ = table[type(module)]
         module._init_feedback(scale)
-    if mode == "dfa" and not hasattr(model, "_dfa_tokens"):
-        model._dfa_tokens = []
-        model.register_forward_pre_hook(_dfa_pre_hook)
-        model.register_forward_hook(_dfa_post_hook, always_call=True)
+    return model
+
+
+def convert(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", scale: float = 1.0) -> nn.Module:
+    """Turn every plain ``nn.Linear`` / ``nn.Conv2d`` of ``model`` into its FA or DFA twin, in place.
+
+    Each converted module keeps its identity, parameters (the same ``Parameter``
+    objects, so an optimiser built before stays valid), hooks and state; only its
+    class changes and it gains a ``feedback`` buffer. Returns ``model``.
+
+    Args:
+        model: any module; the root may itself be a supported layer.
+        mode: ``"fa"`` (each layer's input error goes through its own B of W's shape) or
+            ``"dfa"`` (the error ``e`` at the model's output reaches each converted
+            layer's input as ``e @ D_k``; the model's own forward call sets this up).
+        unsupported: ``"raise"`` to refuse models with layers that would still
+            transport their weights (the error names them), or ``"keep"`` to leave
+            those layers as they are (they then backpropagate exactly).
+        scale: multiplies the fixed random matrices.
+
+    DFA limits: the model must return one tensor of shape ``(N, ...)`` and the
+    backward pass must start from it (its gradient is ``e``); each converted
+    layer needs a fixed input size (``D_k`` is drawn at the first forward pass
+    that needs it; ``load_state_dict`` restores saved ones); a converted layer whose input
+    is the data receives no feedback. For a chain (MLP, plain CNN) this is
+    exactly DFA: hidden layer k gets ``(e D_{k+1}) * f'(a_k)``. Non-weight
+    operations between layers (activations, pooling, BatchNorm, skip sums) stay
+    in the path, so in a residual network a block's input error is its layers'
+    DFA signals summed through the skip connections.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.LSTM(8, 8))
+        >>> convert(model)
+        Traceback (most recent call last):
+        ...
+        ValueError: convert(mode='fa') cannot convert these layers with parameters: '2' (LSTM). Pass unsupported='keep' to leave them as they are (they keep exact backprop).
+    """
+    convert_layers(model, mode, unsupported=unsupported, scale=scale)
+    if mode == "dfa" and not getattr(model, "_dfa_attached", False):
+        attach_dfa(model, model)
+        model._dfa_attached = True
     return model

@@ -1,0 +1,66 @@
+"""``dfa``: direct feedback alignment (Nøkland 2016), the global biologically plausible baseline.
+
+Like ``e2e`` the network learns from the last exit's cross-entropy alone, but
+the error never travels back through the weights: the error ``e`` at the last
+exit reaches each layer's input through its own fixed random matrix ``D_k``
+(``locallearn.feedback``, ``mode="dfa"``). It is a global rule (``detach_inputs``
+is False, the error crosses stage boundaries), so like ``e2e`` it runs under
+the ``simultaneous`` schedule only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from locallearn._params import check_choice, check_number
+from locallearn.feedback import DFAConv2d, DFALinear, attach_dfa, convert_layers
+from locallearn.net import LocalNet
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+@RULES.register("dfa")
+class DirectFeedbackAlignment(LocalRule):
+    """Cross-entropy of the last exit, sent to every layer through fixed random matrices.
+
+    Args:
+        scale: multiplies the feedback matrices, drawn uniform in +-1/sqrt(classes).
+        probe_heads: train the earlier heads on detached features (as ``e2e`` does) so
+            every exit predicts; they take no part in the DFA signal.
+
+    ``setup`` converts every block's ``nn.Linear`` / ``nn.Conv2d`` and the last head's
+    into DFA layers (other layers with parameters raise an error naming them) and
+    opens the DFA pass at the first block and closes it at the last head.
+
+    Example:
+        >>> import torch
+        >>> from locallearn import build_mlp
+        >>> net = build_mlp((4,), (8, 8), 3)
+        >>> DirectFeedbackAlignment().setup(net)
+        >>> sum(F.cross_entropy(l, torch.tensor([0, 1])) for l in net(torch.randn(2, 4))).backward()
+        >>> net.stages[1].block[0].feedback.shape  # error of the 3 classes -> 8 inputs
+        torch.Size([3, 8])
+    """
+
+    detach_inputs = False
+
+    def __init__(self, *, scale: float = 1.0, probe_heads: bool = True) -> None:
+        owner = type(self).__name__
+        self.scale = check_number(scale, name="scale", owner=owner, low=0.0, low_inclusive=False)
+        self.probe_heads = check_choice(probe_heads, name="probe_heads", owner=owner, choices=(False, True))
+
+    def setup(self, net: LocalNet) -> None:
+        last = net.stages[-1].head
+        if any(isinstance(m, (DFALinear, DFAConv2d)) for m in last.modules()):
+            return
+        for stage in net.stages:
+            convert_layers(stage.block, "dfa", scale=self.scale)
+        convert_layers(last, "dfa", scale=self.scale)
+        attach_dfa(net.stages[0].block, last)
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
+        if out.is_last:
+            return F.cross_entropy(out.logits, y)
+        if self.probe_heads:
+            return F.cross_entropy(out.stage.head(out.h_out.detach()), y)
+        return None
