@@ -8,6 +8,7 @@ Example:
 
 from locallearn.schedules.base import SCHEDULES, NonFiniteLossError, Schedule, TrainState, train_step
 from locallearn.schedules.decoupled import Decoupled
+from locallearn.schedules.pipeline import Pipeline
 from locallearn.schedules.sequential import Sequential
 from locallearn.schedules.simultaneous import Simultaneous
 

@@ -1,0 +1,215 @@
+"""The worker side of the ``pipeline`` schedule: one epoch of one rank, and the process entry point.
+
+Rank ``r`` owns a group of consecutive stages. Rank 0 reads the mini-batches; every
+other rank receives the detached output of the rank below and its labels. Each rank
+trains its own stages from their own heads (``train_step``) and sends the output of
+its last stage and the labels on to rank ``r + 1``. Nothing is sent backward.
+
+Receives are posted ``max_in_flight`` batches ahead and at most ``max_in_flight``
+sends are outstanding, so communication overlaps compute and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from locallearn import io
+from locallearn.schedules.base import TrainState, train_step
+from locallearn.schedules.decoupled import OutputTap
+
+
+@dataclasses.dataclass
+class WorkerPlan:
+    """What every rank of one pipeline epoch must agree on."""
+
+    groups: list[list[int]]  # stage indices owned by each rank, in order
+    num_samples: int  # training samples in the epoch (rank 0 reads them)
+    threads: int  # torch intra-op threads per worker
+    max_in_flight: int  # batches posted ahead on receive / outstanding on send
+    timeout_s: float  # bound on every collective and on the rendezvous
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a worker is, for the error message when it fails."""
+
+    batch: int = -1
+    phase: str = "starting"  # starting | receive | compute | send | finishing
+
+
+def group_name(stages: list[int]) -> str:
+    """``"stage 2"`` or ``"stages 0-1"``."""
+    return f"stage {stages[0]}" if len(stages) == 1 else f"stages {stages[0]}-{stages[-1]}"
+
+
+@torch.no_grad()
+def _boundary(state: TrainState, first_stage: int, device: torch.device) -> tuple[tuple[int, ...], torch.dtype]:
+    """Shape (without batch) and dtype of the input of ``first_stage``, probed in eval mode."""
+    h = state.x_train[:2].to(device)
+    for stage in state.net.stages[:first_stage]:
+        was_training = stage.training
+        stage.eval()
+        h = stage.block(h)
+        stage.train(was_training)
+    return tuple(h.shape[1:]), h.dtype
+
+
+def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress) -> dict[str, Any]:
+    """Train this rank's stages for one epoch inside an initialised process group; return its stats."""
+    stages = plan.groups[rank]
+    last_rank = len(plan.groups) - 1
+    device = next(state.net.parameters()).device
+    sizes = [min(state.batch_size, plan.num_samples - s) for s in range(0, plan.num_samples, state.batch_size)]
+    tap = OutputTap(state.rule)
+    tapped = dataclasses.replace(state, rule=tap)
+    losses: list[list[float]] = []
+    compute_s = receive_s = send_s = 0.0
+
+    if rank == 0:
+        if len(state.x_train) != plan.num_samples:
+            raise RuntimeError(f"Rank 0 holds {len(state.x_train)} samples, the plan says {plan.num_samples}.")
+        source = state.batches(state.x_train, state.y_train)
+    else:
+        shape, dtype = _boundary(state, stages[0], device)
+        posted: deque = deque()
+
+        def post(i: int) -> None:
+            h = torch.empty((sizes[i], *shape), dtype=dtype, device=device)
+            y = torch.empty(sizes[i], dtype=torch.long, device=device)
+            posted.append((h, y, dist.irecv(h, src=rank - 1, tag=0), dist.irecv(y, src=rank - 1, tag=1)))
+
+        for i in range(min(plan.max_in_flight, len(sizes))):
+            post(i)
+    sending: deque = deque()
+    start = time.perf_counter()
+    for i in range(len(sizes)):
+        progress.batch = i
+        if rank == 0:
+            h, y = next(source)
+        else:
+            progress.phase = "receive"
+            t = time.perf_counter()
+            h, y, wait_h, wait_y = posted.popleft()
+            wait_h.wait()
+            wait_y.wait()
+            receive_s += time.perf_counter() - t
+            if i + plan.max_in_flight < len(sizes):
+                post(i + plan.max_in_flight)
+        progress.phase = "compute"
+        t = time.perf_counter()
+        losses.append(train_step(tapped, h, y, stages))
+        compute_s += time.perf_counter() - t
+        if rank < last_rank:
+            progress.phase = "send"
+            t = time.perf_counter()
+            out = tap.outputs.pop(stages[-1]).contiguous()
+            sending.append((out, y, dist.isend(out, dst=rank + 1, tag=0), dist.isend(y, dst=rank + 1, tag=1)))
+            while len(sending) > plan.max_in_flight:
+                for request in sending.popleft()[2:]:
+                    request.wait()
+            send_s += time.perf_counter() - t
+    progress.phase = "send"
+    t = time.perf_counter()
+    for item in sending:
+        for request in item[2:]:
+            request.wait()
+    send_s += time.perf_counter() - t
+    wall_s = time.perf_counter() - start
+    progress.phase = "finishing"
+    columns = list(zip(*losses))
+    return {
+        "stages": stages,
+        "train_loss": [float(sum(c) / len(c)) for c in columns],
+        "samples": plan.num_samples,
+        "wall_s": wall_s,
+        "compute_s": compute_s,
+        "idle_s": receive_s,
+        "send_wait_s": send_s,
+        "samples_per_s": plan.num_samples / wall_s if wall_s > 0 else float("nan"),
+    }
+
+
+def seed_worker(state: TrainState, rank: int) -> None:
+    """Seed this rank's dropout from the run's seed, the epoch and the rank."""
+    torch.manual_seed(state.seed * 1_000_003 + state.epoch * 1_009 + rank + 1)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so no worker is ever orphaned."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_main(
+    rank: int,
+    state: TrainState,
+    plan: WorkerPlan,
+    store_port: int,
+    backend: str,
+    result_dir: str,
+) -> None:
+    """Process entry point: join the group, run one epoch, write the stages' states or the error."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops every worker
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(plan.threads)
+    progress = Progress()
+    out = Path(result_dir)
+    try:
+        timeout = timedelta(seconds=plan.timeout_s)
+        world = len(plan.groups)
+        store = dist.TCPStore("127.0.0.1", store_port, world, False, timeout=timeout)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+        seed_worker(state, rank)
+        stats = run_epoch(state, plan, rank, progress)
+        stages = plan.groups[rank]
+        payload = {
+            "stages": {k: state.net.stages[k].state_dict() for k in stages},
+            "optimizers": {k: None if state.optimizers[k] is None else state.optimizers[k].state_dict() for k in stages},
+            "stats": stats,
+        }
+        io.save_checkpoint(out / f"worker{rank}.pt", payload)
+        if backend == "gloo":
+            dist.monitored_barrier(timeout=timeout)  # names a rank that never arrives
+        else:
+            dist.barrier()
+        dist.destroy_process_group()
+    except BaseException as error:  # report anything, then exit non-zero
+        io.write_json(
+            out / f"worker{rank}.error.json",
+            {
+                "rank": rank,
+                "batch": progress.batch,
+                "phase": progress.phase,
+                "type": type(error).__name__,
+                "message": str(error),
+                "traceback": traceback.format_exc(),
+            },
+        )
+        sys.stdout.flush()
+        os._exit(1)
+
+
+def read_error(result_dir: str, rank: int) -> dict[str, Any] | None:
+    """The error a worker reported, or ``None`` when it wrote none (it was killed)."""
+    path = Path(result_dir) / f"worker{rank}.error.json"
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,336 @@
+"""``pipeline``: one OS process per stage (or group of stages) over ``torch.distributed``.
+
+Rank ``r`` owns a group of consecutive stages. Rank 0 reads the mini-batches; each
+rank trains its stages from their own heads and sends the detached output of its
+last stage, with the labels, to rank ``r + 1`` (``isend``/``irecv`` with a bounded
+number of batches in flight). Nothing is ever sent backward, so the ranks run
+concurrently: a true pipeline of local learners. The backend is gloo for CPU
+tensors and NCCL for CUDA (one GPU per worker); workers meet on 127.0.0.1 only.
+
+**How it fits the Trainer unchanged.** ``train_epoch`` runs one whole epoch across
+the workers and then gathers every stage's parameters, buffers and optimiser state
+back into the ordinary ``LocalNet`` and optimisers. The Trainer therefore evaluates,
+checkpoints, steps LR schedules and calls callbacks after every epoch exactly as for
+any other schedule, a resumed run continues from an ordinary checkpoint, and an
+epoch that fails leaves the previous epoch's checkpoint untouched. The price is a
+fresh set of worker processes per epoch (forked on Linux, so it takes milliseconds
+plus the rendezvous) and one copy of the parameters back per epoch.
+
+**Two ways to launch.**
+
+* From Python or ``locallearn train --schedule pipeline --schedule-opt workers=2``:
+  the Trainer's process starts the workers itself (``multiprocessing``; the parent
+  is not a rank) and watches them. A worker that raises or dies ends the epoch
+  with :class:`PipelineWorkerError` naming its stages, the batch and the cause;
+  the other workers are stopped and reaped (none is left behind, and a worker
+  whose parent dies is killed by the kernel). Ctrl-C stops every worker.
+* Under ``torchrun --nproc-per-node N -m locallearn.cli train --schedule pipeline``:
+  every process is a rank already; each trains its own group inline, then every
+  rank receives every stage's state (``broadcast_object_list``), so each ends the
+  epoch with the same full net and evaluates it. Every rank writes the same
+  checkpoint and results (atomically). A failing rank makes torchrun stop the rest;
+  the collective timeout bounds any wait.
+
+The epoch record gets, per worker: ``worker_stages``, ``worker_samples_per_s``
+(samples through the worker per second of its training loop), ``worker_idle_s``
+(time blocked waiting to receive), ``worker_send_wait_s`` (time blocked because
+``max_in_flight`` sends were outstanding), ``worker_compute_s``, ``worker_wall_s``;
+and ``overhead_s``: the epoch's wall time outside the slowest worker's loop
+(process start, rendezvous, gathering the states).
+
+Stages are split into ``workers`` contiguous groups of (nearly) equal count; balance
+the stages' costs (FLOPs) when building the net, the slowest group sets the pace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import tempfile
+import time
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from locallearn import io
+from locallearn._params import check_choice, check_number
+from locallearn.rules.base import LocalRule
+from locallearn.schedules import _pipeline_worker as worker
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
+from locallearn.schedules.decoupled import require_local_rule
+
+
+class PipelineWorkerError(RuntimeError):
+    """A pipeline worker raised, died or timed out; the message names its stages and the cause."""
+
+
+def split_stages(num_stages: int, workers: int) -> list[list[int]]:
+    """Consecutive groups of stage indices, as equal in count as possible (earlier groups get the extra).
+
+    Example:
+        >>> split_stages(5, 2)
+        [[0, 1, 2], [3, 4]]
+    """
+    size, extra = divmod(num_stages, workers)
+    groups, start = [], 0
+    for g in range(workers):
+        end = start + size + (1 if g < extra else 0)
+        groups.append(list(range(start, end)))
+        start = end
+    return groups
+
+
+def launched_by_torchrun() -> bool:
+    """True inside a process group or a process that ``torchrun`` started."""
+    if not dist.is_available():
+        return False
+    return dist.is_initialized() or all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))
+
+
+@SCHEDULES.register("pipeline")
+class Pipeline(Schedule):
+    """Local learning as a multi-process pipeline: one worker per stage group, outputs sent forward only.
+
+    Args:
+        workers: number of processes (``None``: one per stage; under torchrun: the world size).
+        threads: torch intra-op threads in each worker (1 by default: a worker per core).
+        max_in_flight: batches a worker may have posted ahead on receive and outstanding on send.
+        timeout_s: bound on the rendezvous and on every wait for another worker.
+        start_method: ``"auto"`` (``fork`` for CPU nets on Linux, else ``spawn``), ``"fork"``
+            or ``"spawn"``. ``spawn`` pickles the net, rule and optimisers to each worker.
+
+    Example:
+        >>> from locallearn import data, build_mlp, Trainer, TrainConfig
+        >>> ds = data.load("synthetic")
+        >>> net = build_mlp(ds.input_shape, (16, 16), ds.num_classes)
+        >>> trainer = Trainer(net, ds, schedule=Pipeline(workers=2), config=TrainConfig(epochs=1, progress=False))
+        >>> record = trainer.fit().history[-1]
+        >>> record["worker_stages"], len(record["test_accuracy"])
+        ([[0], [1]], 2)
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        threads: int = 1,
+        max_in_flight: int = 4,
+        timeout_s: float = 60.0,
+        start_method: str = "auto",
+    ) -> None:
+        owner = "Pipeline"
+        if workers is not None:
+            workers = check_number(workers, name="workers", owner=owner, low=1, integer=True)
+        self.workers = workers
+        self.threads = check_number(threads, name="threads", owner=owner, low=1, integer=True)
+        self.max_in_flight = check_number(max_in_flight, name="max_in_flight", owner=owner, low=1, integer=True)
+        self.timeout_s = check_number(timeout_s, name="timeout_s", owner=owner, low=0.0, low_inclusive=False)
+        self.start_method = check_choice(start_method, name="start_method", owner=owner, choices=("auto", "fork", "spawn"))
+
+    def total_epochs(self, *, num_stages: int, epochs: int) -> int:
+        if self.workers is not None and self.workers > num_stages:
+            raise ValueError(
+                f"The 'workers' parameter of Pipeline asks for {self.workers} workers but the network has only "
+                f"{num_stages} stages; use at most one worker per stage."
+            )
+        return epochs
+
+    def check(self, rule: LocalRule) -> None:
+        require_local_rule("pipeline", rule)
+
+    def train_epoch(self, state: TrainState) -> list[int]:
+        num_stages = len(state.net.stages)
+        if launched_by_torchrun():
+            stats = self._epoch_as_rank(state, num_stages)
+        else:
+            stats = self._epoch_with_children(state, num_stages)
+        state.stats.update(stats)
+        return list(range(num_stages))
+
+    # -- the Trainer's process starts the workers ------------------------------------------------
+
+    def _backend(self, state: TrainState, workers: int) -> str:
+        device = next(state.net.parameters()).device
+        if device.type == "cpu":
+            return "gloo"
+        if device.type == "cuda" and torch.cuda.device_count() >= workers:
+            return "nccl"
+        raise ValueError(
+            f"The pipeline schedule runs on CPU (gloo) or on CUDA with one GPU per worker; the net is on "
+            f"{device} and {workers} workers were asked for. Use device 'cpu' or fewer workers."
+        )
+
+    def _plan(self, state: TrainState, workers: int) -> worker.WorkerPlan:
+        return worker.WorkerPlan(
+            groups=split_stages(len(state.net.stages), workers),
+            num_samples=len(state.x_train),
+            threads=self.threads,
+            max_in_flight=self.max_in_flight,
+            timeout_s=self.timeout_s,
+        )
+
+    def _epoch_with_children(self, state: TrainState, num_stages: int) -> dict[str, Any]:
+        workers = self.workers or num_stages
+        backend = self._backend(state, workers)
+        plan = self._plan(state, workers)
+        method = self.start_method
+        if method == "auto":
+            method = "fork" if backend == "gloo" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context = torch.multiprocessing.get_context(method)
+        start = time.perf_counter()
+        store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=timedelta(seconds=self.timeout_s), wait_for_workers=False)
+        with tempfile.TemporaryDirectory(prefix="locallearn-pipeline-") as result_dir:
+            processes = []
+            try:
+                for rank in range(workers):
+                    mine = state
+                    if rank > 0 and method == "spawn":  # only rank 0 reads the data; the others probe shapes
+                        mine = dataclasses.replace(state, x_train=state.x_train[:2], y_train=state.y_train[:2])
+                    process = context.Process(
+                        target=worker.worker_main,
+                        args=(rank, mine, plan, store.port, backend, result_dir),
+                        name=f"locallearn-pipeline-{rank}",
+                        daemon=True,
+                    )
+                    process.start()
+                    processes.append(process)
+                self._watch(processes, plan, state.epoch, result_dir)
+            finally:
+                _stop(processes)
+            reports = [io.load_checkpoint(os.path.join(result_dir, f"worker{rank}.pt")) for rank in range(workers)]
+        del store
+        for report in reports:
+            _load_stages(state, report)
+        stats = _summarise([report["stats"] for report in reports])
+        stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
+        return stats
+
+    def _watch(self, processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str) -> None:
+        """Wait for every worker; on the first failure, raise the most telling error among those that failed."""
+        running = {p.sentinel: rank for rank, p in enumerate(processes)}
+        while running:
+            ready = multiprocessing.connection.wait(list(running), timeout=1.0)
+            failed = []
+            for sentinel in ready:
+                rank = running.pop(sentinel)
+                processes[rank].join()
+                if processes[rank].exitcode != 0:
+                    failed.append(rank)
+            if failed:
+                time.sleep(0.2)  # let a peer that broke on the same fault report too
+                failed += [r for s, r in list(running.items()) if processes[r].exitcode not in (None, 0)]
+                raise _worker_error(failed, processes, plan, epoch, result_dir)
+
+    # -- this process is one rank of a torchrun job --------------------------------------------
+
+    def _epoch_as_rank(self, state: TrainState, num_stages: int) -> dict[str, Any]:
+        timeout = timedelta(seconds=self.timeout_s)
+        if not dist.is_initialized():
+            backend = "gloo" if next(state.net.parameters()).device.type == "cpu" else "nccl"
+            dist.init_process_group(backend, timeout=timeout)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if self.workers is not None and self.workers != world:
+            raise ValueError(f"The pipeline was asked for {self.workers} workers but torchrun started {world} processes.")
+        if world > num_stages:
+            raise ValueError(f"torchrun started {world} processes but the network has only {num_stages} stages.")
+        plan = self._plan(state, world)
+        torch.set_num_threads(self.threads)
+        start = time.perf_counter()
+        rng = torch.get_rng_state()
+        worker.seed_worker(state, rank)
+        progress = worker.Progress()
+        try:
+            mine = worker.run_epoch(state, plan, rank, progress)
+        except Exception as error:
+            raise PipelineWorkerError(
+                f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) failed at epoch {state.epoch}, "
+                f"batch {progress.batch} ({progress.phase}): {type(error).__name__}: {error}"
+            ) from error
+        torch.set_rng_state(rng)
+        for owner, stages in enumerate(plan.groups):
+            payload = [_stage_states(state, stages)] if owner == rank else [None]
+            dist.broadcast_object_list(payload, src=owner)
+            if owner != rank:
+                _load_stages(state, payload[0])
+        everyone: list[Any] = [None] * world
+        dist.all_gather_object(everyone, mine)
+        stats = _summarise(everyone)
+        stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
+        return stats
+
+
+def _stage_states(state: TrainState, stages: list[int]) -> dict[str, Any]:
+    return {
+        "stages": {k: state.net.stages[k].state_dict() for k in stages},
+        "optimizers": {k: None if state.optimizers[k] is None else state.optimizers[k].state_dict() for k in stages},
+    }
+
+
+def _load_stages(state: TrainState, report: dict[str, Any]) -> None:
+    """Copy the stages' parameters, buffers and optimiser states a worker sent back into the net."""
+    for k, weights in report["stages"].items():
+        state.net.stages[int(k)].load_state_dict(weights)
+    for k, optimizer_state in report["optimizers"].items():
+        if optimizer_state is not None:
+            state.optimizers[int(k)].load_state_dict(optimizer_state)
+
+
+def _summarise(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch record's entries from every worker's stats, in stage order."""
+    return {
+        "train_loss": [loss for stats in per_worker for loss in stats["train_loss"]],
+        "worker_stages": [stats["stages"] for stats in per_worker],
+        **{f"worker_{key}": [stats[key] for stats in per_worker] for key in ("samples_per_s", "idle_s", "send_wait_s", "compute_s", "wall_s")},
+    }
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str) -> PipelineWorkerError:
+    """One error for the failure, preferring the root cause: a worker's own fault over a peer's broken link."""
+
+    def rank_of_cause(rank: int) -> int:
+        report = worker.read_error(result_dir, rank)
+        if report is None:
+            return 1  # killed: a cause, unless some worker raised in its own code
+        return 0 if report["phase"] in ("starting", "compute", "finishing") else 2
+
+    rank = min(failed, key=lambda r: (rank_of_cause(r), r))
+    name = worker.group_name(plan.groups[rank])
+    report = worker.read_error(result_dir, rank)
+    if report is None:
+        error = PipelineWorkerError(
+            f"Pipeline worker {rank} ({name}) died during epoch {epoch}: {_describe_exit(processes[rank].exitcode)}."
+        )
+    else:
+        error = PipelineWorkerError(
+            f"Pipeline worker {rank} ({name}) failed at epoch {epoch}, batch {report['batch']} ({report['phase']}): "
+            f"{report['type']}: {report['message']}"
+        )
+        error.add_note(f"Traceback in worker {rank}:\n{report['traceback']}")
+    return error
+
+
+def _stop(processes: list) -> None:
+    """Terminate and reap every worker still running (SIGTERM, then SIGKILL after a grace period)."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + 5.0
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
