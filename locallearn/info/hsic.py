@@ -71,7 +71,7 @@ def hsic_tensor(
     lc = _centred(gaussian_gram(y.to(x.dtype), sigma=sigma, scale_by_dim=scale_by_dim))
     cross = (kc * lc).sum()
     if normalized:
-        return cross / ((kc * kc).sum() * (lc * lc).sum()).sqrt().clamp_min(1e-12)
+        return cross / ((kc * kc).sum() * (lc * lc).sum()).clamp_min(1e-24).sqrt()  # clamp first: no NaN grad
     return cross / (n - 1) ** 2
 
 

@@ -1,0 +1,121 @@
+"""The ``ib`` rule: the contract, every schedule, the loss it promises, and that it learns."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from locallearn import build_mlp, rules, schedules, seed_everything
+from locallearn.info import hsic_tensor, kde_mi
+from locallearn.net import Stage
+from locallearn.rules.base import StageOutput
+from locallearn.schedules.base import TrainState, train_step
+from locallearn.testing import check_rule, check_schedule
+from locallearn.trainer import TrainConfig, Trainer
+
+VARIANTS = [{"variant": "hsic"}, {"variant": "hsic", "sigma": None}, {"variant": "kde"}]
+
+
+def test_hsic_variant_meets_the_rule_contract():
+    check_rule(rules.create("ib", variant="hsic"))
+    check_rule(rules.create("ib", variant="hsic"), conv=True, head="conv")
+
+
+def test_kde_variant_is_local():
+    # testing.check_rule compares two training steps without re-seeding, so a rule that draws
+    # noise cannot pass its locality check; here the noise is re-seeded before each step.
+    seed_everything(0)
+    net = build_mlp((16,), (12, 12, 12), 4)
+    alone = copy.deepcopy(net)
+    x, y = torch.randn(32, 16), torch.arange(32) % 4
+    for model, stages in ((net, range(3)), (alone, [0])):
+        rule = rules.create("ib", variant="kde")
+        opts = [torch.optim.SGD(s.parameters(), lr=0.1) for s in model.stages]
+        state = TrainState(net=model, rule=rule, optimizers=opts, x_train=x, y_train=y, batch_size=32, seed=0)
+        torch.manual_seed(1)
+        losses = train_step(state, x, y, stages)
+        assert all(torch.isfinite(torch.tensor(losses)))
+    for p, q in zip(net.stages[0].parameters(), alone.stages[0].parameters()):
+        torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("name", schedules.names())
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(map(str, kw.values())))
+def test_plugs_into_every_schedule(name, kw):
+    check_schedule(schedules.create(name), rule=rules.create("ib", **kw))
+
+
+def _stage_output(batch: int = 24) -> tuple[StageOutput, torch.Tensor]:
+    torch.manual_seed(0)
+    stage = Stage(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()), torch.nn.Linear(5, 3))
+    x = torch.randn(batch, 6)
+    h = stage.block(x)
+    return StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h)), torch.arange(batch) % 3
+
+
+def test_hsic_loss_is_the_bottleneck_objective_plus_a_detached_readout():
+    out, y = _stage_output()
+    loss = rules.create("ib", variant="hsic", lambda_y=7.0, sigma=2.0).stage_loss(out, y)
+    kw = dict(sigma=2.0, scale_by_dim=True, normalized=True)
+    expected = (hsic_tensor(out.h_out, out.h_in, **kw) - 7.0 * hsic_tensor(out.h_out, F.one_hot(y, 3).float(), **kw)
+                + F.cross_entropy(out.logits, y))
+    torch.testing.assert_close(loss, expected)
+    # the readout term must not reach the block: its gradient equals that of the HSIC part alone
+    loss.backward()
+    block_grad = out.stage.block[0].weight.grad.clone()
+    out2, _ = _stage_output()
+    (hsic_tensor(out2.h_out, out2.h_in, **kw) - 7.0 * hsic_tensor(out2.h_out, F.one_hot(y, 3).float(), **kw)).backward()
+    torch.testing.assert_close(block_grad, out2.stage.block[0].weight.grad)
+
+
+def test_kde_loss_adds_beta_times_the_upper_bound():
+    out, y = _stage_output()
+    rule = rules.create("ib", variant="kde", beta=0.5, noise_var=2.0)
+    torch.manual_seed(3)
+    loss = rule.stage_loss(out, y)
+    torch.manual_seed(3)
+    noisy = out.h_out + 2.0**0.5 * torch.randn_like(out.h_out)
+    bound = kde_mi(torch.arange(len(y)), out.h_out.detach(), noise_var=2.0)
+    expected = F.cross_entropy(out.stage.head(noisy), y) + 0.5 * bound
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{"variant": "hsic"}, {"variant": "kde"}], ids=["hsic", "kde"])
+def test_learns_the_synthetic_task(synthetic, kw):
+    # 4 Gaussian blobs, 10 epochs: local cross-entropy reaches 1.0 on both exits; chance is 0.25.
+    # Measured: hsic 0.95 / 0.98, kde 1.0 / 1.0.
+    seed_everything(0)
+    net = build_mlp(synthetic.input_shape, (32, 32), synthetic.num_classes)
+    result = Trainer(net, synthetic, rule=rules.create("ib", **kw),
+                     config=TrainConfig(epochs=10, batch_size=64, progress=False)).fit()
+    assert min(result.final("test")) > 0.9
+
+
+def test_larger_beta_compresses_the_representation(synthetic):
+    # The KDE term is an upper bound on I(X;T); weighting it more must lower I(X;T) of the trained
+    # stage (measured with the same KDE estimator on the training inputs): 2.19 -> 1.05 nats here.
+    x, _ = synthetic.split("train")
+    measured = []
+    for beta in (0.0, 1.0):
+        seed_everything(0)
+        net = build_mlp(synthetic.input_shape, (32,), synthetic.num_classes)
+        Trainer(net, synthetic, rule=rules.create("ib", variant="kde", beta=beta, noise_var=1.0),
+                config=TrainConfig(epochs=5, batch_size=64, progress=False)).fit()
+        with torch.no_grad():
+            t = net.eval()(x, return_features=True)[1][0]
+        measured.append(kde_mi(x.numpy(), t.numpy(), noise_var=1.0))
+    assert measured[1] < 0.7 * measured[0]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"variant": "mine"}, "'variant' parameter of InformationBottleneck must be one of 'hsic', 'kde'"),
+    ({"beta": -1.0}, "'beta' parameter of InformationBottleneck must be a float >= 0.0. Got -1.0 instead."),
+    ({"sigma": 0.0}, "'sigma' parameter of InformationBottleneck must be a float > 0.0"),
+    ({"noise_var": 0}, "'noise_var' parameter of InformationBottleneck must be a float > 0.0"),
+])
+def test_bad_hyper_parameters_raise(kw, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        rules.create("ib", **kw)
