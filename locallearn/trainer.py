@@ -169,8 +169,11 @@ class Trainer:
         self.net.train(was_training)
         return (correct / max(len(x), 1)).tolist()
 
-    def fit(self) -> RunResult:
-        """Train until ``total_epochs`` (continuing after a ``load_checkpoint``)."""
+    def fit(self, epochs: int | None = None) -> RunResult:
+        """Train until ``total_epochs`` (continuing after a ``load_checkpoint``), or only
+        ``epochs`` more epochs: several trainers can then advance in turns, so that a timing
+        comparison sees the same machine conditions for every run."""
+        stop = self.total_epochs if epochs is None else min(self.total_epochs, self.epoch + epochs)
         device = self.config.device
         state = TrainState(
             net=self.net,
@@ -186,7 +189,7 @@ class Trainer:
             cb.on_fit_start(self)
         bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=not self.config.progress, desc=self.rule.name)
         self.net.train()
-        while self.epoch < self.total_epochs:
+        while self.epoch < stop:
             state.epoch, state.stats = self.epoch, {}
             start = time.perf_counter()
             trained = self.schedule.train_epoch(state)

@@ -153,3 +153,16 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic, tmp_path, s
     for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [r["epoch"] for r in resumed.result.history] == list(range(straight.total_epochs))
+
+
+def test_fit_in_turns_equals_one_fit(synthetic):
+    def make():
+        ll.seed_everything(6)
+        net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes)
+        return ll.Trainer(net, synthetic, rule="local", config=ll.TrainConfig(epochs=3, progress=False))
+
+    whole, turns = make(), make()
+    whole.fit()
+    while turns.epoch < turns.total_epochs:
+        turns.fit(epochs=1)
+    assert [r["train_loss"] for r in whole.result.history] == [r["train_loss"] for r in turns.result.history]
