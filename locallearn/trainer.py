@@ -126,7 +126,9 @@ class Trainer:
         self.lr_schedulers = [self._lr_scheduler(opt) for opt in self.optimizers]
         self.epoch = 0
         self.result = RunResult(config=self.describe())
-        torch.manual_seed(self.config.seed)
+        # each trainer keeps its own random stream (dropout...), so trainers advancing in turns
+        # give the same results as trainers run one after the other
+        self._rng_state = torch.Generator().manual_seed(self.config.seed).get_state()
 
     def describe(self) -> dict[str, Any]:
         """The run's full configuration, as written to results files and checkpoints."""
@@ -189,6 +191,7 @@ class Trainer:
             cb.on_fit_start(self)
         bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=not self.config.progress, desc=self.rule.name)
         self.net.train()
+        torch.set_rng_state(self._rng_state)
         while self.epoch < stop:
             state.epoch, state.stats = self.epoch, {}
             start = time.perf_counter()
@@ -199,6 +202,7 @@ class Trainer:
                 if self.lr_schedulers[k] is not None:
                     self.lr_schedulers[k].step()
             self.epoch += 1
+            self._rng_state = torch.get_rng_state()
             every = self.config.eval_every
             if self.epoch == self.total_epochs or (every and self.epoch % every == 0):
                 record["val_accuracy"] = self.evaluate("val")
@@ -227,7 +231,7 @@ class Trainer:
                 "net": self.net.state_dict(),
                 "optimizers": [None if o is None else o.state_dict() for o in self.optimizers],
                 "lr_schedulers": [None if s is None else s.state_dict() for s in self.lr_schedulers],
-                "torch_rng": torch.get_rng_state(),
+                "torch_rng": self._rng_state,
                 "history": self.result.history,
             },
         )
@@ -248,7 +252,7 @@ class Trainer:
         for sched, s in zip(self.lr_schedulers, payload["lr_schedulers"]):
             if sched is not None:
                 sched.load_state_dict(s)
-        torch.set_rng_state(payload["torch_rng"])
+        self._rng_state = payload["torch_rng"]
         self.epoch = payload["epoch"]
         self.result.history = list(payload["history"])
 

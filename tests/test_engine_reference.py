@@ -155,14 +155,18 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic, tmp_path, s
     assert [r["epoch"] for r in resumed.result.history] == list(range(straight.total_epochs))
 
 
-def test_fit_in_turns_equals_one_fit(synthetic):
-    def make():
+def test_trainers_advancing_in_turns_equal_solo_runs(synthetic):
+    def make(rule):
         ll.seed_everything(6)
-        net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes)
-        return ll.Trainer(net, synthetic, rule="local", config=ll.TrainConfig(epochs=3, progress=False))
+        net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes, dropout=0.3)
+        return ll.Trainer(net, synthetic, rule=rule, config=ll.TrainConfig(epochs=3, progress=False))
 
-    whole, turns = make(), make()
-    whole.fit()
-    while turns.epoch < turns.total_epochs:
-        turns.fit(epochs=1)
-    assert [r["train_loss"] for r in whole.result.history] == [r["train_loss"] for r in turns.result.history]
+    solo = [make("local"), make("joint")]
+    for trainer in solo:
+        trainer.fit()
+    turns = [make("local"), make("joint")]
+    while turns[0].epoch < turns[0].total_epochs:
+        for trainer in turns:
+            trainer.fit(epochs=1)
+    for a, b in zip(solo, turns):
+        assert [r["train_loss"] for r in a.result.history] == [r["train_loss"] for r in b.result.history]
