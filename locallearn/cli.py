@@ -12,7 +12,7 @@ from typing import Sequence
 
 from locallearn.schedules import NonFiniteLossError
 
-COMMANDS = ("train", "compare", "exits", "infoplane")
+COMMANDS = ("train", "compare", "exits", "infoplane", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

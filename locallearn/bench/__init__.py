@@ -1,0 +1,18 @@
+"""The benchmark harness: suites of rules x schedules x models x datasets x seeds, resumable, measured
+for accuracy of every exit, time and memory, written as CSV, Markdown (with published anchors) and plots.
+
+Run it as ``locallearn bench SUITE`` or ``python -m benchmarks SUITE`` (see benchmarks/README.md).
+
+Example:
+    >>> from locallearn.bench import SUITES, SavedTensorMeter
+    >>> sorted(SUITES)
+    ['engine', 'fashion', 'paper', 'quick']
+"""
+
+from locallearn.bench.cell import run_cell, step_memory
+from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
+from locallearn.bench.runner import CellStore, run_suite
+from locallearn.bench.suites import SUITES, Cell, Suite
+
+__all__ = ["SUITES", "Cell", "CellStore", "SavedTensorMeter", "Suite", "load_average", "peak_rss_bytes", "run_cell",
+           "run_suite", "step_memory"]

@@ -1,0 +1,109 @@
+"""Run one benchmark cell: train it, then measure one step's saved-for-backward bytes.
+
+Example:
+    >>> from locallearn import data
+    >>> from locallearn.bench.suites import Cell
+    >>> from locallearn.experiment import RunSpec
+    >>> cell = Cell("mlp", RunSpec(data="synthetic", widths=(16, 16), epochs=1, progress=False))
+    >>> record = run_cell(cell, data.load("synthetic"))
+    >>> len(record["test_accuracy"]), record["saved_bytes_peak"] > 0
+    (2, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from typing import Any, Sequence
+
+import locallearn
+from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
+from locallearn.bench.suites import Cell
+from locallearn.data import Dataset
+from locallearn.experiment import RunSpec, make_trainer
+from locallearn import rules, schedules
+from locallearn.net import LocalNet
+from locallearn.schedules import TrainState
+from locallearn.trainer import Callback, Trainer
+
+
+def step_memory(spec: RunSpec, ds: Dataset, *, net: LocalNet | None = None) -> dict[str, int]:
+    """Saved-for-backward bytes of one training batch, through the schedule's own ``train_epoch``.
+
+    A fresh net (same seed) and its trainer are built; the schedule then runs
+    "epochs" of a single batch (the first ``batch_size`` training samples) with
+    one epoch per stage, so a one-stage-at-a-time schedule is measured on every
+    stage. Returns the largest ``peak`` and ``total`` of ``SavedTensorMeter``
+    over those one-batch epochs. ``net`` replaces the net the spec names.
+    """
+    spec = dataclasses.replace(spec, epochs=1, progress=False)
+    if net is None:
+        trainer = make_trainer(spec, ds)
+    else:
+        trainer = Trainer(net, ds, rule=rules.create(spec.rule, **spec.rule_kw),
+                          schedule=schedules.create(spec.schedule, **spec.schedule_kw), config=spec.train_config())
+    net = trainer.net
+    state = TrainState(
+        net=net,
+        rule=trainer.rule,
+        optimizers=trainer.optimizers,
+        x_train=ds.x_train[: spec.batch_size],
+        y_train=ds.y_train[: spec.batch_size],
+        batch_size=spec.batch_size,
+        seed=spec.seed,
+        epochs=1,
+    )
+    net.train()
+    peak = total = 0
+    excluded = [*net.parameters(), *net.buffers()]
+    for epoch in range(trainer.total_epochs):
+        state.epoch = epoch
+        with SavedTensorMeter(exclude=excluded) as meter:
+            trainer.schedule.train_epoch(state)
+        peak, total = max(peak, meter.peak), max(total, meter.total)
+    return {"saved_bytes_peak": peak, "saved_bytes_total": total}
+
+
+class _Progress(Callback):
+    """Advances the suite's progress bar by the stage-epochs each trainer epoch did."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.update(len(record.get("stages_trained", ())))
+
+
+def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train ``cell`` and return its record: per-exit accuracies, epoch times, memory, load."""
+    spec = cell.spec
+    memory = step_memory(spec, ds)
+    load_before, started = load_average(), time.time()
+    result = make_trainer(spec, ds, callbacks=[_Progress(bar), *callbacks]).fit()
+    times = [r["epoch_time_s"] for r in result.history]
+    return {
+        "key": cell.key,
+        "model_label": cell.model_label,
+        "data": spec.data,
+        "model": spec.model,
+        "rule": spec.rule,
+        "schedule": spec.schedule,
+        "seed": spec.seed,
+        "epochs": spec.epochs,
+        "test_accuracy": result.final("test"),
+        "val_accuracy": result.final("val"),
+        "epoch_times_s": times,
+        # one epoch of every stage: the median trainer epoch (robust to a one-off slow epoch) times
+        # the trainer epochs per configured epoch (the number of stages for one-stage-at-a-time schedules)
+        "epoch_time_s": statistics.median(times) * len(times) / spec.epochs,
+        "total_time_s": sum(times),
+        **memory,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "started": started,
+        "config": result.config,
+        "version": locallearn.__version__,
+    }

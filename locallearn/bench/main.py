@@ -1,0 +1,86 @@
+"""The benchmark command line, shared by ``locallearn bench`` and ``python -m benchmarks``.
+
+Example:
+    >>> parser = build_parser()
+    >>> parser.parse_args(["quick", "--seeds", "1"]).seeds
+    1
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from locallearn.bench.suites import SUITES
+
+MEMORY = "memory"
+
+
+def suite_names() -> list[str]:
+    return [*SUITES, MEMORY]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark run."""
+    parser.add_argument("suite", help=f"one of: {', '.join(suite_names())}")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: the suite's)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per cell (default: the suite's)")
+    parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
+    parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Run a locallearn benchmark suite.")
+    add_arguments(parser)
+    return parser
+
+
+def command_line(prog: str, args: argparse.Namespace) -> str:
+    """The command that repeats this run, as recorded in the results."""
+    words = [prog, args.suite]
+    for option in ("seeds", "epochs", "out", "data_dir"):
+        value = getattr(args, option)
+        if value is not None:
+            words += [f"--{option.replace('_', '-')}", str(value)]
+    return " ".join(shlex.quote(w) if w != prog else w for w in words)
+
+
+def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
+    """Run the suite named by ``args``, then write its CSV, Markdown table and plots."""
+    command = command_line(prog, args)
+    if args.suite not in suite_names():
+        raise ValueError(f"Unknown suite {args.suite!r}. Known suites: {', '.join(suite_names())}.")
+    for option in ("seeds", "epochs"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ValueError(f"--{option} must be >= 1; got {value}.")
+    out = Path(args.out or Path("benchmarks") / "results" / args.suite)
+    if args.suite == MEMORY:
+        from locallearn.bench.memory import run_memory
+
+        path = run_memory(out=out, data_dir=args.data_dir, command=command)
+    else:
+        from locallearn.bench.report import write_report
+        from locallearn.bench.runner import run_suite
+
+        suite = SUITES[args.suite]
+        records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
+                            progress=not args.no_progress, command=command)
+        path = write_report(suite, records, out=out)
+        print(f"{records.ran} cells run, {len(records) - records.ran} already done")
+    print(Path(path).read_text())
+    print(f"results in {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks") -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args, prog=prog)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

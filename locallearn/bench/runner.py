@@ -1,0 +1,114 @@
+"""Run a suite: resumable cells, a progress bar with an ETA, and the run's provenance.
+
+Finished cells live in ``cells.json`` in the output folder, keyed by their full
+spec and rewritten atomically after every cell; a cell already there is not
+run again. Each invocation gets a ``session`` id, so a table can tell whether
+a ratio mixes timings from different invocations.
+
+Example:
+    >>> import tempfile
+    >>> from locallearn.bench.suites import Suite
+    >>> from locallearn.experiment import RunSpec
+    >>> tiny = Suite("tiny", "doc example", RunSpec(widths=(8,), epochs=1), ("synthetic",), {"mlp": {}},
+    ...              {"simultaneous": ("e2e", "local")}, seeds=1)
+    >>> out = tempfile.mkdtemp()
+    >>> len(run_suite(tiny, out=out, progress=False)), run_suite(tiny, out=out, progress=False).ran
+    (2, 0)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from locallearn import data as datasets
+from locallearn import io
+from locallearn.bench.cell import run_cell
+from locallearn.bench.measure import load_average
+from locallearn.bench.suites import Suite
+
+STORE = "cells.json"
+
+
+class CellStore:
+    """Finished cells of one output folder, by key; saved atomically on every ``add``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.records: list[dict[str, Any]] = io.read_json(self.path) if self.path.is_file() else []
+        self._keys = {r["key"] for r in self.records}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self._keys.add(record["key"])
+        io.write_json(self.path, self.records)
+
+
+class SuiteRun(list):
+    """The records of a suite's cells (finished before or now); ``ran`` counts the cells run now."""
+
+    ran: int = 0
+
+
+def git_revision() -> dict[str, Any]:
+    """HEAD's commit and whether the package's tracked files differ from it."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return {"commit": None}
+    return {"commit": head.stdout.strip(), "package_modified": git("diff", "--quiet", "HEAD", "--", ".").returncode != 0}
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    out: str | Path,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    command: str = "",
+) -> SuiteRun:
+    """Run every cell of ``suite`` not yet in ``out/cells.json``; return all its cells' records."""
+    out = Path(out)
+    cells = suite.cells(seeds=seeds, epochs=epochs)
+    store = CellStore(out / STORE)
+    todo = [c for c in cells if c.key not in store]
+    session = uuid.uuid4().hex[:8]
+    meta_path = out / "runs.json"
+    runs = io.read_json(meta_path) if meta_path.is_file() else []
+    runs.append({
+        "session": session, "suite": suite.name, "command": command, "seeds": seeds, "epochs": epochs,
+        "git": git_revision(), "machine": io.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_start": load_average(), "cells": len(cells), "cells_to_run": len(todo),
+    })
+    io.write_json(meta_path, runs)
+    loaded: dict[str, datasets.Dataset] = {}
+    total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
+    bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)
+    result = SuiteRun()
+    for cell in todo:
+        bar.set_description(f"{suite.name}: {cell.spec.rule}/{cell.spec.schedule}/{cell.model_label}/seed{cell.spec.seed}")
+        if cell.spec.data not in loaded:
+            loaded[cell.spec.data] = datasets.load(cell.spec.data, data_dir=data_dir)
+        record = run_cell(cell, loaded[cell.spec.data], bar=bar)
+        record["session"] = session
+        store.add(record)
+        result.ran += 1
+    bar.close()
+    runs[-1].update(load_end=load_average(), finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    io.write_json(meta_path, runs)
+    keys = {c.key for c in cells}
+    result.extend(r for r in store.records if r["key"] in keys)
+    return result

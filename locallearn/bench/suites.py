@@ -1,0 +1,158 @@
+"""Suite definitions: a grid of rules x schedules x models x datasets x seeds.
+
+A suite names its models (a label and the ``RunSpec`` fields that build it),
+its datasets, and for each schedule the rules it runs (``None``: every rule
+registered when the suite runs, so rules added later join without an edit).
+Combinations a schedule refuses (``sequential`` with a global rule) are left
+out of the grid.
+
+Example:
+    >>> suite = SUITES["quick"]
+    >>> cells = suite.cells(seeds=1, epochs=1)
+    >>> {c.spec.rule for c in cells} >= {"local", "e2e"}
+    True
+    >>> all(c.spec.data == "digits" for c in cells)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from locallearn import rules, schedules
+from locallearn.experiment import RunSpec
+
+# RunSpec fields that do not change a cell's result; left out of its key.
+_NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a suite: the model's label and the full ``RunSpec``."""
+
+    model_label: str
+    spec: RunSpec
+
+    @property
+    def key(self) -> str:
+        """The cell's identity in a results store: its full spec as canonical JSON."""
+        spec = {k: v for k, v in dataclasses.asdict(self.spec).items() if k not in _NOT_IN_KEY}
+        return json.dumps({"model_label": self.model_label, **spec}, sort_keys=True, default=list)
+
+    def units(self) -> int:
+        """Work in stage-epochs (epochs x stages), the progress bar's unit."""
+        stages = len(self.spec.widths) if self.spec.model == "mlp" else len(self.spec.channels)
+        return self.spec.epochs * stages
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named grid; ``cells(seeds, epochs)`` expands it in run order."""
+
+    name: str
+    description: str
+    base: RunSpec
+    datasets: tuple[str, ...]
+    models: Mapping[str, Mapping[str, Any]]  # label -> RunSpec overrides
+    schedules: Mapping[str, tuple[str, ...] | None]  # schedule -> rules (None: every registered rule)
+    seeds: int = 3
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def rules_for(self, schedule: str) -> list[str]:
+        """The rules run under ``schedule``: registered now, and accepted by the schedule."""
+        chosen = self.schedules[schedule]
+        names = rules.names() if chosen is None else [r for r in chosen if r in rules.names()]
+        sched = schedules.create(schedule)
+        accepted = []
+        for name in names:
+            try:
+                sched.check(rules.create(name))
+            except ValueError:
+                continue
+            accepted.append(name)
+        # e2e first: every other rule is measured against it
+        return sorted(accepted, key=lambda r: (r != "e2e", r))
+
+    def cells(self, *, seeds: int | None = None, epochs: int | None = None) -> list[Cell]:
+        """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike)."""
+        out = []
+        for seed in range(self.seeds if seeds is None else seeds):
+            for data in self.datasets:
+                for label, overrides in self.models.items():
+                    for schedule in self.schedules:
+                        for rule in self.rules_for(schedule):
+                            spec = dataclasses.replace(
+                                self.base, data=data, rule=rule, schedule=schedule, seed=seed, progress=False, **overrides
+                            )
+                            if epochs is not None:
+                                spec = dataclasses.replace(spec, epochs=epochs)
+                            out.append(Cell(label, spec))
+        return out
+
+
+_FASHION_MLP = {"model": "mlp", "widths": (1024, 1024, 1024)}
+
+SUITES: dict[str, Suite] = {}
+
+
+def _add(suite: Suite) -> None:
+    SUITES[suite.name] = suite
+
+
+_add(
+    Suite(
+        name="quick",
+        description="digits (8x8, embedded), MLP 3x128 and CNN 16-32-32, every registered rule, 2 seeds; minutes on a laptop CPU",
+        base=RunSpec(epochs=5, batch_size=32, lr=1e-3),
+        datasets=("digits",),
+        models={"mlp-3x128": {"model": "mlp", "widths": (128, 128, 128)}, "cnn-16-32-32": {"model": "cnn", "channels": (16, 32, 32)}},
+        schedules={"simultaneous": None, "sequential": ("local",)},
+        seeds=2,
+    )
+)
+_add(
+    Suite(
+        name="engine",
+        description="Fashion-MNIST, MLP 3x1024, 5 epochs, local vs e2e under simultaneous (issue 2's engine benchmark)",
+        base=RunSpec(epochs=5, batch_size=128, lr=1e-3),
+        datasets=("fashion-mnist",),
+        models={"mlp-3x1024": _FASHION_MLP},
+        schedules={"simultaneous": ("e2e", "local")},
+        seeds=1,
+        notes=("Targets: local >= 87 % test accuracy on the last exit; local <= 1.05x e2e time per epoch.",),
+    )
+)
+_add(
+    Suite(
+        name="fashion",
+        description="Fashion-MNIST, MLP 3x1024 and CNN 32-64-64, every registered rule (simultaneous) and local under sequential, 3 seeds",
+        base=RunSpec(epochs=3, batch_size=128, lr=1e-3),
+        datasets=("fashion-mnist",),
+        models={"mlp-3x1024": _FASHION_MLP, "cnn-32-64-64": {"model": "cnn", "channels": (32, 64, 64)}},
+        schedules={"simultaneous": None, "sequential": ("local",)},
+        seeds=3,
+        notes=("No augmentation; Adam lr 1e-3, batch 128, constant learning rate.",),
+    )
+)
+_add(
+    Suite(
+        name="paper",
+        description=(
+            "The local-loss Fashion-MNIST MLP recipe (Noekland & Eidnes 2019) as far as a 2-core CPU allows: "
+            "MLP 3x1024, dropout 0.1, Adam lr 5e-4, batch 128, step decays x0.25 at 50 % and 75 % of the epochs"
+        ),
+        base=RunSpec(epochs=20, batch_size=128, lr=5e-4, lr_schedule="step", dropout=0.1),
+        datasets=("fashion-mnist",),
+        models={"mlp-3x1024": _FASHION_MLP},
+        schedules={"simultaneous": ("e2e", "local", "predsim")},
+        seeds=1,
+        notes=(
+            "Differs from the paper: no augmentation (the paper uses 2-px jitter and horizontal flips), "
+            "far fewer epochs than its 200, a linear head on each hidden layer.",
+        ),
+    )
+)

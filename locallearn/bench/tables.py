@@ -1,0 +1,176 @@
+"""From cell records to tidy rows, per-group summaries with ratios to ``e2e``, CSV and Markdown.
+
+A cell's time and memory ratios are taken against the ``e2e`` cell under
+``simultaneous`` with the same data, model and seed (run back to back with it in
+the same suite run), then averaged over seeds.
+
+Example:
+    >>> cells = [fake_cell(rule, seed) for rule in ("e2e", "local") for seed in (0, 1)]
+    >>> rows = summary_rows(cells)
+    >>> [(r["rule"], round(r["time_ratio"][0], 2)) for r in rows]
+    [('e2e', 1.0), ('local', 0.5)]
+    >>> print(markdown_table(rows).splitlines()[0][:40])
+    | data | model | schedule | rule | seeds
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import statistics
+from typing import Any, Iterable
+
+from locallearn.bench.anchors import anchors_for
+from locallearn.compare import summarise
+
+BASELINE = ("e2e", "simultaneous")
+MIB = 2**20
+
+CSV_FIELDS = (
+    "data", "model", "model_label", "schedule", "rule", "seed", "epochs", "exit", "is_last_exit", "test_accuracy",
+    "val_accuracy", "epoch_time_s", "time_ratio_e2e", "total_time_s", "saved_bytes_peak", "saved_ratio_e2e",
+    "saved_bytes_total", "peak_rss_bytes", "session",
+)
+
+
+def fake_cell(rule: str, seed: int, *, schedule: str = "simultaneous", exits: int = 2) -> dict[str, Any]:
+    """A made-up cell record (for examples and tests): ``e2e`` twice as slow and as memory-hungry as the rest."""
+    factor = 2.0 if rule == "e2e" else 1.0
+    return {
+        "data": "synthetic", "model": "mlp", "model_label": "mlp", "rule": rule, "schedule": schedule, "seed": seed,
+        "epochs": 1, "test_accuracy": [0.5 + 0.1 * k + 0.01 * seed for k in range(exits)],
+        "val_accuracy": [0.5 + 0.1 * k for k in range(exits)], "epoch_time_s": factor, "total_time_s": factor,
+        "saved_bytes_peak": int(1000 * factor), "saved_bytes_total": int(1000 * factor), "peak_rss_bytes": 10 * MIB,
+        "session": "s0",
+    }
+
+
+def _group(cell: dict[str, Any]) -> tuple[str, str]:
+    return cell["data"], cell["model_label"]
+
+
+def _baselines(cells: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    return {(*_group(c), c["seed"]): c for c in cells if (c["rule"], c["schedule"]) == BASELINE}
+
+
+def _ratio(value: float, base: dict[str, Any] | None, field: str) -> float | None:
+    return value / base[field] if base and base[field] else None
+
+
+def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per cell and exit, with the cell's ratios to its seed's ``e2e`` cell."""
+    base = _baselines(cells)
+    rows = []
+    for c in cells:
+        b = base.get((*_group(c), c["seed"]))
+        for k, acc in enumerate(c["test_accuracy"]):
+            rows.append({
+                **{f: c.get(f) for f in CSV_FIELDS}, "exit": k, "is_last_exit": k == len(c["test_accuracy"]) - 1,
+                "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
+                "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
+                "saved_ratio_e2e": _ratio(c["saved_bytes_peak"], b, "saved_bytes_peak"),
+            })
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Tidy rows as CSV text."""
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({f: r.get(f) for f in CSV_FIELDS} for r in rows)
+    return buffer.getvalue()
+
+
+def _mean_std(values: list[float]) -> tuple[float, float] | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (data, model, schedule, rule): accuracies per exit, final and best exit, time, memory, ratios."""
+    base = _baselines(cells)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in cells:
+        groups.setdefault((*_group(c), c["schedule"]), []).append(c)
+    rows = []
+    for (data, label, schedule), mine in groups.items():
+        records = [  # compare.py's record shape, so its summarise picks final and best exit the same way
+            {"rule": c["rule"], "seed": c["seed"], "exit": k, "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
+             "epoch_time_s": c["epoch_time_s"]}
+            for c in mine for k, acc in enumerate(c["test_accuracy"])
+        ]
+        for s in summarise(records):
+            rc = [c for c in mine if c["rule"] == s["rule"]]
+            bs = [base.get((data, label, c["seed"])) for c in rc]
+            exits = len(rc[0]["test_accuracy"])
+            rows.append({
+                "data": data, "model": rc[0]["model"], "model_label": label, "schedule": schedule, "rule": s["rule"],
+                "seeds": s["seeds"], "epochs": rc[0]["epochs"],
+                "per_exit": [_mean_std([c["test_accuracy"][k] for c in rc]) for k in range(exits)],
+                "final": s["final"], "best": s["best"], "epoch_time_s": s["epoch_time_s"],
+                "total_time_s": _mean_std([c["total_time_s"] for c in rc]),
+                "time_ratio": _mean_std([_ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
+                "saved_bytes_peak": _mean_std([c["saved_bytes_peak"] for c in rc]),
+                "saved_ratio": _mean_std([_ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
+                "peak_rss_bytes": max(c["peak_rss_bytes"] for c in rc),
+                "sessions": sorted({c.get("session") for c in rc} | {b.get("session") for b in bs if b}),
+            })
+    return rows
+
+
+def _pct(ms: tuple[float, float] | None) -> str:
+    return "–" if ms is None else f"{100 * ms[0]:.2f} ± {100 * ms[1]:.2f}"
+
+
+def _num(ms: tuple[float, float] | None, digits: int = 2, scale: float = 1.0) -> str:
+    return "–" if ms is None else f"{ms[0] / scale:.{digits}f} ± {ms[1] / scale:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The main table: accuracy of every exit, time and saved bytes with their ratios to ``e2e``."""
+    lines = [
+        "| data | model | schedule | rule | seeds | epochs | test acc % per exit (first → last) | last exit % | best exit (by val) % "
+        "| time / epoch s | time × e2e | saved for backward MiB / batch (peak) | saved × e2e | peak RSS MiB (process) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
+        lines.append(
+            f"| {r['data']} | {r['model_label']} | {r['schedule']} | {r['rule']} | {r['seeds']} | {r['epochs']} | {per_exit} "
+            f"| {_pct(r['final'])} | {_pct(r['best'])} | {_num(r['epoch_time_s'], 3)} | {_num(r['time_ratio'])} "
+            f"| {_num(r['saved_bytes_peak'], 2, MIB)} | {_num(r['saved_ratio'])} | {r['peak_rss_bytes'] / MIB:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def anchor_table(rows: list[dict[str, Any]]) -> str:
+    """Our last-exit accuracy beside every published number for the same data, model kind and rule."""
+    lines = [
+        "| data | model | rule | ours: last exit % (epochs) | anchor % | anchor source | how the anchor's setting differs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["schedule"] != "simultaneous":
+            continue
+        for a in anchors_for(r["data"], r["model"], r["rule"]):
+            lines.append(
+                f"| {r['data']} | {r['model_label']} | {r['rule']} | {_pct(r['final'])} ({r['epochs']}) | {a.accuracy:.2f} "
+                f"| {a.source} | {a.setting} |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def schedule_totals(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each rule run under both: total training time of ``sequential`` over ``simultaneous`` (same epochs per stage)."""
+    by = {(*_group(c), c["rule"], c["schedule"], c["seed"]): c for c in cells}
+    out = []
+    for (data, label, rule, schedule, seed), c in by.items():
+        other = by.get((data, label, rule, "simultaneous", seed))
+        if schedule == "sequential" and other and other["epochs"] == c["epochs"]:
+            out.append({"data": data, "model_label": label, "rule": rule, "seed": seed,
+                        "sequential_s": c["total_time_s"], "simultaneous_s": other["total_time_s"],
+                        "ratio": c["total_time_s"] / other["total_time_s"]})
+    return out
