@@ -32,10 +32,9 @@ from ._estimator import ESTIMATORS, Estimator
 _FACTOR = {"upper": 2.0, "lower": 8.0}
 
 
-def _check_params(owner: str, noise_var: Any, bound: Any, base: Any) -> None:
+def _check_params(owner: str, noise_var: Any, bound: Any) -> None:
     check_number(noise_var, name="noise_var", owner=owner, low=0.0, low_inclusive=False)
     check_choice(bound, name="bound", owner=owner, choices=tuple(_FACTOR))
-    check_base(base, owner=owner)
 
 
 def kde_mi_tensor(
@@ -52,7 +51,7 @@ def kde_mi_tensor(
         >>> round(i.item(), 4), h.grad.abs().sum().item() > 0
         (0.5662, True)
     """
-    _check_params("kde_mi_tensor", noise_var, bound, math.e)
+    _check_params("kde_mi_tensor", noise_var, bound)
     h = as_tensor(h, name="h")
     n = h.shape[0]
     sq = (h * h).sum(1)
@@ -83,7 +82,8 @@ def kde_mi(x: Any, t: Any, *, noise_var: float = 0.1, bound: str = "upper", base
         >>> round(kde_mi([0, 1], h, noise_var=1.0, bound="lower"), 4)
         0.0605
     """
-    _check_params("kde_mi", noise_var, bound, base)
+    _check_params("kde_mi", noise_var, bound)
+    check_base(base, owner="kde_mi")
     x, t = as_matrix(x, name="x"), as_matrix(t, name="t")
     if len(x) != len(t):
         raise ValueError(f"x and t must have the same number of samples; got {len(x)} and {len(t)}.")
@@ -107,6 +107,7 @@ class KDEMI(Estimator):
     function = staticmethod(kde_mi)
 
     def __init__(self, *, noise_var: float = 0.1, bound: str = "upper", base: float = math.e) -> None:
-        _check_params(type(self).__name__, noise_var, bound, base)
+        _check_params(type(self).__name__, noise_var, bound)
+        check_base(base, owner=type(self).__name__)
         self.noise_var, self.bound, self.base = noise_var, bound, base
         super().__init__()

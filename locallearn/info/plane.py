@@ -147,12 +147,14 @@ class InformationPlane:
                 "upper_bound_ixt": math.log2(len(getattr(self, "_x", ())) or 1), "run": self.run,
                 "points": self.points}
 
-    def save(self, out_dir: str | Path, *, stem: str = "infoplane") -> tuple[Path, Path]:
-        """Write ``<stem>.json`` (atomically) and ``<stem>.png`` into ``out_dir``."""
+    def save(self, out_dir: str | Path, *, stem: str = "infoplane", title: str | None = None) -> tuple[Path, Path]:
+        """Write ``<stem>.json`` (atomically) and ``<stem>.png`` into ``out_dir``; the title defaults
+        to the rule and estimator names."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / f"{stem}.json", self.to_dict())
-        title = f"{self.run.get('rule', {}).get('name', '')} - {self.estimator}".strip(" -")
+        if title is None:
+            title = f"{self.run.get('rule', {}).get('name', '')} - {self.estimator}".strip(" -")
         plot_information_plane(self.points, out / f"{stem}.png", title=title)
         return out / f"{stem}.json", out / f"{stem}.png"
 
