@@ -79,8 +79,8 @@ def test_grid_leaves_out_combinations_a_schedule_refuses():
 
 def test_resume_skips_finished_cells(tmp_path, monkeypatch):
     calls = []
-    real = bench_runner.run_cell
-    monkeypatch.setattr(bench_runner, "run_cell", lambda cell, ds, **kw: calls.append(cell.key) or real(cell, ds, **kw))
+    real = bench_runner.run_cells
+    monkeypatch.setattr(bench_runner, "run_cells", lambda cells, ds, **kw: calls.extend(c.key for c in cells) or real(cells, ds, **kw))
     first = run_suite(TINY, out=tmp_path, seeds=1, progress=False)
     assert first.ran == 3 and len(calls) == 3
     again = run_suite(TINY, out=tmp_path, seeds=1, progress=False)
@@ -92,7 +92,7 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
     assert third.ran == 1 and calls[-1] == dropped["key"]
     more = run_suite(TINY, out=tmp_path, seeds=2, progress=False)  # a new seed adds cells, keeps the old ones
     assert more.ran == 3 and len(more) == 6
-    assert len(json.loads((tmp_path / "runs.json").read_text())) == 4
+    assert [r["cells_to_run"] for r in json.loads((tmp_path / "runs.json").read_text())] == [3, 1, 3]
 
 
 def test_tables_and_csv_on_a_fake_grid():
@@ -124,9 +124,10 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
     assert "| synthetic | mlp-2x8 | sequential | local |" in report and "python -m benchmarks tiny" in report
     assert "total training time" in report  # sequential against simultaneous
     assert "3 cells run, 0 already done" in capsys.readouterr().out
-    assert cli_main(["bench", "tiny", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
-    assert "0 cells run, 3 already done" in capsys.readouterr().out
-    assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"locallearn bench tiny --seeds 1 --out {out}"
+    (out / "results.md").unlink()
+    assert cli_main(["bench", "tiny", "--seeds", "1", "--out", str(out), "--no-progress", "--report-only"]) == 0
+    assert "0 cells run, 3 already done" in capsys.readouterr().out and (out / "results.md").is_file()
+    assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out}"
 
 
 def test_unknown_suite_is_a_clean_error(capsys):

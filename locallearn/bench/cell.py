@@ -25,7 +25,7 @@ from locallearn.experiment import RunSpec, make_trainer
 from locallearn import rules, schedules
 from locallearn.net import LocalNet
 from locallearn.schedules import TrainState
-from locallearn.trainer import Callback, Trainer
+from locallearn.trainer import Callback, RunResult, Trainer
 
 
 def step_memory(spec: RunSpec, ds: Dataset, *, net: LocalNet | None = None) -> dict[str, int]:
@@ -76,12 +76,32 @@ class _Progress(Callback):
             self.bar.update(len(record.get("stages_trained", ())))
 
 
-def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train ``cell`` and return its record: per-exit accuracies, epoch times, memory, load."""
-    spec = cell.spec
-    memory = step_memory(spec, ds)
+def run_cells(cells: Sequence[Cell], ds: Dataset, *, bar: Any = None) -> list[dict[str, Any]]:
+    """Train ``cells`` in turns, one epoch of every stage each, and return their records.
+
+    Taking turns epoch by epoch (``Trainer.fit(epochs=...)``; each trainer keeps its own
+    random stream, so the results equal solo runs) means every cell's epochs see the
+    same machine conditions, which is what makes their time ratios fair on a shared machine.
+    """
+    memory = [step_memory(c.spec, ds) for c in cells]
+    trainers = [make_trainer(c.spec, ds, callbacks=[_Progress(bar)]) for c in cells]
     load_before, started = load_average(), time.time()
-    result = make_trainer(spec, ds, callbacks=[_Progress(bar), *callbacks]).fit()
+    while any(t.epoch < t.total_epochs for t in trainers):
+        for cell, trainer in zip(cells, trainers):
+            if trainer.epoch < trainer.total_epochs:
+                trainer.fit(epochs=trainer.total_epochs // cell.spec.epochs)
+    load_after = load_average()
+    return [_record(c, t.result, m, load_before, load_after, started) for c, t, m in zip(cells, trainers, memory)]
+
+
+def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None) -> dict[str, Any]:
+    """Train one cell and return its record: per-exit accuracies, epoch times, memory, load."""
+    return run_cells([cell], ds, bar=bar)[0]
+
+
+def _record(cell: Cell, result: RunResult, memory: dict[str, int], load_before: list[float], load_after: list[float],
+            started: float) -> dict[str, Any]:
+    spec = cell.spec
     times = [r["epoch_time_s"] for r in result.history]
     return {
         "key": cell.key,
@@ -102,7 +122,7 @@ def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None, callbacks: Sequence[Ca
         **memory,
         "peak_rss_bytes": peak_rss_bytes(),
         "load_before": load_before,
-        "load_after": load_average(),
+        "load_after": load_after,
         "started": started,
         "config": result.config,
         "version": locallearn.__version__,

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
 
         suite = SUITES[args.suite]
         records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
-                            progress=not args.no_progress, command=command)
+                            progress=not args.no_progress, command=command, run=not args.report_only)
         path = write_report(suite, records, out=out)
         print(f"{records.ran} cells run, {len(records) - records.ran} already done")
     print(Path(path).read_text())

@@ -26,7 +26,8 @@ MEASUREMENT_NOTES = (
     "Best exit is picked per seed on validation accuracy.",
     "Time / epoch: median trainer epoch (one epoch of every stage; for `sequential`, the median epoch times the number "
     "of stages, cache building included). `× e2e`: ratio to the `e2e` + `simultaneous` cell of the same seed, data and "
-    "model, run back to back with it in the same suite run (cells run seed by seed, every rule in turn), averaged over seeds.",
+    "model, averaged over seeds. The cells of one seed, data and model train in turns, one epoch (of every stage) each, "
+    "so every cell's epochs see the same machine conditions.",
     "Saved for backward: exact bytes autograd saves in one training batch through the schedule's own `train_epoch` "
     "(`torch.autograd.graph.saved_tensors_hooks`), each storage counted once with `untyped_storage().nbytes()`, the "
     "network's parameters and buffers excluded; *peak* = most bytes held at once during the step.",

@@ -1,13 +1,14 @@
 """Run a suite: resumable cells, a progress bar with an ETA, and the run's provenance.
 
-Finished cells live in ``cells.json`` in the output folder, keyed by their full
+The cells of one seed, dataset and model train in turns, one epoch each (see
+``locallearn.bench.cell.run_cells``). Finished cells live in ``cells.json`` in the output folder, keyed by their full
 spec and rewritten atomically after every cell; a cell already there is not
 run again. Each invocation gets a ``session`` id, so a table can tell whether
 a ratio mixes timings from different invocations.
 
 Example:
     >>> import tempfile
-    >>> from locallearn.bench.suites import Suite
+    >>> from locallearn.bench.suites import Cell, Suite
     >>> from locallearn.experiment import RunSpec
     >>> tiny = Suite("tiny", "doc example", RunSpec(widths=(8,), epochs=1), ("synthetic",), {"mlp": {}},
     ...              {"simultaneous": ("e2e", "local")}, seeds=1)
@@ -28,9 +29,9 @@ from tqdm.auto import tqdm
 
 from locallearn import data as datasets
 from locallearn import io
-from locallearn.bench.cell import run_cell
+from locallearn.bench.cell import run_cells
 from locallearn.bench.measure import load_average
-from locallearn.bench.suites import Suite
+from locallearn.bench.suites import Cell, Suite
 
 STORE = "cells.json"
 
@@ -79,12 +80,20 @@ def run_suite(
     data_dir: str | None = None,
     progress: bool = True,
     command: str = "",
+    run: bool = True,
 ) -> SuiteRun:
-    """Run every cell of ``suite`` not yet in ``out/cells.json``; return all its cells' records."""
+    """Run every cell of ``suite`` not yet in ``out/cells.json``; return all its cells' finished records.
+
+    With ``run=False`` nothing is run or recorded: the records already finished are returned.
+    """
     out = Path(out)
     cells = suite.cells(seeds=seeds, epochs=epochs)
     store = CellStore(out / STORE)
+    order = {c.key: i for i, c in enumerate(cells)}
+    result = SuiteRun(sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]]))
     todo = [c for c in cells if c.key not in store]
+    if not run or not todo:
+        return result
     session = uuid.uuid4().hex[:8]
     meta_path = out / "runs.json"
     runs = io.read_json(meta_path) if meta_path.is_file() else []
@@ -97,18 +106,20 @@ def run_suite(
     loaded: dict[str, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)
-    result = SuiteRun()
+    groups: dict[tuple, list[Cell]] = {}  # cells of one seed, data and model train in turns
     for cell in todo:
-        bar.set_description(f"{suite.name}: {cell.spec.rule}/{cell.spec.schedule}/{cell.model_label}/seed{cell.spec.seed}")
-        if cell.spec.data not in loaded:
-            loaded[cell.spec.data] = datasets.load(cell.spec.data, data_dir=data_dir)
-        record = run_cell(cell, loaded[cell.spec.data], bar=bar)
-        record["session"] = session
-        store.add(record)
-        result.ran += 1
+        groups.setdefault((cell.spec.seed, cell.spec.data, cell.model_label), []).append(cell)
+    for (seed, data, label), group in groups.items():
+        bar.set_description(f"{suite.name}: {data}/{label}/seed {seed}, {len(group)} cells in turns")
+        if data not in loaded:
+            loaded[data] = datasets.load(data, data_dir=data_dir)
+        for record in run_cells(group, loaded[data], bar=bar):
+            record["session"] = session
+            store.add(record)
+            result.append(record)
+            result.ran += 1
+    result.sort(key=lambda r: order[r["key"]])
     bar.close()
     runs[-1].update(load_end=load_average(), finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     io.write_json(meta_path, runs)
-    keys = {c.key for c in cells}
-    result.extend(r for r in store.records if r["key"] in keys)
     return result

@@ -86,7 +86,8 @@ class Suite:
                     for schedule in self.schedules:
                         for rule in self.rules_for(schedule):
                             spec = dataclasses.replace(
-                                self.base, data=data, rule=rule, schedule=schedule, seed=seed, progress=False, **overrides
+                                self.base, data=data, rule=rule, schedule=schedule, seed=seed, progress=False,
+                                eval_every=0, **overrides  # evaluate once, after the last epoch
                             )
                             if epochs is not None:
                                 spec = dataclasses.replace(spec, epochs=epochs)

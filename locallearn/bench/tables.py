@@ -1,8 +1,8 @@
 """From cell records to tidy rows, per-group summaries with ratios to ``e2e``, CSV and Markdown.
 
 A cell's time and memory ratios are taken against the ``e2e`` cell under
-``simultaneous`` with the same data, model and seed (run back to back with it in
-the same suite run), then averaged over seeds.
+``simultaneous`` with the same data, model and seed (trained in turns with it,
+epoch by epoch, in the same suite run), then averaged over seeds.
 
 Example:
     >>> cells = [fake_cell(rule, seed) for rule in ("e2e", "local") for seed in (0, 1)]
