@@ -1,0 +1,250 @@
+"""Throughput and accuracy of the ``pipeline`` schedule against one process, and ``decoupled`` with a slow stage.
+
+Run from the repository root, alone on the machine (others take the same lock):
+
+    flock /tmp/locallearn-bench.lock python3 benchmarks/pipeline_throughput.py
+
+Writes benchmarks/results/pipeline_throughput.md and .json.
+
+Part 1 (throughput). Fashion-MNIST, a 2-stage MLP whose stages cost the same FLOPs per
+training step (checked with ``torch.utils.flop_counter``; the second width is solved for).
+At each batch size, in the same run and interleaved over seeds: ``simultaneous`` in this
+process with 1 thread and with 2 threads, and ``pipeline`` with 2 workers of 1 thread.
+Throughput = training samples / training time (the Trainer's ``epoch_time_s``; evaluation
+excluded). For the pipeline that time includes starting the workers, the rendezvous and
+gathering the stages every epoch; its workers' own loop throughput is reported beside it.
+
+Part 2 (decoupled). The same net, batch 128, 2 threads: ``simultaneous`` against
+``decoupled`` with buffer capacities 1, 8 and 64, reuse cap 4, and one stage (0 or 1)
+2x slower: it updates on a tick with probability 0.5 (``speed_mode="random"``, seeded),
+as in DGL's slow-worker simulation. (With the deterministic ``"ratio"`` mode and reuse
+cap 2 the three capacities give identical runs: the buffer never holds more than one
+usable batch.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import locallearn as ll
+from locallearn import io
+from locallearn.schedules import TrainState, train_step
+
+RESULTS = Path(__file__).parent / "results"
+COMMAND = "flock /tmp/locallearn-bench.lock python3 benchmarks/pipeline_throughput.py"
+
+
+def step_flops(net: ll.LocalNet, x: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """FLOPs of one ``local`` training step of each stage (forward and backward) on batch ``x``."""
+    state = TrainState(net=net, rule=ll.rules.create("local"), optimizers=[None] * len(net.stages),
+                       x_train=x, y_train=y, batch_size=len(x), seed=0)
+    flops, h = [], x
+    for k, stage in enumerate(net.stages):
+        with FlopCounterMode(display=False) as counter:
+            train_step(state, h, y, [k])
+        flops.append(counter.get_total_flops())
+        with torch.no_grad():
+            h = stage.block(h)
+    net.zero_grad(set_to_none=True)
+    return flops
+
+
+def balanced_widths(ds: ll.data.Dataset, first: int) -> tuple[tuple[int, int], list[int]]:
+    """The second stage's width that makes both stages' training FLOPs equal, and those FLOPs."""
+    x, y = ds.x_train[:128], ds.y_train[:128]
+
+    def second_minus_first(width: int) -> tuple[int, list[int]]:
+        flops = step_flops(ll.build_mlp(ds.input_shape, (first, width), ds.num_classes), x, y)
+        return flops[1] - flops[0], flops
+
+    (low_gap, _), (high_gap, _) = second_minus_first(256), second_minus_first(2048)
+    width = round(256 + (2048 - 256) * (-low_gap) / (high_gap - low_gap))  # the gap is linear in the width
+    return (first, width), second_minus_first(width)[1]
+
+
+def run(ds, widths, *, schedule, batch_size, epochs, seed, threads) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    ll.seed_everything(seed)
+    net = ll.build_mlp(ds.input_shape, widths, ds.num_classes)
+    config = ll.TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, eval_every=0, progress=False)
+    result = ll.Trainer(net, ds, rule="local", schedule=schedule, config=config).fit()
+    train_s = sum(r["epoch_time_s"] for r in result.history)
+    record = {
+        "samples_per_s": len(ds.x_train) * epochs / train_s,
+        "train_s": train_s,
+        "test_accuracy": result.final("test"),
+        "history": result.history,
+    }
+    last = result.history[-1]
+    if "worker_samples_per_s" in last:
+        record["worker_samples_per_s"] = [statistics.mean(r["worker_samples_per_s"][w] for r in result.history) for w in range(2)]
+        for key in ("worker_idle_s", "worker_send_wait_s", "worker_compute_s", "worker_wall_s"):
+            record[key] = [sum(r[key][w] for r in result.history) for w in range(2)]
+        record["overhead_s"] = sum(r["overhead_s"] for r in result.history)
+    if "updates" in last:
+        record["updates"] = [sum(r["updates"][k] for r in result.history) for k in range(2)]
+    return record
+
+
+def mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    m = statistics.mean(values) * scale
+    s = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--batch-sizes", default="32,128")
+    parser.add_argument("--width", type=int, default=1024, help="width of the first stage")
+    parser.add_argument("--limit", type=int, default=None, help="use only this many training samples (smoke test)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave the results files alone")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ds = ll.data.load("fashion-mnist")
+    if args.limit:
+        ds = dataclasses.replace(ds, x_train=ds.x_train[: args.limit], y_train=ds.y_train[: args.limit])
+    widths, flops = balanced_widths(ds, args.width)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    seeds = list(range(args.seeds))
+    configs = {
+        "simultaneous, 1 process x 1 thread": dict(schedule="simultaneous", threads=1),
+        "simultaneous, 1 process x 2 threads": dict(schedule="simultaneous", threads=2),
+        "pipeline, 2 workers x 1 thread": dict(schedule=ll.schedules.create("pipeline", workers=2, threads=1), threads=1),
+    }
+    throughput: dict[str, dict[str, list[dict]]] = {}
+    for batch_size in batch_sizes:
+        rows = throughput.setdefault(str(batch_size), {name: [] for name in configs})
+        for seed in seeds:
+            names = list(configs)
+            names = names[seed % len(names):] + names[: seed % len(names)]  # rotate the order over seeds
+            for name in names:
+                record = run(ds, widths, batch_size=batch_size, epochs=args.epochs, seed=seed, **configs[name])
+                rows[name].append(record)
+                print(f"batch {batch_size} seed {seed} {name}: {record['samples_per_s']:.0f} samples/s, "
+                      f"test {100 * record['test_accuracy'][-1]:.2f} %", flush=True)
+
+    decoupled_configs = {"simultaneous": "simultaneous"}
+    for slow in (0, 1):
+        speeds = (0.5, 1.0) if slow == 0 else (1.0, 0.5)
+        for capacity in (1, 8, 64):
+            decoupled_configs[f"decoupled, capacity {capacity}, stage {slow} 2x slower"] = ll.schedules.create(
+                "decoupled", capacity=capacity, max_uses=4, speeds=speeds, speed_mode="random")
+    decoupled: dict[str, list[dict]] = {name: [] for name in decoupled_configs}
+    for seed in seeds:
+        for name, schedule in decoupled_configs.items():
+            record = run(ds, widths, schedule=schedule, batch_size=128, epochs=args.epochs, seed=seed, threads=2)
+            decoupled[name].append(record)
+            print(f"seed {seed} {name}: test {100 * record['test_accuracy'][-1]:.2f} %", flush=True)
+
+    load_after = os.getloadavg()
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "locallearn", "benchmarks/pipeline_throughput.py"],
+                           capture_output=True, text=True).stdout.strip()
+    meta = {
+        "command": COMMAND + " " + " ".join(sys.argv[1:]),
+        "git_revision": revision + (" (with uncommitted changes in the tree)" if dirty else ""),
+        "date_utc": started.isoformat(timespec="seconds"),
+        "machine": io.machine(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "epochs": args.epochs,
+        "seeds": seeds,
+        "widths": widths,
+        "train_flops_per_batch_of_128": flops,
+        "train_samples": len(ds.x_train),
+    }
+    report = format_report(meta, throughput, decoupled)
+    print(report)
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        io.write_json(RESULTS / "pipeline_throughput.json", {"meta": meta, "throughput": throughput, "decoupled": decoupled})
+        (RESULTS / "pipeline_throughput.md").write_text(report)
+
+
+def format_report(meta: dict, throughput: dict, decoupled: dict) -> str:
+    one, two, pipe = "simultaneous, 1 process x 1 thread", "simultaneous, 1 process x 2 threads", "pipeline, 2 workers x 1 thread"
+    lines = [
+        "# Pipeline throughput (Fashion-MNIST, 2 balanced stages)",
+        "",
+        f"Command: `{meta['command']}`  ",
+        f"Revision: {meta['git_revision']}; date (UTC): {meta['date_utc']}  ",
+        f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} cores, {meta['machine']['platform']}, "
+        f"torch {meta['machine']['torch']}  ",
+        f"Load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in meta['load_average_before'])}; "
+        f"after: {', '.join(f'{v:.2f}' for v in meta['load_average_after'])}  ",
+        f"Net: MLP {meta['widths'][0]}-{meta['widths'][1]}, one stage per layer, linear heads, rule `local`, Adam 1e-3; "
+        f"training FLOPs per batch of 128: stage 0 {meta['train_flops_per_batch_of_128'][0] / 1e6:.1f} M, "
+        f"stage 1 {meta['train_flops_per_batch_of_128'][1] / 1e6:.1f} M  ",
+        f"{meta['epochs']} epochs over {meta['train_samples']} training samples; seeds {meta['seeds']} "
+        "(mean ± std over seeds; throughput runs interleaved, order rotated per seed).",
+        "",
+        "Throughput = training samples / training time (evaluation excluded). For the pipeline the time includes",
+        "starting the workers, the rendezvous and gathering the stages back every epoch; *worker loop* is the",
+        "slower worker's own samples/s inside its epoch loop. Idle = time blocked waiting to receive; send wait =",
+        "time blocked with the maximum number of sends in flight. Accuracy: test accuracy of the last exit.",
+        "",
+        "| batch | run | samples/s | x 1 thread | x 2 threads | worker loop samples/s | test acc % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for batch, rows in throughput.items():
+        base1 = [r["samples_per_s"] for r in rows[one]]
+        base2 = [r["samples_per_s"] for r in rows[two]]
+        for name, records in rows.items():
+            speed = [r["samples_per_s"] for r in records]
+            ratio1 = [a / b for a, b in zip(speed, base1)]
+            ratio2 = [a / b for a, b in zip(speed, base2)]
+            loop = mean_std([min(r["worker_samples_per_s"]) for r in records], digits=0) if "worker_samples_per_s" in records[0] else ""
+            acc = mean_std([r["test_accuracy"][-1] for r in records], scale=100, digits=2)
+            lines.append(f"| {batch} | {name} | {mean_std(speed, digits=0)} | {mean_std(ratio1, digits=2)} | "
+                         f"{mean_std(ratio2, digits=2)} | {loop} | {acc} |")
+        pipe_speed = [r["samples_per_s"] for r in rows[pipe]]
+        gain1 = statistics.mean(a / b for a, b in zip(pipe_speed, base1))
+        gain2 = statistics.mean(a / b for a, b in zip(pipe_speed, base2))
+        loss = 100 * (statistics.mean(r["test_accuracy"][-1] for r in rows[one]) - statistics.mean(r["test_accuracy"][-1] for r in rows[pipe]))
+        verdicts.append(
+            f"- batch {batch}: {gain1:.2f}x the 1-thread process (target >= 1.6x: {'met' if gain1 >= 1.6 else 'NOT met'}); "
+            f"{gain2:.2f}x the 2-thread process (target >= 1x: {'met' if gain2 >= 1.0 else 'NOT met'}); "
+            f"accuracy {loss:+.2f} pt below the 1-thread run (target <= 0.5 pt: {'met' if loss <= 0.5 else 'NOT met'})."
+        )
+    lines += ["", "Targets:", *verdicts, "", "Per-worker time of the pipeline (seconds over all epochs, mean over seeds):", "",
+              "| batch | worker | compute s | idle (receive) s | send wait s | loop wall s | overhead s (whole run) |",
+              "|---|---|---|---|---|---|---|"]
+    for batch, rows in throughput.items():
+        records = rows[pipe]
+        for w in range(2):
+            cells = [statistics.mean(r[key][w] for r in records) for key in ("worker_compute_s", "worker_idle_s", "worker_send_wait_s", "worker_wall_s")]
+            overhead = statistics.mean(r["overhead_s"] for r in records)
+            lines.append(f"| {batch} | {w} (stage {w}) | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {overhead:.2f} |")
+    lines += ["", "## Decoupled, one stage 2x slower (batch 128, 2 threads, reuse cap 4)", "",
+              "A 2x slower stage updates on a tick with probability 0.5 (one tick = one new data batch; seeded), so it",
+              "sees about half the batches; the stage above a slow stage 0 reuses buffered batches (least reused,",
+              "newest first, at most 4 uses each). With the deterministic every-second-tick mode and a reuse cap of 2",
+              "the capacities give identical runs (the buffer never holds more than one usable batch), so the",
+              "random mode is the one where capacity matters. Updates = per stage, all epochs.", "",
+              "| run | test acc % (last exit) | test acc % (exit 0) | updates (mean) |", "|---|---|---|---|"]
+    for name, records in decoupled.items():
+        updates = f"{[round(statistics.mean(r['updates'][k] for r in records)) for k in range(2)]}" if "updates" in records[0] else "every batch"
+        lines.append(f"| {name} | {mean_std([r['test_accuracy'][-1] for r in records], scale=100, digits=2)} | "
+                     f"{mean_std([r['test_accuracy'][0] for r in records], scale=100, digits=2)} | {updates} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
