@@ -41,9 +41,11 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4 and x.shape[2] * x.shape[3] > 1:
         x = x.flatten(2).std(dim=2)
     x = x.flatten(1)
-    x = x - x.mean(dim=1, keepdim=True)
-    x = x / (x.norm(dim=1, keepdim=True) + 1e-8)
-    return (x @ x.t()).clamp(-1.0, 1.0)
+    # centred Gram matrix without a centred copy of x: (x_i - m_i).(x_j - m_j) = x_i.x_j - r_i r_j / D
+    rows = x.sum(dim=1)
+    gram = torch.addmm(x @ x.t(), rows[:, None], rows[None, :], alpha=-1.0 / x.shape[1])
+    norms = gram.diagonal().clamp_min(0.0).sqrt() + 1e-8
+    return (gram / norms[:, None] / norms[None, :]).clamp(-1.0, 1.0)
 
 
 def _feature_width(stage: Stage, index: int) -> tuple[str, int]:
@@ -70,14 +72,14 @@ class _PredSimBase(LocalRule):
         self.beta = check_number(beta, name="beta", owner=type(self).__name__, low=0.0, high=1.0)
 
     def _terms(self, out: StageOutput, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(prediction loss, features for S, labels for S)``."""
+        """``(prediction loss, features for S, similarity matrix of the labels)``."""
         raise NotImplementedError
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
-        pred, features, targets = self._terms(out, y)
+        pred, features, target = self._terms(out, y)
         if self.beta == 0.0:
             return pred
-        sim = F.mse_loss(similarity_matrix(features), similarity_matrix(targets))
+        sim = F.mse_loss(similarity_matrix(features), target)
         return (1.0 - self.beta) * pred + self.beta * sim
 
 
@@ -90,7 +92,7 @@ class PredSim(_PredSimBase):
         sim_dim: width of the learned projection (outputs of the Linear, channels of the
             3x3 Conv2d), capped at the feature width; ``None`` keeps the full width as in
             the paper. A narrower projection costs less; the label similarity has rank
-            at most the number of classes, so a few hundred dimensions suffice.
+            at most the number of classes, so 128 (the default) keeps the cost near ``local``'s.
 
     ``setup`` attaches the projection to each stage as ``stage.aux["predsim"]``.
 
@@ -104,7 +106,7 @@ class PredSim(_PredSimBase):
         Linear(in_features=8, out_features=6, bias=False)
     """
 
-    def __init__(self, *, beta: float = 0.99, sim_dim: int | None = 256) -> None:
+    def __init__(self, *, beta: float = 0.99, sim_dim: int | None = 128) -> None:
         super().__init__(beta=beta)
         if sim_dim is not None:
             sim_dim = check_number(sim_dim, name="sim_dim", owner="PredSim", low=1, integer=True)
@@ -123,8 +125,9 @@ class PredSim(_PredSimBase):
     def _terms(self, out, y):
         proj = out.stage.aux["predsim"]
         h = out.h_out if isinstance(proj, nn.Conv2d) else out.h_out.flatten(1)
-        onehot = F.one_hot(y, out.logits.shape[1]).to(h.dtype)
-        return F.cross_entropy(out.logits, y), proj(h), onehot
+        same = (y[:, None] == y[None, :]).to(h.dtype)
+        target = same - (1.0 - same) / max(out.logits.shape[1] - 1, 1)  # similarity_matrix of the one-hot labels
+        return F.cross_entropy(out.logits, y), proj(h), target
 
 
 class LabelCodeHead(nn.Module):
@@ -149,6 +152,7 @@ class LabelCodeHead(nn.Module):
         self.inner = inner
         self.seed = seed
         self.register_buffer("codes", torch.empty(0), persistent=False)
+        self.register_buffer("code_similarity", torch.empty(0), persistent=False)
 
     def _codes_for(self, bits: int, like: torch.Tensor) -> torch.Tensor:
         stale = self.codes.is_inference() and not torch.is_inference_mode_enabled()
@@ -164,6 +168,7 @@ class LabelCodeHead(nn.Module):
                 if best_gap >= max(bits // 4, 1):
                     break
             self.codes = best.to(like)
+            self.code_similarity = similarity_matrix(self.codes)
         return self.codes
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -212,5 +217,5 @@ class PredSimBio(_PredSimBase):
             raise RuntimeError("predsim-bio: run setup(net) first (the trainer does), so each head decodes label codes.")
         bits = out.logits.shape[1]
         pred = -out.logits.gather(1, y[:, None]).mean() / bits
-        return pred, out.h_out, head.codes[y]
+        return pred, out.h_out, head.code_similarity[y[:, None], y[None, :]]
 
