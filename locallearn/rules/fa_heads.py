@@ -23,8 +23,12 @@ class FixedRandomHeads(LocalRule):
     """Local cross-entropy through fixed random heads whose backward uses their own fixed matrix B.
 
     Args:
-        feedback: ``"random"`` (B drawn independently of G) or ``"same"`` (B is a copy of G;
-            with a frozen head this is exactly ``local`` with a frozen head).
+        feedback: ``"same"`` (B is a copy of G: Mostafa et al.'s fixed random classifier, whose
+            fixed weights serve both ways; with a frozen head this is exactly ``local`` with a
+            frozen head) or ``"random"`` (B drawn independently of G). A random B needs
+            ``train_head=True``: feedback alignment works because the forward weights above
+            a layer learn to align with B, and a frozen G never does, so the logits move along
+            ``-G B^T e``, uncorrelated with the error (on 8x8 digits the exits stay at chance).
         train_head: also train the head (its weight gradient is the usual one; B stays fixed).
         head_scale: multiplies G, drawn from the layer's default init (uniform in +-1/sqrt(fan_in)).
         feedback_scale: multiplies B, drawn from the same distribution (ignored with ``feedback="same"``).
