@@ -180,6 +180,21 @@ def test_cli_trains_with_the_pipeline(tmp_path, capsys):
     assert ll.io.load_checkpoint(checkpoint)["config"]["schedule"]["workers"] == 2
 
 
+def test_torchrun_gives_the_same_net_as_launching_from_python(tmp_path):
+    args = ["train", "--data", "synthetic", "--widths", "16,16", "--epochs", "2", "--schedule", "pipeline", "--no-progress"]
+    launched, local = tmp_path / "torchrun.pt", tmp_path / "local.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "locallearn.cli", *args, "--checkpoint", str(launched)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("exit 1: val") == 2  # both ranks evaluated the gathered net
+    assert cli.main([*args, "--checkpoint", str(local)]) == 0
+    a, b = ll.io.load_checkpoint(launched), ll.io.load_checkpoint(local)
+    for x, y in zip(a["net"].values(), b["net"].values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert a["history"][-1]["worker_stages"] == [[0], [1]]
+
+
 def test_bad_input_gets_clear_errors(synthetic):
     with pytest.raises(ValueError, match="asks for 3 workers but the network has only 2 stages"):
         _trainer(synthetic, Pipeline(workers=3))
