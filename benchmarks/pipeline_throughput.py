@@ -14,7 +14,7 @@ Throughput = training samples / training time (the Trainer's ``epoch_time_s``; e
 excluded). For the pipeline that time includes starting the workers, the rendezvous and
 gathering the stages every epoch; its workers' own loop throughput is reported beside it.
 
-Part 2 (decoupled). The same net, batch 128, 2 threads: ``simultaneous`` against
+Part 2 (decoupled). The same net, batch 128, 1 thread: ``simultaneous`` against
 ``decoupled`` with buffer capacities 1, 8 and 64, reuse cap 4, and one stage (0 or 1)
 2x slower: it updates on a tick with probability 0.5 (``speed_mode="random"``, seeded),
 as in DGL's slow-worker simulation. (With the deterministic ``"ratio"`` mode and reuse
@@ -75,7 +75,16 @@ def balanced_widths(ds: ll.data.Dataset, first: int) -> tuple[tuple[int, int], l
     return (first, width), second_minus_first(width)[1]
 
 
+def wait_for_quiet(max_load: float, max_wait_s: float) -> float:
+    """Wait until the 1-minute load average is below ``max_load`` (at most ``max_wait_s``); return the wait."""
+    start = time.monotonic()
+    while os.getloadavg()[0] >= max_load and time.monotonic() - start < max_wait_s:
+        time.sleep(10)
+    return time.monotonic() - start
+
+
 def run(ds, widths, *, schedule, batch_size, epochs, seed, threads) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     torch.set_num_threads(threads)
     ll.seed_everything(seed)
     net = ll.build_mlp(ds.input_shape, widths, ds.num_classes)
@@ -87,6 +96,7 @@ def run(ds, widths, *, schedule, batch_size, epochs, seed, threads) -> dict[str,
         "train_s": train_s,
         "test_accuracy": result.final("test"),
         "history": result.history,
+        "load_1min": [load_before, os.getloadavg()[0]],
     }
     last = result.history[-1]
     if "worker_samples_per_s" in last:
@@ -97,6 +107,12 @@ def run(ds, widths, *, schedule, batch_size, epochs, seed, threads) -> dict[str,
     if "updates" in last:
         record["updates"] = [sum(r["updates"][k] for r in result.history) for k in range(2)]
     return record
+
+
+def load_range(throughput: dict, decoupled: dict) -> str:
+    loads = [v for rows in throughput.values() for records in rows.values() for r in records for v in r["load_1min"]]
+    loads += [v for records in decoupled.values() for r in records for v in r["load_1min"]]
+    return f"{min(loads):.2f} to {max(loads):.2f}"
 
 
 def mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -113,7 +129,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1024, help="width of the first stage")
     parser.add_argument("--limit", type=int, default=None, help="use only this many training samples (smoke test)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the results files alone")
+    parser.add_argument("--max-load", type=float, default=1.5, help="wait for a 1-minute load average below this")
+    parser.add_argument("--max-wait", type=float, default=1800, help="seconds to wait for it at most")
     args = parser.parse_args()
+    waited = wait_for_quiet(args.max_load, args.max_wait)
     load_before = os.getloadavg()
     started = datetime.datetime.now(datetime.timezone.utc)
     ds = ll.data.load("fashion-mnist")
@@ -148,7 +167,7 @@ def main() -> None:
     decoupled: dict[str, list[dict]] = {name: [] for name in decoupled_configs}
     for seed in seeds:
         for name, schedule in decoupled_configs.items():
-            record = run(ds, widths, schedule=schedule, batch_size=128, epochs=args.epochs, seed=seed, threads=2)
+            record = run(ds, widths, schedule=schedule, batch_size=128, epochs=args.epochs, seed=seed, threads=1)
             decoupled[name].append(record)
             print(f"seed {seed} {name}: test {100 * record['test_accuracy'][-1]:.2f} %", flush=True)
 
@@ -161,6 +180,7 @@ def main() -> None:
         "git_revision": revision + (" (with uncommitted changes in the tree)" if dirty else ""),
         "date_utc": started.isoformat(timespec="seconds"),
         "machine": io.machine(),
+        "waited_for_quiet_s": waited,
         "load_average_before": load_before,
         "load_average_after": load_after,
         "epochs": args.epochs,
@@ -187,7 +207,8 @@ def format_report(meta: dict, throughput: dict, decoupled: dict) -> str:
         f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} cores, {meta['machine']['platform']}, "
         f"torch {meta['machine']['torch']}  ",
         f"Load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in meta['load_average_before'])}; "
-        f"after: {', '.join(f'{v:.2f}' for v in meta['load_average_after'])}  ",
+        f"after: {', '.join(f'{v:.2f}' for v in meta['load_average_after'])}; 1-minute load at the start and end of "
+        f"every run: {load_range(throughput, decoupled)} (this benchmark itself adds 1-2 on 2 cores)  ",
         f"Net: MLP {meta['widths'][0]}-{meta['widths'][1]}, one stage per layer, linear heads, rule `local`, Adam 1e-3; "
         f"training FLOPs per batch of 128: stage 0 {meta['train_flops_per_batch_of_128'][0] / 1e6:.1f} M, "
         f"stage 1 {meta['train_flops_per_batch_of_128'][1] / 1e6:.1f} M  ",
@@ -232,7 +253,7 @@ def format_report(meta: dict, throughput: dict, decoupled: dict) -> str:
             cells = [statistics.mean(r[key][w] for r in records) for key in ("worker_compute_s", "worker_idle_s", "worker_send_wait_s", "worker_wall_s")]
             overhead = statistics.mean(r["overhead_s"] for r in records)
             lines.append(f"| {batch} | {w} (stage {w}) | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {overhead:.2f} |")
-    lines += ["", "## Decoupled, one stage 2x slower (batch 128, 2 threads, reuse cap 4)", "",
+    lines += ["", "## Decoupled, one stage 2x slower (batch 128, 1 thread, reuse cap 4)", "",
               "A 2x slower stage updates on a tick with probability 0.5 (one tick = one new data batch; seeded), so it",
               "sees about half the batches; the stage above a slow stage 0 reuses buffered batches (least reused,",
               "newest first, at most 4 uses each). With the deterministic every-second-tick mode and a reuse cap of 2",
