@@ -78,6 +78,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     tapped = dataclasses.replace(state, rule=tap)
     losses: list[list[float]] = []
     compute_s = receive_s = send_s = 0.0
+    limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
 
     if rank == 0:
         if len(state.x_train) != plan.num_samples:
@@ -104,8 +105,8 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
             progress.phase = "receive"
             t = time.perf_counter()
             h, y, wait_h, wait_y = posted.popleft()
-            wait_h.wait()
-            wait_y.wait()
+            wait_h.wait(limit)
+            wait_y.wait(limit)
             receive_s += time.perf_counter() - t
             if i + plan.max_in_flight < len(sizes):
                 post(i + plan.max_in_flight)
@@ -120,13 +121,13 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
             sending.append((out, y, dist.isend(out, dst=rank + 1, tag=0), dist.isend(y, dst=rank + 1, tag=1)))
             while len(sending) > plan.max_in_flight:
                 for request in sending.popleft()[2:]:
-                    request.wait()
+                    request.wait(limit)
             send_s += time.perf_counter() - t
     progress.phase = "send"
     t = time.perf_counter()
     for item in sending:
         for request in item[2:]:
-            request.wait()
+            request.wait(limit)
     send_s += time.perf_counter() - t
     wall_s = time.perf_counter() - start
     progress.phase = "finishing"
