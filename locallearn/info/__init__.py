@@ -1,5 +1,7 @@
 """Mutual-information estimators (pure: arrays in, numbers out) and the information plane.
 
+Nothing here imports the training engine; ``InformationPlane`` is a trainer callback by duck typing.
+
 Every estimator family is a pure function plus a batch-accumulating class registered in
 ``ESTIMATORS``; results are in nats, or in bits with ``base=2``.
 
@@ -17,6 +19,7 @@ from .hsic import HSIC, gaussian_gram, hsic, hsic_tensor
 from .kde import KDEMI, kde_mi, kde_mi_tensor
 from .ksg import KSGMI, ksg_mi
 from .neural import NeuralMI, dv_bound, infonce_bound, neural_mi
+from .plane import InformationPlane, plane_point, plot_information_plane
 
 __all__ = [
     "ESTIMATORS", "Estimator",
@@ -25,4 +28,5 @@ __all__ = [
     "KDEMI", "kde_mi", "kde_mi_tensor",
     "KSGMI", "ksg_mi",
     "NeuralMI", "dv_bound", "infonce_bound", "neural_mi",
+    "InformationPlane", "plane_point", "plot_information_plane",
 ]
