@@ -85,7 +85,8 @@ class _LinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, input_grad: InputGrad) -> Tensor:
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None)  # x only serves the weight gradient
+        ctx.x_shape = x.shape
         ctx.input_grad = input_grad
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
@@ -96,7 +97,7 @@ class _LinearFn(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = ctx.input_grad(grad_out).view_as(x)
+            grad_x = ctx.input_grad(grad_out).view(ctx.x_shape)
         flat = grad_out.reshape(-1, grad_out.shape[-1])
         if ctx.needs_input_grad[1]:
             grad_w = flat.t().mm(x.reshape(-1, x.shape[-1]))
@@ -110,7 +111,8 @@ class _Conv2dFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, input_grad, stride, padding, dilation, groups):
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None)
+        ctx.x_shape = x.shape
         ctx.input_grad = input_grad
         ctx.has_bias = bias is not None
         ctx.conf = (weight.shape, stride, padding, dilation, groups)
@@ -123,7 +125,7 @@ class _Conv2dFn(torch.autograd.Function):
         weight_shape, stride, padding, dilation, groups = ctx.conf
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = ctx.input_grad(grad_out).view_as(x)
+            grad_x = ctx.input_grad(grad_out).view(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             grad_w = torch.nn.grad.conv2d_weight(x, weight_shape, grad_out, stride, padding, dilation, groups)
         if ctx.has_bias and ctx.needs_input_grad[2]:

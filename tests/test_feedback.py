@@ -312,3 +312,20 @@ def test_dfa_refuses_misuse():
     cnn(torch.randn(3, 1, 6, 6)).sum().backward()
     with pytest.raises(ValueError, match="DFAConv2d: DFA feedback was drawn for inputs of 32 values per sample; got 72"):
         cnn(torch.randn(3, 1, 8, 8))
+
+
+def test_fa_layer_saves_its_input_only_when_the_weight_is_trained():
+    layer = FALinear(64, 8)
+    x = torch.randn(16, 64, requires_grad=True)
+
+    def saved_bytes() -> int:
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel() * t.element_size()) or t, lambda t: t):
+            layer(x)
+        return sum(sizes)
+
+    assert saved_bytes() == x.numel() * 4
+    layer.requires_grad_(False)
+    assert saved_bytes() == 0
+    layer(x).sum().backward()
+    torch.testing.assert_close(x.grad, layer.feedback.sum(0).expand(16, 64))
