@@ -127,7 +127,7 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
     (out / "results.md").unlink()
     assert cli_main(["bench", "tiny", "--seeds", "1", "--out", str(out), "--no-progress", "--report-only"]) == 0
     assert "0 cells run, 3 already done" in capsys.readouterr().out and (out / "results.md").is_file()
-    assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out}"
+    assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out} --threads 1"
 
 
 def test_unknown_suite_is_a_clean_error(capsys):

@@ -17,6 +17,8 @@ import statistics
 import time
 from typing import Any, Sequence
 
+import torch
+
 import locallearn
 from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
 from locallearn.bench.suites import Cell
@@ -76,22 +78,45 @@ class _Progress(Callback):
             self.bar.update(len(record.get("stages_trained", ())))
 
 
+def _timed_evaluate(trainer: Trainer, spent: list[float]) -> None:
+    """Make ``trainer.evaluate`` add the CPU time it takes to ``spent[0]`` (to leave it out of training time)."""
+    evaluate = trainer.evaluate
+
+    def timed(split: str, batch_size: int = 1024) -> list[float]:
+        start = time.process_time()
+        try:
+            return evaluate(split, batch_size)
+        finally:
+            spent[0] += time.process_time() - start
+
+    trainer.evaluate = timed  # type: ignore[method-assign]
+
+
 def run_cells(cells: Sequence[Cell], ds: Dataset, *, bar: Any = None) -> list[dict[str, Any]]:
     """Train ``cells`` in turns, one epoch of every stage each, and return their records.
 
     Taking turns epoch by epoch (``Trainer.fit(epochs=...)``; each trainer keeps its own
     random stream, so the results equal solo runs) means every cell's epochs see the
     same machine conditions, which is what makes their time ratios fair on a shared machine.
+    Each turn's CPU time (``time.process_time``, evaluation left out) is recorded beside
+    the trainer's wall-clock epoch times.
     """
     memory = [step_memory(c.spec, ds) for c in cells]
     trainers = [make_trainer(c.spec, ds, callbacks=[_Progress(bar)]) for c in cells]
+    eval_cpu = [[0.0] for _ in cells]
+    for trainer, spent in zip(trainers, eval_cpu):
+        _timed_evaluate(trainer, spent)
+    cpu: list[list[float]] = [[] for _ in cells]
     load_before, started = load_average(), time.time()
     while any(t.epoch < t.total_epochs for t in trainers):
-        for cell, trainer in zip(cells, trainers):
+        for i, (cell, trainer) in enumerate(zip(cells, trainers)):
             if trainer.epoch < trainer.total_epochs:
+                before, eval_before = time.process_time(), eval_cpu[i][0]
                 trainer.fit(epochs=trainer.total_epochs // cell.spec.epochs)
+                cpu[i].append(time.process_time() - before - (eval_cpu[i][0] - eval_before))
     load_after = load_average()
-    return [_record(c, t.result, m, load_before, load_after, started) for c, t, m in zip(cells, trainers, memory)]
+    return [_record(c, t.result, m, cpu_s, load_before, load_after, started)
+            for c, t, m, cpu_s in zip(cells, trainers, memory, cpu)]
 
 
 def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None) -> dict[str, Any]:
@@ -99,8 +124,8 @@ def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None) -> dict[str, Any]:
     return run_cells([cell], ds, bar=bar)[0]
 
 
-def _record(cell: Cell, result: RunResult, memory: dict[str, int], load_before: list[float], load_after: list[float],
-            started: float) -> dict[str, Any]:
+def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[float], load_before: list[float],
+            load_after: list[float], started: float) -> dict[str, Any]:
     spec = cell.spec
     times = [r["epoch_time_s"] for r in result.history]
     return {
@@ -119,6 +144,10 @@ def _record(cell: Cell, result: RunResult, memory: dict[str, int], load_before: 
         # the trainer epochs per configured epoch (the number of stages for one-stage-at-a-time schedules)
         "epoch_time_s": statistics.median(times) * len(times) / spec.epochs,
         "total_time_s": sum(times),
+        "epoch_cpu_times_s": cpu_s,  # CPU seconds of each epoch of every stage, evaluation left out
+        "epoch_cpu_s": statistics.median(cpu_s),
+        "total_cpu_s": sum(cpu_s),
+        "threads": torch.get_num_threads(),
         **memory,
         "peak_rss_bytes": peak_rss_bytes(),
         "load_before": load_before,

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from locallearn.bench.suites import SUITES
 
 MEMORY = "memory"
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per cell (default: the suite's)")
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: CPU time is then the work done, even on a shared machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run none")
 
@@ -43,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def command_line(prog: str, args: argparse.Namespace) -> str:
     """The command that repeats this run, as recorded in the results."""
     words = [prog, args.suite]
-    for option in ("seeds", "epochs", "out", "data_dir"):
+    for option in ("seeds", "epochs", "out", "data_dir", "threads"):
         value = getattr(args, option)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", str(value)]
@@ -59,6 +63,9 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise ValueError(f"--{option} must be >= 1; got {value}.")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1; got {args.threads}.")
+    torch.set_num_threads(args.threads)
     out = Path(args.out or Path("benchmarks") / "results" / args.suite)
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory

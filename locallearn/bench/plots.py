@@ -51,17 +51,17 @@ def plot_accuracy_per_exit(rows: list[dict[str, Any]], path: str | Path) -> None
 
 
 def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Last-exit test accuracy against time per epoch as a multiple of ``e2e``'s, one point per rule."""
+    """Last-exit test accuracy against CPU time per epoch as a multiple of ``e2e``'s, one point per rule."""
     groups = _groups(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
     for ax, ((data, label), mine) in zip(axes[0], groups.items()):
         for r in mine:
-            if r["time_ratio"] is None:
+            if r["cpu_ratio"] is None:
                 continue
-            ax.errorbar(r["time_ratio"][0], 100 * r["final"][0], xerr=r["time_ratio"][1], yerr=100 * r["final"][1],
+            ax.errorbar(r["cpu_ratio"][0], 100 * r["final"][0], xerr=r["cpu_ratio"][1], yerr=100 * r["final"][1],
                         marker="o", capsize=3, linestyle="none", label=_label(r))
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(title=f"{data}, {label}", xlabel="time per epoch / e2e's (same run)", ylabel="last-exit test accuracy %")
+        ax.set(title=f"{data}, {label}", xlabel="CPU time per epoch / e2e's (same run)", ylabel="last-exit test accuracy %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -130,10 +130,10 @@ _add(
 _add(
     Suite(
         name="fashion",
-        description="Fashion-MNIST, MLP 3x1024 and CNN 32-64-64, every registered rule (simultaneous) and local under sequential, 3 seeds",
+        description="Fashion-MNIST, MLP 3x1024 and CNN 16-32-32, every registered rule (simultaneous) and local under sequential, 3 seeds",
         base=RunSpec(epochs=3, batch_size=128, lr=1e-3),
         datasets=("fashion-mnist",),
-        models={"mlp-3x1024": _FASHION_MLP, "cnn-32-64-64": {"model": "cnn", "channels": (32, 64, 64)}},
+        models={"mlp-3x1024": _FASHION_MLP, "cnn-16-32-32": {"model": "cnn", "channels": (16, 32, 32)}},
         schedules={"simultaneous": None, "sequential": ("local",)},
         seeds=3,
         notes=("No augmentation; Adam lr 1e-3, batch 128, constant learning rate.",),

@@ -7,7 +7,7 @@ epoch by epoch, in the same suite run), then averaged over seeds.
 Example:
     >>> cells = [fake_cell(rule, seed) for rule in ("e2e", "local") for seed in (0, 1)]
     >>> rows = summary_rows(cells)
-    >>> [(r["rule"], round(r["time_ratio"][0], 2)) for r in rows]
+    >>> [(r["rule"], round(r["cpu_ratio"][0], 2)) for r in rows]
     [('e2e', 1.0), ('local', 0.5)]
     >>> print(markdown_table(rows).splitlines()[0][:40])
     | data | model | schedule | rule | seeds
@@ -28,7 +28,8 @@ MIB = 2**20
 
 CSV_FIELDS = (
     "data", "model", "model_label", "schedule", "rule", "seed", "epochs", "exit", "is_last_exit", "test_accuracy",
-    "val_accuracy", "epoch_time_s", "time_ratio_e2e", "total_time_s", "saved_bytes_peak", "saved_ratio_e2e",
+    "val_accuracy", "epoch_cpu_s", "cpu_ratio_e2e", "total_cpu_s", "epoch_time_s", "time_ratio_e2e", "total_time_s",
+    "saved_bytes_peak", "saved_ratio_e2e",
     "saved_bytes_total", "peak_rss_bytes", "session",
 )
 
@@ -40,6 +41,7 @@ def fake_cell(rule: str, seed: int, *, schedule: str = "simultaneous", exits: in
         "data": "synthetic", "model": "mlp", "model_label": "mlp", "rule": rule, "schedule": schedule, "seed": seed,
         "epochs": 1, "test_accuracy": [0.5 + 0.1 * k + 0.01 * seed for k in range(exits)],
         "val_accuracy": [0.5 + 0.1 * k for k in range(exits)], "epoch_time_s": factor, "total_time_s": factor,
+        "epoch_cpu_s": factor, "total_cpu_s": factor,
         "saved_bytes_peak": int(1000 * factor), "saved_bytes_total": int(1000 * factor), "peak_rss_bytes": 10 * MIB,
         "session": "s0",
     }
@@ -68,6 +70,7 @@ def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 **{f: c.get(f) for f in CSV_FIELDS}, "exit": k, "is_last_exit": k == len(c["test_accuracy"]) - 1,
                 "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
                 "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
+                "cpu_ratio_e2e": _ratio(c["epoch_cpu_s"], b, "epoch_cpu_s"),
                 "saved_ratio_e2e": _ratio(c["saved_bytes_peak"], b, "saved_bytes_peak"),
             })
     return rows
@@ -113,6 +116,8 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "final": s["final"], "best": s["best"], "epoch_time_s": s["epoch_time_s"],
                 "total_time_s": _mean_std([c["total_time_s"] for c in rc]),
                 "time_ratio": _mean_std([_ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
+                "epoch_cpu_s": _mean_std([c["epoch_cpu_s"] for c in rc]),
+                "cpu_ratio": _mean_std([_ratio(c["epoch_cpu_s"], b, "epoch_cpu_s") for c, b in zip(rc, bs)]),
                 "saved_bytes_peak": _mean_std([c["saved_bytes_peak"] for c in rc]),
                 "saved_ratio": _mean_std([_ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
                 "peak_rss_bytes": max(c["peak_rss_bytes"] for c in rc),
@@ -133,14 +138,16 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The main table: accuracy of every exit, time and saved bytes with their ratios to ``e2e``."""
     lines = [
         "| data | model | schedule | rule | seeds | epochs | test acc % per exit (first → last) | last exit % | best exit (by val) % "
-        "| time / epoch s | time × e2e | saved for backward MiB / batch (peak) | saved × e2e | peak RSS MiB (process) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU s / epoch | CPU × e2e | wall s / epoch | wall × e2e | saved for backward MiB / batch (peak) | saved × e2e "
+        "| peak RSS MiB (process) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
         lines.append(
             f"| {r['data']} | {r['model_label']} | {r['schedule']} | {r['rule']} | {r['seeds']} | {r['epochs']} | {per_exit} "
-            f"| {_pct(r['final'])} | {_pct(r['best'])} | {_num(r['epoch_time_s'], 3)} | {_num(r['time_ratio'])} "
+            f"| {_pct(r['final'])} | {_pct(r['best'])} | {_num(r['epoch_cpu_s'], 2)} | {_num(r['cpu_ratio'])} "
+            f"| {_num(r['epoch_time_s'], 2)} | {_num(r['time_ratio'])} "
             f"| {_num(r['saved_bytes_peak'], 2, MIB)} | {_num(r['saved_ratio'])} | {r['peak_rss_bytes'] / MIB:.0f} |"
         )
     return "\n".join(lines)
@@ -171,6 +178,8 @@ def schedule_totals(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         other = by.get((data, label, rule, "simultaneous", seed))
         if schedule == "sequential" and other and other["epochs"] == c["epochs"]:
             out.append({"data": data, "model_label": label, "rule": rule, "seed": seed,
+                        "sequential_cpu_s": c["total_cpu_s"], "simultaneous_cpu_s": other["total_cpu_s"],
+                        "cpu_ratio": c["total_cpu_s"] / other["total_cpu_s"],
                         "sequential_s": c["total_time_s"], "simultaneous_s": other["total_time_s"],
                         "ratio": c["total_time_s"] / other["total_time_s"]})
     return out
