@@ -11,6 +11,15 @@ from locallearn.exits import (
     shared_threshold, sweep, synthetic_exit_logits, violation_rate,
 )
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 COSTS = CostTable(blocks=(10.0, 10.0, 10.0), heads=(1.0, 1.0, 1.0))
 
 

@@ -105,12 +105,13 @@ class EarlyExitRunner:
         for k, stage in enumerate(self.stages):
             h = self._call(stage.block, h, flops, alive)
             history.append(self._call(stage.head, h, flops, alive))
-            seen = torch.stack(history)
-            output = policy.outputs(seen)[-1].argmax(-1)
             if k == last:
                 leave = torch.ones(len(alive), dtype=torch.bool)
             else:
-                leave = policy.sureness(seen)[-1] >= values[k]
+                leave = policy.last_sureness(history) >= values[k]
+                if not leave.any():
+                    continue
+            output = policy.last_outputs(history).argmax(-1)
             prediction[alive[leave]] = output[leave]
             exit_index[alive[leave]] = k
             stay = ~leave

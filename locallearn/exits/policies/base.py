@@ -75,6 +75,14 @@ class ExitPolicy:
         """``[K, N]`` causal confidence, higher = surer."""
         raise NotImplementedError
 
+    def last_sureness(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Sureness at the newest exit, from the ``[N, C]`` logits of exits 0..k (used by the runner)."""
+        return self.sureness(torch.stack(list(history)))[-1]
+
+    def last_outputs(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Outputs at the newest exit, from the ``[N, C]`` logits of exits 0..k (used by the runner)."""
+        return self.outputs(torch.stack(list(history)))[-1]
+
     def grid(self, n_exits: int) -> torch.Tensor:
         """Data-independent candidate thresholds, from the most cautious down (for risk control)."""
         return torch.linspace(1.0, 0.0, 101)

@@ -1,7 +1,9 @@
 """One-exit confidence policies: normalised entropy, max probability, top-two margin.
 
 Example:
-    >>> import torch
+    >>> from typing import Sequence
+
+import torch
     >>> logits = torch.tensor([[[3.0, 0.0], [0.1, 0.0]], [[0.0, 3.0], [0.0, 3.0]]])
     >>> EntropyPolicy().decide(logits, [0.5]).exit.tolist()   # exit 0 when H/log C <= 0.5
     [0, 1]
@@ -15,8 +17,18 @@ from ..confidence import entropy_sureness, max_probability, top2_margin
 from .base import EXIT_POLICIES, ExitPolicy
 
 
+class _OneExitPolicy(ExitPolicy):
+    """Sureness and outputs of exit k depend on exit k alone, so the runner skips the history."""
+
+    def last_sureness(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.sureness(history[-1][None])[0]
+
+    def last_outputs(self, history: Sequence[torch.Tensor]) -> torch.Tensor:
+        return history[-1]
+
+
 @EXIT_POLICIES.register("entropy")
-class EntropyPolicy(ExitPolicy):
+class EntropyPolicy(_OneExitPolicy):
     """BranchyNet / survey eq. 11: exit at k when ``H(p_k)/log(C) <= T_k``.
 
     Thresholds are stored as sureness ``t_k = 1 - T_k`` (exit when ``1 - H/log C >= t_k``).
@@ -27,7 +39,7 @@ class EntropyPolicy(ExitPolicy):
 
 
 @EXIT_POLICIES.register("max-prob")
-class MaxProbPolicy(ExitPolicy):
+class MaxProbPolicy(_OneExitPolicy):
     """Shallow-Deep Networks: exit at k when ``max_c p_k[c] >= q_k``."""
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
@@ -35,7 +47,7 @@ class MaxProbPolicy(ExitPolicy):
 
 
 @EXIT_POLICIES.register("margin")
-class MarginPolicy(ExitPolicy):
+class MarginPolicy(_OneExitPolicy):
     """Exit at k when the gap between the two largest probabilities ``>= m_k``."""
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,235 @@
+"""Early exits on Fashion-MNIST: a small CNN trained by `local` and by `joint`, thresholds calibrated on
+the validation split for <= 0.5 pt accuracy loss against the last exit, reported on the test split:
+FLOPs saved and measured wall-clock speed-up at batch 1 and batch 256 against the full network.
+
+Command (what produced benchmarks/results/early_exit.md):
+    python benchmarks/early_exit.py --seeds 0 1 --epochs 2 --train-size 20000
+
+``--stage train`` only trains and saves checkpoints into ``--work``; ``--stage measure`` reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from locallearn import data as datasets
+from locallearn import io
+from locallearn.data import Dataset
+from locallearn.exits import (
+    EarlyExitRunner, Thresholds, collect_exit_logits, evaluate, exit_report, plot_accuracy_cost, plot_exit_histogram,
+    risk_controlled, run_full, stage_costs, sweep, violation_rate,
+)
+from locallearn.exits.thresholds import Outcomes
+from locallearn.experiment import RunSpec, make_trainer
+
+RESULTS = Path(__file__).parent / "results"
+POLICIES = ("entropy", "max-prob", "margin", "patience", "gate", "weighted")
+TIMED = ("entropy", "max-prob")
+ANCHORS = {
+    "BranchyNet": "LeNet/MNIST, batch 1, entropy exits: 3.37 -> 0.62 ms on CPU (5.4x), 99.20 -> 99.25 % accuracy, 94.3 % leave at exit 1",
+    "Shallow-Deep Networks": "internal classifiers at 15-90 % of FLOPs; > 50 % average inference cost saved at preserved accuracy (max-prob >= q)",
+}
+
+
+def spec(rule: str, seed: int, args: argparse.Namespace) -> RunSpec:
+    return RunSpec(
+        data="fashion-mnist", model="cnn", channels=tuple(args.channels), rule=rule, epochs=args.epochs,
+        batch_size=128, lr=args.lr, seed=seed, eval_every=0, progress=False,
+    )
+
+
+def train_one(rule: str, seed: int, ds: Dataset, args: argparse.Namespace) -> Path:
+    path = Path(args.work) / f"{rule}_seed{seed}.pt"
+    trainer = make_trainer(spec(rule, seed, args), ds)
+    start = time.perf_counter()
+    trainer.fit()
+    print(f"trained {rule} seed {seed} in {time.perf_counter() - start:.0f} s: test {trainer.result.final('test')}", flush=True)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def speedup(net, thresholds, x: torch.Tensor, batch: int, rounds: int, chunk: int) -> dict[str, float]:
+    """Wall-clock per sample of the full network, of the runner with no early exit (its overhead) and of
+    the runner with the calibrated thresholds. The batches are cut into chunks of ``chunk`` batches; each
+    chunk is run ``rounds`` times by every method in turn and the fastest time of each method is kept
+    (other jobs on the machine only ever add time), then the chunks are summed."""
+    batches = list(x.split(batch))
+    never = Thresholds.fixed(thresholds.policy, [float("inf")] * len(thresholds.values))
+    fns = {"full": lambda xb: run_full(net, xb), "runner_no_exit": EarlyExitRunner(net, never).run, "early_exit": EarlyExitRunner(net, thresholds).run}
+    total = dict.fromkeys(fns, 0.0)
+    for fn in fns.values():
+        fn(batches[0])  # warm-up
+    for i in range(0, len(batches), chunk):
+        part = batches[i : i + chunk]
+        best = dict.fromkeys(fns, float("inf"))
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                for xb in part:
+                    fn(xb)
+                best[name] = min(best[name], time.perf_counter() - start)
+        for name in fns:
+            total[name] += best[name]
+    ms = {f"{k}_ms_per_sample": 1e3 * v / len(x) for k, v in total.items()}
+    return {"batch": batch, "samples": len(x), **ms, "speedup": ms["full_ms_per_sample"] / ms["early_exit_ms_per_sample"]}
+
+
+def measure_one(path: Path, ds: Dataset, args: argparse.Namespace) -> dict:
+    payload = io.load_checkpoint(path)
+    rule, seed = payload["config"]["rule"]["name"], payload["config"]["spec"]["seed"]
+    trainer = make_trainer(spec(rule, seed, args), ds)
+    trainer.net.load_state_dict(payload["net"])
+    net = trainer.net.eval()
+    val = collect_exit_logits(net, ds.x_val, ds.y_val, split="val")
+    test = collect_exit_logits(net, ds.x_test, ds.y_test, split="test")
+    costs = stage_costs([s.block for s in net.stages], [s.head for s in net.stages], ds.input_shape)
+    correct = test.logits.argmax(-1) == test.labels
+    record = {"rule": rule, "seed": seed, "exit_test_accuracy": correct.double().mean(1).tolist(),
+              "overthinking_rate": float((correct[:-1].any(0) & ~correct[-1]).double().mean()),
+              "block_flops": list(costs.blocks), "head_flops": list(costs.heads), "full_flops": costs.full, "policies": {}}
+    for name in POLICIES:
+        frontier = sweep(val, name, costs)
+        th = frontier.target(args.max_drop / 100)
+        report = exit_report(test, evaluate(test, th, costs), costs)
+        report.update(thresholds=list(th.values), val_accuracy=th.details["accuracy"], val_relative_cost=th.details["relative_cost"], target_met_on_val=th.details["met"])
+        if name in TIMED:
+            out = EarlyExitRunner(net, th, count_flops=True).run(ds.x_test)
+            report["runner_agrees_with_offline"] = bool(torch.equal(out.prediction, evaluate(test, th).prediction))
+            report["runner_counted_relative_cost"] = float(out.flops.mean()) / costs.full
+            report["timing"] = [speedup(net, th, ds.x_test[: args.batch1_samples], 1, args.rounds, 25), speedup(net, th, ds.x_test, 256, args.rounds, 4)]
+        if name == "entropy":
+            on_test = Outcomes(th.policy, test, costs)
+            curve = [on_test.accuracy_cost(t) for t in frontier.thresholds]
+            record["entropy_curve"] = {"val": [frontier.relative_cost, frontier.accuracy], "test": [[c for _, c in curve], [a for a, _ in curve]]}
+        record["policies"][name] = report
+        print(f"  {rule} seed {seed} {name}: drop {report['accuracy_drop_pt']:.2f} pt, FLOPs saved {100 * report['flops_saved_fraction']:.1f} %", flush=True)
+    rc = risk_controlled(val, "max-prob", max_drop=args.max_drop / 100, epsilon=0.1)
+    record["risk_controlled"] = {
+        "test": exit_report(test, evaluate(test, rc, costs), costs),
+        "violation_on_val_splits": violation_rate(val, "max-prob", max_drop=args.max_drop / 100, epsilon=0.1, n_splits=100, calibration_size=2500),
+    }
+    return record
+
+
+def mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
+    values = [scale * v for v in values]
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
+    rules = sorted({r["rule"] for r in records})
+    lines = [
+        "# Early exits on Fashion-MNIST (CPU)", "",
+        f"Command: `{meta['command']}`  ",
+        f"Git revision: `{meta['git']}`; date {meta['date']}; machine: {meta['machine']['processor']}, "
+        f"{meta['machine']['cpu_count']} cores shared with other jobs, torch {meta['machine']['torch']} "
+        f"({meta['machine']['torch_threads']} threads).", "",
+        f"Setting: CNN channels {meta['channels']} (one stage each, conv head per stage), trained {meta['epochs']} epochs "
+        f"on the first {meta['train_size']} training images (batch 128, Adam lr {meta['lr']}), seeds {meta['seeds']}. "
+        f"Thresholds calibrated on the 5 000-image validation split for <= {meta['max_drop']} pt accuracy loss "
+        "against the last exit; every number below is on the 10 000-image test split. Cost = FLOPs counted by "
+        "`FlopCounterMode` (convolutions and matrix products) relative to the full network (all blocks, last head "
+        "only); the early-exit cost includes every head a sample ran. Mean ± sd over seeds.", "",
+        "## Per-exit test accuracy (%) and overthinking", "",
+        "Overthinking (Shallow-Deep Networks): some earlier exit is right while the last exit is wrong (% of test samples).", "",
+        "| rule | " + " | ".join(f"exit {k}" for k in range(len(records[0]["exit_test_accuracy"]))) + " | overthinking |",
+        "|---|" + "---|" * (len(records[0]["exit_test_accuracy"]) + 1),
+    ]
+    for rule in rules:
+        rs = [r for r in records if r["rule"] == rule]
+        lines.append(f"| {rule} | " + " | ".join(mean_sd([r["exit_test_accuracy"][k] for r in rs], 100) for k in range(len(rs[0]["exit_test_accuracy"]))) + f" | {mean_sd([r['overthinking_rate'] for r in rs], 100)} |")
+    lines += ["", f"## At <= {meta['max_drop']} pt loss on validation (test numbers)", "",
+              "| rule | policy | test acc. drop (pt) | FLOPs saved (%) | exits (test histogram, seed 0) | agreement with last (%) |",
+              "|---|---|---|---|---|---|"]
+    for rule in rules:
+        rs = [r for r in records if r["rule"] == rule]
+        for name in POLICIES:
+            ps = [r["policies"][name] for r in rs]
+            lines.append(f"| {rule} | {name} | {mean_sd([p['accuracy_drop_pt'] for p in ps])} | {mean_sd([p['flops_saved_fraction'] for p in ps], 100, 1)} | "
+                         f"{ps[0]['exit_histogram']} | {mean_sd([p['agreement_with_last_exit'] for p in ps], 100)} |")
+    lines += ["", "## Measured wall-clock speed-up of the real runner vs the full network", "",
+              "The runner stops rows that exit and feeds only the rest to later blocks. One torch thread; each chunk "
+              f"(25 batches of 1, or 4 batches of 256) is run {meta['rounds']} times by each method in turn and its fastest "
+              f"time kept; batch 1 over the first {meta['batch1_samples']} test images, batch 256 over all 10 000. "
+              "'runner, no exit' is the runner with infinite thresholds: its overhead (every head, the policy, the bookkeeping).", "",
+              "| rule | policy | batch | full (ms/sample) | runner, no exit (ms/sample) | early exit (ms/sample) | speed-up | FLOPs speed-up (1 / relative cost) | runner == offline |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for rule in rules:
+        rs = [r for r in records if r["rule"] == rule]
+        for name in TIMED:
+            for i in range(2):
+                ts = [r["policies"][name]["timing"][i] for r in rs]
+                flop_speedup = [1 / r["policies"][name]["relative_cost"] for r in rs]
+                agree = all(r["policies"][name]["runner_agrees_with_offline"] for r in rs)
+                lines.append(f"| {rule} | {name} | {ts[0]['batch']} | {mean_sd([t['full_ms_per_sample'] for t in ts], 1, 3)} | "
+                             f"{mean_sd([t['runner_no_exit_ms_per_sample'] for t in ts], 1, 3)} | {mean_sd([t['early_exit_ms_per_sample'] for t in ts], 1, 3)} | {mean_sd([t['speedup'] for t in ts])}x | {mean_sd(flop_speedup)}x | {agree} |")
+    lines += ["", "## Risk-controlled thresholds (Learn-then-Test, max-prob, delta = "
+              f"{meta['max_drop']} pt, epsilon = 0.1)", "",
+              "| rule | test acc. drop (pt) | FLOPs saved (%) | violation rate over 100 random halves of val | mean drop on held-out half (pt) |", "|---|---|---|---|---|"]
+    for rule in rules:
+        rs = [r["risk_controlled"] for r in records if r["rule"] == rule]
+        lines.append(f"| {rule} | {mean_sd([x['test']['accuracy_drop_pt'] for x in rs])} | {mean_sd([x['test']['flops_saved_fraction'] for x in rs], 100, 1)} | "
+                     f"{mean_sd([x['violation_on_val_splits']['violation_rate'] for x in rs])} | {mean_sd([x['violation_on_val_splits']['mean_drop'] for x in rs], 100)} |")
+    lines += ["", "## Anchors", ""] + [f"- **{k}**: {v}" for k, v in ANCHORS.items()]
+    lines += ["", "Figures: `early_exit_curves.png` (entropy policy accuracy-cost, validation and test, seed 0), "
+              "`early_exit_exits.png` (test exit histogram, entropy policy, seed 0). Raw numbers: `early_exit.json`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--rules", nargs="+", default=["local", "joint"])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--train-size", type=int, default=20000)
+    p.add_argument("--channels", type=int, nargs="+", default=[16, 32, 32])
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--max-drop", type=float, default=0.5, help="accuracy loss allowed on val, in points")
+    p.add_argument("--batch1-samples", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--stage", choices=("all", "train", "measure"), default="all")
+    p.add_argument("--work", default="/tmp/locallearn_early_exit", help="folder for checkpoints")
+    args = p.parse_args(argv)
+    # One thread: on this shared 2-core machine two OpenMP threads per process were up to 100x slower
+    # under contention; it also makes timings steadier. Recorded in the machine line.
+    torch.set_num_threads(1)
+    full = datasets.load("fashion-mnist")
+    ds = Dataset(full.name, full.x_train[: args.train_size], full.y_train[: args.train_size], full.x_val, full.y_val, full.x_test, full.y_test, full.num_classes)
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    paths = [Path(args.work) / f"{rule}_seed{seed}.pt" for rule in args.rules for seed in args.seeds]
+    if args.stage in ("all", "train"):
+        paths = [train_one(rule, seed, ds, args) for rule in args.rules for seed in args.seeds]
+    if args.stage == "train":
+        return 0
+    records = [measure_one(path, ds, args) for path in paths]
+    meta = {
+        "command": "python benchmarks/early_exit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": io.machine(), "channels": args.channels, "epochs": args.epochs, "train_size": args.train_size, "lr": args.lr,
+        "seeds": args.seeds, "max_drop": args.max_drop, "rounds": args.rounds, "batch1_samples": args.batch1_samples,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    io.write_json(RESULTS / "early_exit.json", {"meta": meta, "anchors": ANCHORS, "records": records})
+    write_markdown(records, meta, RESULTS / "early_exit.md")
+    first = {r["rule"]: r for r in records if r["seed"] == args.seeds[0]}
+    curves = {f"{rule} {split}": tuple(r["entropy_curve"][split]) for rule, r in first.items() for split in ("val", "test")}
+    plot_accuracy_cost(RESULTS / "early_exit_curves.png", curves, title="Fashion-MNIST CNN, entropy exits (seed %d)" % args.seeds[0])
+    plot_exit_histogram(RESULTS / "early_exit_exits.png", {rule: r["policies"]["entropy"]["exit_histogram"] for rule, r in first.items()},
+                        title="test samples per exit (entropy, <= %g pt on val)" % args.max_drop)
+    print((RESULTS / "early_exit.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
