@@ -12,7 +12,7 @@ Example:
 
 __version__ = "0.1.0"
 
-from locallearn import data, rules, schedules
+from locallearn import data, exits, rules, schedules
 from locallearn.builders import build_cnn, build_mlp
 from locallearn.heads import HEADS, make_head
 from locallearn.net import LocalNet, Stage

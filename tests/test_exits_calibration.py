@@ -11,6 +11,7 @@ from locallearn.exits import (
     shared_threshold, sweep, synthetic_exit_logits, violation_rate,
 )
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""

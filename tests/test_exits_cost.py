@@ -9,6 +9,7 @@ from locallearn.exits import (
     place_exits, soft_cost_penalty, soft_exit_probabilities, soft_expected_cost, stage_costs, SDN_FRACTIONS,
 )
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
@@ -16,7 +17,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
 
 
 def test_linear_flops_are_two_in_out_batch():

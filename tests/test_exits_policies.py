@@ -10,6 +10,7 @@ from locallearn.exits import (
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, synthetic_exit_logits,
 )
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""

@@ -8,6 +8,7 @@ from locallearn.exits import (
     EXIT_POLICIES, CostTable, EarlyExitRunner, Thresholds, collect_exit_logits, run_full, stage_costs,
 )
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
@@ -15,7 +16,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import torch
-from scipy.stats import binom
 
 from .._params import check_number
 from .cache import ExitLogits
@@ -43,6 +42,8 @@ def risk_controlled(
     fit_fraction: float = 0.5, seed: int = 0,
 ) -> Thresholds:
     """Learn-then-Test with a binomial p-value and fixed-sequence testing (see the module docstring)."""
+    from scipy.stats import binom  # imported here: scipy.stats is slow to import
+
     refuse_test_split(val, what="risk_controlled")
     check_number(max_drop, name="max_drop", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
     check_number(epsilon, name="epsilon", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
