@@ -167,3 +167,10 @@ def test_bad_parameters_get_clear_errors(synthetic):
 
 def test_docstring_examples():
     assert doctest.testmod(decoupled, raise_on_error=False).failed == 0
+
+
+@pytest.mark.parametrize("schedule", [Decoupled(), Decoupled(capacity=2, max_uses=3, speeds=(1.0, 0.5, 1.0))])
+def test_passes_the_schedule_conformance_suite(schedule):
+    from locallearn.testing import check_schedule
+
+    check_schedule(schedule)

@@ -214,3 +214,9 @@ def test_split_stages_is_contiguous_and_balanced():
 
 def test_docstring_examples():
     assert doctest.testmod(pipeline, raise_on_error=False).failed == 0
+
+
+def test_passes_the_schedule_conformance_suite():
+    from locallearn.testing import check_schedule
+
+    check_schedule(Pipeline(workers=2))
