@@ -5,14 +5,16 @@ FLOPs saved and measured wall-clock speed-up at batch 1 and batch 256 against th
 Command (what produced benchmarks/results/early_exit.md):
     python benchmarks/early_exit.py --seeds 0 1 --epochs 2 --train-size 20000
 
-``--stage train`` only trains and saves checkpoints into ``--work``; ``--stage measure`` reuses them.
+``--stage train`` only trains and saves checkpoints into ``--work`` (existing ones are reused);
+``--stage measure`` reuses them. On the shared machine the timed part runs under the common lock:
+    python benchmarks/early_exit.py --stage train ... && flock /tmp/locallearn-bench.lock python benchmarks/early_exit.py --stage measure ...
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,7 +50,10 @@ def spec(rule: str, seed: int, args: argparse.Namespace) -> RunSpec:
 
 
 def train_one(rule: str, seed: int, ds: Dataset, args: argparse.Namespace) -> Path:
+    """Train and checkpoint one run; a checkpoint already in ``--work`` is reused."""
     path = Path(args.work) / f"{rule}_seed{seed}.pt"
+    if path.exists():
+        return path
     trainer = make_trainer(spec(rule, seed, args), ds)
     start = time.perf_counter()
     trainer.fit()
@@ -130,10 +135,12 @@ def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
     rules = sorted({r["rule"] for r in records})
     lines = [
         "# Early exits on Fashion-MNIST (CPU)", "",
-        f"Command: `{meta['command']}`  ",
+        f"Command: `{meta['command']}` (with `--stage measure`, the checkpoints come from the same command with "
+        "`--stage train`, run first; the timed part ran under `flock /tmp/locallearn-bench.lock`)  ",
         f"Git revision: `{meta['git']}`; date {meta['date']}; machine: {meta['machine']['processor']}, "
         f"{meta['machine']['cpu_count']} cores shared with other jobs, torch {meta['machine']['torch']} "
-        f"({meta['machine']['torch_threads']} threads).", "",
+        f"({meta['machine']['torch_threads']} thread); 1-minute load average before / after measuring: "
+        f"{meta['load_average_before_after'][0][0]:.1f} / {meta['load_average_before_after'][1][0]:.1f}.", "",
         f"Setting: CNN channels {meta['channels']} (one stage each, conv head per stage), trained {meta['epochs']} epochs "
         f"on the first {meta['train_size']} training images (batch 128, Adam lr {meta['lr']}), seeds {meta['seeds']}. "
         f"Thresholds calibrated on the 5 000-image validation split for <= {meta['max_drop']} pt accuracy loss "
@@ -211,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         paths = [train_one(rule, seed, ds, args) for rule in args.rules for seed in args.seeds]
     if args.stage == "train":
         return 0
+    load_before = os.getloadavg()
     records = [measure_one(path, ds, args) for path in paths]
     meta = {
         "command": "python benchmarks/early_exit.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": io.machine(), "channels": args.channels, "epochs": args.epochs, "train_size": args.train_size, "lr": args.lr,
-        "seeds": args.seeds, "max_drop": args.max_drop, "rounds": args.rounds, "batch1_samples": args.batch1_samples,
+        "load_average_before_after": [list(load_before), list(os.getloadavg())], "seeds": args.seeds, "max_drop": args.max_drop, "rounds": args.rounds, "batch1_samples": args.batch1_samples,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     io.write_json(RESULTS / "early_exit.json", {"meta": meta, "anchors": ANCHORS, "records": records})

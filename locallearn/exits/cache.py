@@ -97,8 +97,3 @@ class ExitLogits:
         """Read a cache written by :meth:`save`."""
         data = torch.load(path, map_location="cpu", weights_only=True)
         return cls(data["logits"], data["labels"], data["split"])
-
-    @classmethod
-    def from_list(cls, logits: list[torch.Tensor], labels: torch.Tensor, *, split: str) -> ExitLogits:
-        """Build from a list of per-exit ``[N, C]`` logits, as ``LocalNet.forward`` returns them."""
-        return cls(torch.stack([z.detach() for z in logits]), labels, split)
