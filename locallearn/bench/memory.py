@@ -119,6 +119,19 @@ def memory_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def verdicts(rows: list[dict[str, Any]], rule: str = "local") -> list[str]:
+    """One line per layers-per-stage: at which L ``rule`` under ``simultaneous`` meets the 1.3 / L target."""
+    lines = []
+    for layers in dict.fromkeys(r["layers_per_stage"] for r in rows):
+        mine = [r for r in rows if r["layers_per_stage"] == layers and r["rule"] == rule and r["schedule"] == "simultaneous"]
+        met = [r["stages"] for r in mine if r["saved_ratio"] <= r["target"]]
+        missed = [f"L={r['stages']}: {r['saved_ratio']:.3f} > {r['target']:.3f} (floor {r['floor']:.3f})"
+                  for r in mine if r["saved_ratio"] > r["target"]]
+        lines.append(f"- {layers} layer(s) per stage: `{rule}` meets the target at L = {met or 'none'}"
+                     + (f"; misses it at {', '.join(missed)}." if missed else "."))
+    return lines
+
+
 def run_memory(*, out: str | Path, data: str = "fashion-mnist", data_dir: str | None = None, command: str = "") -> Path:
     """Measure, then write ``memory.csv``, ``memory.json``, ``results.md`` and ``memory.png`` into ``out``."""
     out = Path(out)
@@ -139,6 +152,7 @@ def run_memory(*, out: str | Path, data: str = "fashion-mnist", data_dir: str | 
         "the target 1.3 / L. *floor*: the least a local rule can hold, since each stage keeps its own input for its "
         "weight gradient while under `e2e` that input is the previous stage's saved output (one storage).", "",
         memory_markdown(rows), "",
+        *verdicts(rows), "",
         "Under a local rule the engine's `train_step` backpropagates each stage's loss as soon as it is computed "
         "(commit 8d852f7), so only one stage's graph is alive at a time. `saved_bytes_total` in "
         "[memory.csv](memory.csv) is the sum over the step, i.e. what one `backward()` of the summed losses would "

@@ -70,20 +70,32 @@ def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 
 def plot_memory(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Peak saved-for-backward bytes as a multiple of ``e2e``'s against the number of stages L."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    depths = sorted({r["stages"] for r in rows})
-    for layers in dict.fromkeys(r["layers_per_stage"] for r in rows):
-        for name in dict.fromkeys(r["label"] for r in rows):
-            mine = sorted((r for r in rows if r["label"] == name and r["layers_per_stage"] == layers), key=lambda r: r["stages"])
-            style = "-" if layers == 1 else "-."
-            ax.plot([r["stages"] for r in mine], [r["saved_ratio"] for r in mine], style, marker="o", label=f"{name}, {layers} layer(s)/stage")
-    ax.plot(depths, [1.3 / d for d in depths], color="grey", ls="--", label="target 1.3 / L")
-    ax.plot(depths, [1.0 / d for d in depths], color="grey", ls=":", label="1 / L")
-    ax.set(xscale="log", yscale="log", xlabel="stages L", ylabel="peak saved bytes / e2e's")
-    ax.set_xticks(depths, [str(d) for d in depths])
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    """Peak saved-for-backward bytes as a multiple of ``e2e``'s against the number of stages L,
+    one panel per layers-per-stage, one line per rule and schedule."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    panels = list(dict.fromkeys(r["layers_per_stage"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 2, 4.2), squeeze=False, sharey=True)
+    for ax, layers in zip(axes[0], panels):
+        mine = [r for r in rows if r["layers_per_stage"] == layers]
+        depths = sorted({r["stages"] for r in mine})
+        for label in labels:
+            line = sorted((r for r in mine if r["label"] == label), key=lambda r: r["stages"])
+            ax.plot([r["stages"] for r in line], [r["saved_ratio"] for r in line], marker="o", color=colours[label], label=label)
+        ax.plot(depths, [1.3 / d for d in depths], color="black", ls="--", label="target 1.3 / L")
+        ax.plot(depths, [line["floor"] for line in sorted((r for r in mine if r["label"] == labels[0]), key=lambda r: r["stages"])],
+                color="grey", ls=":", label="local floor (d+1)/(dL+1)")
+        ax.set(xscale="log", yscale="log", xlabel="stages L", title=f"{layers} layer(s) per stage")
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks([0.125, 0.25, 0.5, 1.0, 2.0])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("peak saved bytes / e2e's")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
