@@ -133,3 +133,16 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
 def test_unknown_suite_is_a_clean_error(capsys):
     assert cli_main(["bench", "nope"]) == 2
     assert "Unknown suite 'nope'. Known suites: quick, engine, fashion, paper, memory." in capsys.readouterr().err
+
+
+def test_cells_in_turns_equal_cells_run_alone(synthetic):
+    from locallearn.bench.cell import run_cell, run_cells
+
+    cells = TINY.cells(seeds=1, epochs=2)
+    together = run_cells(cells, synthetic)
+    alone = [run_cell(c, synthetic) for c in cells]
+    assert [r["test_accuracy"] for r in together] == [r["test_accuracy"] for r in alone]
+    for r in together:
+        assert len(r["epoch_cpu_times_s"]) == 2 and r["epoch_cpu_s"] > 0  # one CPU time per epoch of every stage
+    sequential = next(r for r in together if r["schedule"] == "sequential")
+    assert len(sequential["epoch_times_s"]) == 4  # 2 epochs x 2 stages
