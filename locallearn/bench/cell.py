@@ -20,11 +20,11 @@ from typing import Any, Sequence
 import torch
 
 import locallearn
+from locallearn import rules, schedules
 from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
 from locallearn.bench.suites import Cell
 from locallearn.data import Dataset
 from locallearn.experiment import RunSpec, make_trainer
-from locallearn import rules, schedules
 from locallearn.net import LocalNet
 from locallearn.schedules import TrainState
 from locallearn.trainer import Callback, RunResult, Trainer

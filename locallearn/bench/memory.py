@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from torch import nn
 
 from locallearn import data as datasets
-from locallearn import io, rules, schedules
+from locallearn import io, rules
 from locallearn.bench.cell import step_memory
 from locallearn.bench.measure import load_average
 from locallearn.bench.plots import plot_memory

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from locallearn import rules, schedules
@@ -60,7 +60,6 @@ class Suite:
     schedules: Mapping[str, tuple[str, ...] | None]  # schedule -> rules (None: every registered rule)
     seeds: int = 3
     notes: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def rules_for(self, schedule: str) -> list[str]:
         """The rules run under ``schedule``: registered now, and accepted by the schedule."""
