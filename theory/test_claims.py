@@ -43,9 +43,14 @@ def test_T1_local_gradients_separate_by_stage():
 
 
 class _LiveSavedBytes:
-    """Peak bytes of tensors saved for backward that are alive at once (freed when their graph is)."""
+    """Peak bytes of distinct storages saved for backward and alive at once (parameters excluded).
 
-    def __init__(self) -> None:
+    A storage saved by two operations (a ReLU's output that is also the next Linear's
+    input) counts once; it stops counting when the last graph holding it is freed.
+    """
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude, self.refs, self.sizes = exclude, {}, {}
         self.live = self.peak = 0
 
     def pack(self, tensor: torch.Tensor) -> "_Held":
@@ -55,31 +60,59 @@ class _LiveSavedBytes:
     def unpack(held: "_Held") -> torch.Tensor:
         return held.tensor
 
+    def add(self, key: int, size: int) -> None:
+        if key in self.exclude:
+            return
+        if self.refs.get(key, 0) == 0:
+            self.live += size
+            self.sizes[key] = size
+            self.peak = max(self.peak, self.live)
+        self.refs[key] = self.refs.get(key, 0) + 1
+
+    def remove(self, key: int) -> None:
+        if key in self.exclude:
+            return
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            self.live -= self.sizes[key]
+
 
 class _Held:
     def __init__(self, meter: _LiveSavedBytes, tensor: torch.Tensor) -> None:
-        self.meter, self.tensor, self.size = meter, tensor, tensor.numel() * tensor.element_size()
-        meter.live += self.size
-        meter.peak = max(meter.peak, meter.live)
+        storage = tensor.untyped_storage()
+        self.meter, self.tensor, self.key = meter, tensor, storage.data_ptr()
+        meter.add(self.key, storage.nbytes())
 
     def __del__(self) -> None:
-        self.meter.live -= self.size
+        self.meter.remove(self.key)
 
 
-def _peak_saved(rule: str, num_stages: int) -> int:
-    net = _net(num_stages, width=256)
+def _equal_stages(num_stages: int, layers_per_stage: int, width: int = 256) -> ll.LocalNet:
+    torch.manual_seed(0)
+    stages = []
+    for _ in range(num_stages):
+        block = nn.Sequential(*[m for _ in range(layers_per_stage) for m in (nn.Linear(width, width), nn.ReLU())])
+        stages.append(ll.Stage(block, nn.Linear(width, 10)))
+    return ll.LocalNet(stages)
+
+
+def _peak_saved(rule: str, num_stages: int, layers_per_stage: int) -> int:
+    net = _equal_stages(num_stages, layers_per_stage)
     state = TrainState(net=net, rule=ll.rules.create(rule), optimizers=[None] * num_stages,
                        x_train=torch.randn(64, 256), y_train=torch.randint(0, 10, (64,)), batch_size=64, seed=0)
-    meter = _LiveSavedBytes()
+    meter = _LiveSavedBytes({p.untyped_storage().data_ptr() for p in net.parameters()})
     with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
         train_step(state, state.x_train, state.y_train, range(num_stages))
     return meter.peak
 
 
+@pytest.mark.parametrize("layers_per_stage", [1, 4])
 @pytest.mark.parametrize("num_stages", [1, 2, 4, 8])
-def test_T2_local_rule_keeps_one_stage_of_activations(num_stages):
-    ratio = _peak_saved("local", num_stages) / _peak_saved("e2e", num_stages)
-    assert ratio <= 1.3 / num_stages
+def test_T2_local_rule_keeps_one_stage_of_activations(num_stages, layers_per_stage):
+    ratio = _peak_saved("local", num_stages, layers_per_stage) / _peak_saved("e2e", num_stages, layers_per_stage)
+    m, L = layers_per_stage, num_stages
+    # activations of width 256 dominate; the heads' softmax outputs (64 x 10) add under 1 %
+    assert ratio == pytest.approx((m + 1) / (m * L + 1), rel=0.02)
 
 
 def test_T3_feedback_alignment_with_B_equal_W_is_backprop():
