@@ -8,7 +8,7 @@ Per stage, the loss is ``(1 - beta) * pred + beta * sim``:
 * ``sim``: mean squared difference between the similarity matrix of the
   batch's features and that of its labels. The similarity matrix ``S(X)`` is
   the "adjusted" cosine similarity: each row of ``X`` is centred on its own
-  mean, scaled to unit norm, and ``S = X X^T`` (clamped to [-1, 1]). Conv
+  mean, scaled to unit norm, and ``S = X X^T``. Conv
   features ``(N, C, H, W)`` are first pooled to one value per channel (the
   standard deviation over positions, as Nøkland & Eidnes do).
   ``predsim`` takes it of a learned projection of the features (a bias-free
@@ -32,6 +32,8 @@ from locallearn.rules.base import RULES, LocalRule, StageOutput
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     """Adjusted cosine similarity of the rows of ``x`` (conv maps pooled to per-channel std).
 
+    Rows are centred on their own mean and scaled to unit norm (a constant row gives a zero row).
+
     Example:
         >>> similarity_matrix(torch.eye(3))
         tensor([[ 1.0000, -0.5000, -0.5000],
@@ -41,11 +43,8 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 4 and x.shape[2] * x.shape[3] > 1:
         x = x.flatten(2).std(dim=2)
     x = x.flatten(1)
-    # centred Gram matrix without a centred copy of x: (x_i - m_i).(x_j - m_j) = x_i.x_j - r_i r_j / D
-    rows = x.sum(dim=1)
-    gram = torch.addmm(x @ x.t(), rows[:, None], rows[None, :], alpha=-1.0 / x.shape[1])
-    norms = gram.diagonal().clamp_min(0.0).sqrt() + 1e-8
-    return (gram / norms[:, None] / norms[None, :]).clamp(-1.0, 1.0)
+    x = F.normalize(x - x.mean(dim=1, keepdim=True), dim=1)
+    return x @ x.t()
 
 
 def _feature_width(stage: Stage, index: int) -> tuple[str, int]:
@@ -79,8 +78,7 @@ class _PredSimBase(LocalRule):
         pred, features, target = self._terms(out, y)
         if self.beta == 0.0:
             return pred
-        sim = F.mse_loss(similarity_matrix(features), target)
-        return (1.0 - self.beta) * pred + self.beta * sim
+        return torch.lerp(pred, F.mse_loss(similarity_matrix(features), target), self.beta)
 
 
 @RULES.register("predsim")
@@ -125,8 +123,8 @@ class PredSim(_PredSimBase):
     def _terms(self, out, y):
         proj = out.stage.aux["predsim"]
         h = out.h_out if isinstance(proj, nn.Conv2d) else out.h_out.flatten(1)
-        same = (y[:, None] == y[None, :]).to(h.dtype)
-        target = same - (1.0 - same) / max(out.logits.shape[1] - 1, 1)  # similarity_matrix of the one-hot labels
+        other = -1.0 / max(out.logits.shape[1] - 1, 1)
+        target = torch.where(y[:, None] == y[None, :], 1.0, other).to(h.dtype)  # similarity_matrix of one-hot labels
         return F.cross_entropy(out.logits, y), proj(h), target
 
 
@@ -173,8 +171,8 @@ class LabelCodeHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         z = self.inner(h)
-        signs = 2.0 * self._codes_for(z.shape[1], z) - 1.0
-        return -F.softplus(-z.unsqueeze(1) * signs).sum(-1)
+        # log sigmoid(z) = z - softplus(z) for a 1 bit, log sigmoid(-z) = -softplus(z) for a 0 bit
+        return torch.addmm(-F.softplus(z).sum(1, keepdim=True), z, self._codes_for(z.shape[1], z).t())
 
 
 @RULES.register("predsim-bio")
