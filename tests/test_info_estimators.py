@@ -139,8 +139,31 @@ def test_torch_estimators_are_differentiable_and_match_their_float_twins():
     assert float(kde_mi_tensor(h.detach(), groups, noise_var=0.1)) == pytest.approx(kde_mi(LABELS, T, noise_var=0.1))
 
 
-@pytest.mark.parametrize("module", ["_checks", "_estimator", "binning", "hsic", "kde", "ksg", "neural"])
+@pytest.mark.parametrize("module", ["_checks", "_estimator", "binning", "conformance", "hsic", "kde", "ksg", "neural", "plane"])
 def test_docstring_examples_run(module):
     mod = importlib.import_module(f"locallearn.info.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ESTIMATORS.names())
+def test_every_registered_estimator_conforms(name):
+    from locallearn.info.conformance import check_estimator
+
+    kw = {"steps": 5, "batch_size": 16} if name == "neural" else {}
+    check_estimator(ESTIMATORS.create(name, **kw))
+
+
+def test_the_conformance_check_catches_a_class_that_drifts_from_its_function():
+    from locallearn.info.conformance import check_estimator
+
+    @ESTIMATORS.register("test-drifting")
+    class Drifting(KSGMI):
+        def compute(self) -> float:
+            return super().compute() + 1e-3
+
+    try:
+        with pytest.raises(AssertionError, match="differs from its function"):
+            check_estimator(Drifting())
+    finally:
+        del ESTIMATORS._classes["test-drifting"]
