@@ -21,5 +21,5 @@ from locallearn.wrap import wrap
 
 __all__ = [
     "HEADS", "Callback", "LocalNet", "RunResult", "Stage", "TrainConfig", "Trainer", "build_cnn", "build_mlp",
-    "data", "make_head", "rules", "schedules", "seed_everything", "train", "wrap",
+    "data", "exits", "feedback", "info", "make_head", "rules", "schedules", "seed_everything", "train", "wrap",
 ]

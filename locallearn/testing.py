@@ -1,4 +1,4 @@
-"""Conformance checks that every registered rule and schedule must pass.
+"""Conformance checks that every registered rule, schedule and MI estimator must pass.
 
 Run them on your own rule or schedule before registering it:
 
@@ -21,6 +21,7 @@ from locallearn.data import Dataset, load
 from locallearn.net import LocalNet
 from locallearn.rules.base import LocalRule
 from locallearn.schedules.base import Schedule, TrainState, train_step
+from locallearn.info.conformance import check_estimator
 
 
 def _tiny_net(head: str = "linear", conv: bool = False) -> LocalNet:
@@ -65,6 +66,7 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
     alone = copy.deepcopy(net)
     before = [copy.deepcopy(list(s.parameters())) for s in net.stages]
     state = _state(net, rule, data, conv)
+    torch.manual_seed(1)  # the same random draws (noise, dropout) in both steps below
     losses = train_step(state, state.x_train[:32], state.y_train[:32], range(3))
     assert all(torch.isfinite(torch.tensor(v)) or v != v for v in losses), f"non-finite losses {losses}"
     for k, (stage, old) in enumerate(zip(net.stages, before)):
@@ -75,6 +77,7 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
         # train_step itself refuses a loss that reaches an earlier stage's (freed) graph; this
         # catches the subtler case of a stage's update depending on later stages.
         alone_state = _state(alone, rule, data, conv)
+        torch.manual_seed(1)
         train_step(alone_state, alone_state.x_train[:32], alone_state.y_train[:32], [0])
         for p, q in zip(net.stages[0].parameters(), alone.stages[0].parameters()):
             torch.testing.assert_close(p, q, msg=f"rule {rule.name!r} is not local: stage 0 depends on later stages")

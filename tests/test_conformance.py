@@ -43,3 +43,4 @@ def test_the_check_catches_a_rule_that_is_not_local():
             check_rule(Leaky())
     finally:
         del RULES._classes["test-leaky"]
+

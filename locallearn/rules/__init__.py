@@ -7,15 +7,18 @@ Example:
 """
 
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.dfa import DirectFeedbackAlignment
 from locallearn.rules.e2e import EndToEnd
+from locallearn.rules.fa_heads import FixedRandomHeads
+from locallearn.rules.ib import InformationBottleneck
 from locallearn.rules.joint import JointSupervision
 from locallearn.rules.local import LocalCrossEntropy
-from locallearn.rules.fa_heads import FixedRandomHeads
 from locallearn.rules.predsim import PredSim, PredSimBio
-from locallearn.rules.dfa import DirectFeedbackAlignment
-from locallearn.rules.ib import InformationBottleneck
 
 create = RULES.create
 names = RULES.names
 
-__all__ = ["RULES", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "PredSim", "PredSimBio", "JointSupervision", "LocalCrossEntropy", "LocalRule", "StageOutput", "create", "names"]
+__all__ = [
+    "RULES", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
+    "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "StageOutput", "create", "names",
+]
