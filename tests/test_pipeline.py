@@ -220,3 +220,15 @@ def test_passes_the_schedule_conformance_suite():
     from locallearn.testing import check_schedule
 
     check_schedule(Pipeline(workers=2))
+
+
+def test_workers_stuck_before_the_rendezvous_are_named_and_stopped(synthetic, monkeypatch):
+    from locallearn.schedules import _pipeline_worker
+
+    monkeypatch.setattr(_pipeline_worker, "_die_with_parent", lambda: time.sleep(3600))  # forked workers inherit it
+    trainer = _trainer(synthetic, Pipeline(workers=2, timeout_s=2))
+    start = time.monotonic()
+    with pytest.raises(PipelineWorkerError, match=r"worker 0 \(stage 0\), 1 \(stage 1\) did not join .* within 2 s"):
+        trainer.fit()
+    assert time.monotonic() - start < 30
+    assert multiprocessing.active_children() == []

@@ -21,6 +21,7 @@ import time
 import traceback
 from collections import deque
 from datetime import timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,11 @@ class Progress:
 
     batch: int = -1
     phase: str = "starting"  # starting | receive | compute | send | finishing
+
+
+def store_key(event: str, rank: int) -> str:
+    """The store key a worker sets on ``event``: "started" (reached the store), "joined" (the group)."""
+    return f"locallearn/{event}/{rank}"
 
 
 def group_name(stages: list[int]) -> str:
@@ -161,12 +167,18 @@ def worker_main(
     rank: int,
     state: TrainState,
     plan: WorkerPlan,
-    store_port: int,
+    port: Connection,
+    parent: int,
     backend: str,
     result_dir: str,
 ) -> None:
-    """Process entry point: join the group, run one epoch, write the stages' states or the error."""
+    """Process entry point: join the group, run one epoch, write the stages' states or the error.
+
+    The rendezvous port arrives on ``port`` once every worker has started (the parent opens its
+    store only after forking, so no store thread is ever copied into a worker)."""
     _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops every worker
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(plan.threads)
@@ -175,8 +187,12 @@ def worker_main(
     try:
         timeout = timedelta(seconds=plan.timeout_s)
         world = len(plan.groups)
-        store = dist.TCPStore("127.0.0.1", store_port, world, False, timeout=timeout)
+        if not port.poll(plan.timeout_s):
+            raise TimeoutError(f"no rendezvous port from the parent within {plan.timeout_s} s")
+        store = dist.TCPStore("127.0.0.1", port.recv(), world, False, timeout=timeout)
+        store.set(store_key("started", rank), "1")
         dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+        store.set(store_key("joined", rank), "1")
         seed_worker(state, rank)
         stats = run_epoch(state, plan, rank, progress)
         stages = plan.groups[rank]

@@ -183,38 +183,64 @@ class Pipeline(Schedule):
             method = "fork" if backend == "gloo" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = torch.multiprocessing.get_context(method)
         start = time.perf_counter()
-        store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=timedelta(seconds=self.timeout_s), wait_for_workers=False)
         with tempfile.TemporaryDirectory(prefix="locallearn-pipeline-") as result_dir:
-            processes = []
+            processes: list = []
+            store = None
             try:
+                ports = []
                 for rank in range(workers):
                     mine = state
                     if rank > 0 and method == "spawn":  # only rank 0 reads the data; the others probe shapes
                         mine = dataclasses.replace(state, x_train=state.x_train[:2], y_train=state.y_train[:2])
+                    receive, send = context.Pipe(duplex=False)
                     process = context.Process(
                         target=worker.worker_main,
-                        args=(rank, mine, plan, store.port, backend, result_dir),
+                        args=(rank, mine, plan, receive, os.getpid(), backend, result_dir),
                         name=f"locallearn-pipeline-{rank}",
                         daemon=True,
                     )
-                    process.start()
                     processes.append(process)
-                self._watch(processes, plan, state.epoch, result_dir)
+                    process.start()
+                    ports.append(send)
+                timeout = timedelta(seconds=self.timeout_s)
+                store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=timeout, wait_for_workers=False)
+                for send in ports:
+                    send.send(store.port)
+                failure = self._watch(processes, plan, state.epoch, result_dir, store)
+                if failure is not None:
+                    raise failure
             finally:
                 _stop(processes)
+                store = None  # stops its server thread now, even when a failure's traceback keeps this frame
             reports = [io.load_checkpoint(os.path.join(result_dir, f"worker{rank}.pt")) for rank in range(workers)]
-        del store
         for report in reports:
             _load_stages(state, report)
         stats = _summarise([report["stats"] for report in reports])
         stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
         return stats
 
-    def _watch(self, processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str) -> None:
-        """Wait for every worker; on the first failure, raise the most telling error among those that failed."""
+    def _watch(
+        self, processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str, store: dist.Store
+    ) -> PipelineWorkerError | None:
+        """Wait for every worker; on the first failure, return the most telling error among those that failed.
+
+        A worker that has not joined the process group ``timeout_s`` after the start is a failure too
+        (its peers' own timeouts only start once it has joined)."""
         running = {p.sentinel: rank for rank, p in enumerate(processes)}
+        deadline = time.monotonic() + self.timeout_s
+        joining = True
         while running:
             ready = multiprocessing.connection.wait(list(running), timeout=1.0)
+            if joining and not ready:
+                joining = not all(store.check([worker.store_key("joined", r)]) for r in range(len(processes)))
+                if joining and time.monotonic() > deadline:  # a rank stuck before the rendezvous: name it
+                    stuck = [r for r in range(len(processes)) if not store.check([worker.store_key("started", r)])]
+                    stuck = stuck or [r for r in range(len(processes)) if not store.check([worker.store_key("joined", r)])]
+                    names = ", ".join(f"{r} ({worker.group_name(plan.groups[r])})" for r in stuck)
+                    return PipelineWorkerError(
+                        f"Pipeline worker {names} did not join the process group within {self.timeout_s} s "
+                        f"at epoch {epoch}; it is stuck before its first batch."
+                    )
             failed = []
             for sentinel in ready:
                 rank = running.pop(sentinel)
@@ -224,7 +250,8 @@ class Pipeline(Schedule):
             if failed:
                 time.sleep(0.2)  # let a peer that broke on the same fault report too
                 failed += [r for s, r in list(running.items()) if processes[r].exitcode not in (None, 0)]
-                raise _worker_error(failed, processes, plan, epoch, result_dir)
+                return _worker_error(failed, processes, plan, epoch, result_dir)
+        return None
 
     # -- this process is one rank of a torchrun job --------------------------------------------
 
@@ -325,6 +352,7 @@ def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, e
 
 def _stop(processes: list) -> None:
     """Terminate and reap every worker still running (SIGTERM, then SIGKILL after a grace period)."""
+    processes = [p for p in processes if p.pid is not None]  # a Ctrl-C may come between creating and starting
     for process in processes:
         if process.is_alive():
             process.terminate()
