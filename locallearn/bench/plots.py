@@ -20,10 +20,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["data"], r["model_label"]), []).append(r)
+        groups.setdefault((r["data"], r["model_label"], r["epochs"]), []).append(r)
     return groups
 
 
@@ -35,13 +35,13 @@ def plot_accuracy_per_exit(rows: list[dict[str, Any]], path: str | Path) -> None
     """Test accuracy (mean ± std over seeds) at every exit depth, one line per rule and schedule."""
     groups = _groups(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
-    for ax, ((data, label), mine) in zip(axes[0], groups.items()):
+    for ax, ((data, label, epochs), mine) in zip(axes[0], groups.items()):
         for r in mine:
             depth = [k + 1 for k, ms in enumerate(r["per_exit"]) if ms]
             means = [100 * ms[0] for ms in r["per_exit"] if ms]
             stds = [100 * ms[1] for ms in r["per_exit"] if ms]
             ax.errorbar(depth, means, yerr=stds, marker="o", capsize=3, label=_label(r))
-        ax.set(title=f"{data}, {label}", xlabel="exit (stage depth)", ylabel="test accuracy %")
+        ax.set(title=f"{data}, {label}, {epochs} epochs", xlabel="exit (stage depth)", ylabel="test accuracy %")
         ax.set_xticks(range(1, max(len(r["per_exit"]) for r in mine) + 1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -54,14 +54,14 @@ def plot_accuracy_vs_time(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Last-exit test accuracy against CPU time per epoch as a multiple of ``e2e``'s, one point per rule."""
     groups = _groups(rows)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
-    for ax, ((data, label), mine) in zip(axes[0], groups.items()):
+    for ax, ((data, label, epochs), mine) in zip(axes[0], groups.items()):
         for r in mine:
             if r["cpu_ratio"] is None:
                 continue
             ax.errorbar(r["cpu_ratio"][0], 100 * r["final"][0], xerr=r["cpu_ratio"][1], yerr=100 * r["final"][1],
                         marker="o", capsize=3, linestyle="none", label=_label(r))
         ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set(title=f"{data}, {label}", xlabel="CPU time per epoch / e2e's (same run)", ylabel="last-exit test accuracy %")
+        ax.set(title=f"{data}, {label}, {epochs} epochs", xlabel="CPU time per epoch / e2e's (same run)", ylabel="last-exit test accuracy %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -47,8 +47,9 @@ def fake_cell(rule: str, seed: int, *, schedule: str = "simultaneous", exits: in
     }
 
 
-def _group(cell: dict[str, Any]) -> tuple[str, str]:
-    return cell["data"], cell["model_label"]
+def _group(cell: dict[str, Any]) -> tuple[str, str, int]:
+    """Cells compared with one another: same data, model and epochs (a folder may hold runs of several lengths)."""
+    return cell["data"], cell["model_label"], cell["epochs"]
 
 
 def _baselines(cells: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
@@ -99,7 +100,7 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for c in cells:
         groups.setdefault((*_group(c), c["schedule"]), []).append(c)
     rows = []
-    for (data, label, schedule), mine in groups.items():
+    for (data, label, epochs, schedule), mine in groups.items():
         records = [  # compare.py's record shape, so its summarise picks final and best exit the same way
             {"rule": c["rule"], "seed": c["seed"], "exit": k, "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
              "epoch_time_s": c["epoch_time_s"]}
@@ -107,11 +108,11 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ]
         for s in summarise(records):
             rc = [c for c in mine if c["rule"] == s["rule"]]
-            bs = [base.get((data, label, c["seed"])) for c in rc]
+            bs = [base.get((data, label, epochs, c["seed"])) for c in rc]
             exits = len(rc[0]["test_accuracy"])
             rows.append({
                 "data": data, "model": rc[0]["model"], "model_label": label, "schedule": schedule, "rule": s["rule"],
-                "seeds": s["seeds"], "epochs": rc[0]["epochs"],
+                "seeds": s["seeds"], "epochs": epochs,
                 "per_exit": [_mean_std([c["test_accuracy"][k] for c in rc]) for k in range(exits)],
                 "final": s["final"], "best": s["best"], "epoch_time_s": s["epoch_time_s"],
                 "total_time_s": _mean_std([c["total_time_s"] for c in rc]),
@@ -174,9 +175,9 @@ def schedule_totals(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each rule run under both: total training time of ``sequential`` over ``simultaneous`` (same epochs per stage)."""
     by = {(*_group(c), c["rule"], c["schedule"], c["seed"]): c for c in cells}
     out = []
-    for (data, label, rule, schedule, seed), c in by.items():
-        other = by.get((data, label, rule, "simultaneous", seed))
-        if schedule == "sequential" and other and other["epochs"] == c["epochs"]:
+    for (data, label, epochs, rule, schedule, seed), c in by.items():
+        other = by.get((data, label, epochs, rule, "simultaneous", seed))
+        if schedule == "sequential" and other:
             out.append({"data": data, "model_label": label, "rule": rule, "seed": seed,
                         "sequential_cpu_s": c["total_cpu_s"], "simultaneous_cpu_s": other["total_cpu_s"],
                         "cpu_ratio": c["total_cpu_s"] / other["total_cpu_s"],
