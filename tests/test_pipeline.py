@@ -55,6 +55,15 @@ def _gone(pid: int) -> bool:
     return False
 
 
+def _kill_session(process: subprocess.Popen) -> None:
+    """Kill whatever is left of a test's child session (the child and anything it started)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 def _recorded_pids(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
 
@@ -129,7 +138,8 @@ def test_ctrl_c_stops_every_worker(tmp_path):
     pids = tmp_path / "pids"
     script = textwrap.dedent(
         f"""
-        import sys
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when launched where SIGINT is ignored
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import locallearn as ll
         from test_pipeline import FaultyRule
@@ -140,7 +150,7 @@ def test_ctrl_c_stops_every_worker(tmp_path):
         ll.Trainer(net, ds, rule=rule, schedule=schedule, config=ll.TrainConfig(epochs=10**6, progress=False)).fit()
         """
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while len(_recorded_pids(pids)) < 2 and time.monotonic() < deadline and process.poll() is None:
@@ -148,12 +158,11 @@ def test_ctrl_c_stops_every_worker(tmp_path):
         assert len(_recorded_pids(pids)) >= 2, "the workers never started"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
+        left = [pid for pid in _recorded_pids(pids) if not _gone(pid)]  # before the clean-up below
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill_session(process)
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr
-    assert all(_gone(pid) for pid in _recorded_pids(pids))
+    assert left == []
 
 
 @pytest.mark.parametrize("rule", LOCAL_RULES)
@@ -185,9 +194,14 @@ def test_torchrun_gives_the_same_net_as_launching_from_python(tmp_path):
     launched, local = tmp_path / "torchrun.pt", tmp_path / "local.pt"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "locallearn.cli", *args, "--checkpoint", str(launched)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("exit 1: val") == 2  # both ranks evaluated the gathered net
+    done = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)
+    try:
+        stdout, stderr = done.communicate(timeout=120)
+    finally:
+        _kill_session(done)
+    assert done.returncode == 0, stderr[-2000:]
+    assert stdout.count("exit 1: val") == 2  # both ranks evaluated the gathered net
     assert cli.main([*args, "--checkpoint", str(local)]) == 0
     a, b = ll.io.load_checkpoint(launched), ll.io.load_checkpoint(local)
     for x, y in zip(a["net"].values(), b["net"].values()):
