@@ -130,6 +130,12 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
     assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out} --threads 1"
 
 
+def test_report_only_without_finished_cells_is_a_clean_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(SUITES, "tiny", TINY)
+    assert cli_main(["bench", "tiny", "--out", str(tmp_path), "--report-only"]) == 2
+    assert "No finished cells of suite 'tiny'" in capsys.readouterr().err
+
+
 def test_unknown_suite_is_a_clean_error(capsys):
     assert cli_main(["bench", "nope"]) == 2
     assert "Unknown suite 'nope'. Known suites: quick, engine, fashion, paper, memory." in capsys.readouterr().err

@@ -78,6 +78,9 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         suite = SUITES[args.suite]
         records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
                             progress=not args.no_progress, command=command, run=not args.report_only)
+        if not records:
+            raise ValueError(f"No finished cells of suite {args.suite!r} with these seeds and epochs in {out}; "
+                             "run it without --report-only first (or give the --seeds / --epochs it was run with).")
         path = write_report(suite, records, out=out)
         print(f"{records.ran} cells run, {len(records) - records.ran} already done")
     print(Path(path).read_text())
