@@ -152,3 +152,12 @@ def test_cells_in_turns_equal_cells_run_alone(synthetic):
         assert len(r["epoch_cpu_times_s"]) == 2 and r["epoch_cpu_s"] > 0  # one CPU time per epoch of every stage
     sequential = next(r for r in together if r["schedule"] == "sequential")
     assert len(sequential["epoch_times_s"]) == 4  # 2 epochs x 2 stages
+
+
+@pytest.mark.parametrize("module", ["anchors", "cell", "main", "measure", "memory", "plots", "report", "runner", "suites", "tables"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"locallearn.bench.{module}"))
+    assert result.failed == 0 and result.attempted > 0
