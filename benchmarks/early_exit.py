@@ -105,6 +105,25 @@ def speedup(net, thresholds, x: torch.Tensor, batch: int, rounds: int, chunk: in
     return {"batch": batch, "samples": len(x), **ms, "speedup": ms["full_ms_per_sample"] / ms["early_exit_ms_per_sample"]}
 
 
+def stage_times(net, x: torch.Tensor, batch: int, rounds: int) -> list[dict[str, float]]:
+    """Wall-clock per sample of every block and head at ``batch`` (fastest of ``rounds`` passes)."""
+    out = []
+    with torch.inference_mode():
+        inputs = list(x.split(batch))
+        for stage in net.stages:
+            block_best = head_best = float("inf")
+            for _ in range(rounds):
+                start = time.perf_counter()
+                outputs = [stage.block(xb) for xb in inputs]
+                middle = time.perf_counter()
+                for h in outputs:
+                    stage.head(h)
+                block_best, head_best = min(block_best, middle - start), min(head_best, time.perf_counter() - middle)
+            out.append({"block_ms_per_sample": 1e3 * block_best / len(x), "head_ms_per_sample": 1e3 * head_best / len(x)})
+            inputs = outputs
+    return out
+
+
 def measure_one(path: Path, ds: Dataset, args: argparse.Namespace) -> dict:
     payload = io.load_checkpoint(path)
     rule, seed = payload["config"]["rule"]["name"], payload["config"]["spec"]["seed"]
@@ -118,6 +137,7 @@ def measure_one(path: Path, ds: Dataset, args: argparse.Namespace) -> dict:
     record = {"rule": rule, "seed": seed, "exit_test_accuracy": correct.double().mean(1).tolist(),
               "overthinking_rate": float((correct[:-1].any(0) & ~correct[-1]).double().mean()),
               "block_flops": list(costs.blocks), "head_flops": list(costs.heads), "full_flops": costs.full, "policies": {}}
+    record["stage_times_batch256"] = stage_times(net, ds.x_test, 256, args.rounds)
     for name in POLICIES:
         frontier = sweep(val, name, costs)
         th = frontier.target(args.max_drop / 100)
@@ -173,6 +193,20 @@ def write_markdown(records: list[dict], meta: dict, path: Path) -> None:
     for rule in rules:
         rs = [r for r in records if r["rule"] == rule]
         lines.append(f"| {rule} | " + " | ".join(mean_sd([r["exit_test_accuracy"][k] for r in rs], 100) for k in range(len(rs[0]["exit_test_accuracy"]))) + f" | {mean_sd([r['overthinking_rate'] for r in rs], 100)} |")
+    lines += ["", "## Where the cost is: FLOPs vs measured time per stage (batch 256, one thread)", "",
+              "Share of the full network (all blocks + last head) per block; FLOPs count convolutions and matrix "
+              "products only, while BatchNorm, ReLU and max-pooling (not counted) cost time on the largest maps.", "",
+              "| rule | " + " | ".join(f"block {k} FLOPs / time" for k in range(len(records[0]["block_flops"]))) + " |",
+              "|---|" + "---|" * len(records[0]["block_flops"])]
+    for rule in rules:
+        rs = [r for r in records if r["rule"] == rule]
+        cells = []
+        for k in range(len(rs[0]["block_flops"])):
+            flop_share = [r["block_flops"][k] / r["full_flops"] for r in rs]
+            time_share = [r["stage_times_batch256"][k]["block_ms_per_sample"]
+                          / (sum(t["block_ms_per_sample"] for t in r["stage_times_batch256"]) + r["stage_times_batch256"][-1]["head_ms_per_sample"]) for r in rs]
+            cells.append(f"{mean_sd(flop_share, 100, 1)} % / {mean_sd(time_share, 100, 1)} %")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     lines += ["", f"## At <= {meta['max_drop']} pt loss on validation (test numbers)", "",
               "| rule | policy | test acc. drop (pt) | FLOPs saved (%) | exits (test histogram, seed 0) | agreement with last (%) |",
               "|---|---|---|---|---|---|"]
