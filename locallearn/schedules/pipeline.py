@@ -7,6 +7,11 @@ number of batches in flight). Nothing is ever sent backward, so the ranks run
 concurrently: a true pipeline of local learners. The backend is gloo for CPU
 tensors and NCCL for CUDA (one GPU per worker); workers meet on 127.0.0.1 only.
 
+Stage ``k + 1`` trains on the output stage ``k`` computed for the same batch before
+its own update, which is what ``simultaneous`` does: without dropout the pipeline
+gives the same parameters (with one thread per worker, bitwise), so it changes the
+speed, not the result. With dropout only the masks differ (each worker seeds its own).
+
 **How it fits the Trainer unchanged.** ``train_epoch`` runs one whole epoch across
 the workers and then gathers every stage's parameters, buffers and optimiser state
 back into the ordinary ``LocalNet`` and optimisers. The Trainer therefore evaluates,
@@ -23,8 +28,9 @@ plus the rendezvous) and one copy of the parameters back per epoch.
   is not a rank) and watches them. A worker that raises or dies ends the epoch
   with :class:`PipelineWorkerError` naming its stages, the batch and the cause;
   the other workers are stopped and reaped (none is left behind, and a worker
-  whose parent dies is killed by the kernel). Ctrl-C stops every worker.
-* Under ``torchrun --nproc-per-node N -m locallearn.cli train --schedule pipeline``:
+  whose parent dies is killed by the kernel). A worker that has not joined the
+  process group after ``timeout_s`` is named as stuck. Ctrl-C stops every worker.
+* Under ``torchrun --standalone --nproc-per-node N -m locallearn.cli train --schedule pipeline``:
   every process is a rank already; each trains its own group inline, then every
   rank receives every stage's state (``broadcast_object_list``), so each ends the
   epoch with the same full net and evaluates it. Every rank writes the same
