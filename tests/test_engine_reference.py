@@ -110,10 +110,11 @@ def test_sequential_never_runs_frozen_blocks_after_caching(synthetic):
     config = ll.TrainConfig(epochs=2, batch_size=64, progress=False, eval_every=0)
     ll.Trainer(net, synthetic, rule="local", schedule="sequential", config=config, callbacks=[Spy()]).fit()
     batches = -(-len(synthetic.x_train) // 64)
-    assert [s[0] for s in seen[:5]] == [batches, 2 * batches] + [2 * batches + 1] * 3  # one caching pass, then never
-    assert [s[1] for s in seen[:5]] == [0, 0, batches, 2 * batches, 2 * batches + 1]
+    cached = 3 * batches  # two training epochs, then one caching pass in chunks of the batch size
+    assert [s[0] for s in seen[:5]] == [batches, 2 * batches] + [cached] * 3  # then never again
+    assert [s[1] for s in seen[:5]] == [0, 0, batches, 2 * batches, cached]
     assert seen[4][2] == batches
-    assert seen[5][0] == 2 * batches + 1 + 2  # the final evaluation on val and test, after training
+    assert seen[5][0] == cached + 2  # the final evaluation on val and test, after training
 
 
 def test_sequential_rejects_a_global_rule(synthetic):
