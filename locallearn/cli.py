@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import Sequence
 
+import torch
+
 from locallearn.schedules import NonFiniteLossError
 
 COMMANDS = ("train", "compare", "exits", "infoplane", "bench")
@@ -25,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        if args.threads < 1:
+            print(f"locallearn {args.command}: error: --threads must be >= 1; got {args.threads}.", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, ImportError, NonFiniteLossError) as error:

@@ -51,6 +51,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--lr-schedule", default=d.lr_schedule, help="none, cosine or step")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (default 1: on small models, and on a busy machine, more threads stall; "
+        "a digits predsim run took 50x longer with 2 threads on a loaded 2-core machine)",
+    )
 
 
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
