@@ -16,7 +16,7 @@ install-dev:
 	$(PIP) install -q -e ".[dev]"
 
 demo: install
-	$(PYTHON) -m locallearn.cli compare --data digits --rules local,e2e,joint --seeds 3 --epochs 5 --out results.json
+	$(PYTHON) -m locallearn.cli compare --data digits --rules local,e2e,joint,fa-heads,predsim,predsim-bio,dfa,ib --seeds 3 --epochs 5 --out results.json
 
 test: install-dev
 	$(PYTHON) -m pytest

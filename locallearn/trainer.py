@@ -189,7 +189,7 @@ class Trainer:
         )
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=not self.config.progress, desc=self.rule.name)
+        bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=not self.config.progress, desc=self.rule.name, leave=False)
         self.net.train()
         torch.set_rng_state(self._rng_state)
         while self.epoch < stop:
