@@ -44,3 +44,16 @@ def test_train_then_resume_from_checkpoint(tmp_path, capsys):
 def test_resume_without_checkpoint_is_a_clean_error(capsys):
     assert main(["train", "--data", "synthetic", "--resume"]) == 2
     assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+def test_train_with_the_pipeline_schedule_from_the_cli(tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code = main(["train", "--data", "synthetic", "--widths", "16,16", "--schedule", "pipeline", "--workers", "2",
+                 "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert json.loads(out.read_text())["config"]["schedule"]["workers"] == 2
+
+
+def test_workers_without_the_pipeline_is_a_clean_error(capsys):
+    assert main(["train", "--data", "synthetic", "--workers", "2"]) == 2
+    assert "--workers applies to --schedule pipeline only" in capsys.readouterr().err

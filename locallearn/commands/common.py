@@ -44,6 +44,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     g.add_argument("--rule-opt", type=_option, action="append", default=[], metavar="KEY=VALUE", help="rule hyper-parameter")
     g.add_argument("--schedule", default=d.schedule, help="a registered schedule name")
     g.add_argument("--schedule-opt", type=_option, action="append", default=[], metavar="KEY=VALUE")
+    g.add_argument("--workers", type=int, default=None, help="processes of the pipeline schedule (= --schedule-opt workers=N)")
     g.add_argument("--epochs", type=int, default=d.epochs, help="epochs (per stage for sequential)")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
     g.add_argument("--optimizer", default=d.optimizer, help="adam, adamw or sgd")
@@ -60,10 +61,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
 
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
     """A ``RunSpec`` from parsed arguments."""
+    schedule_kw = dict(args.schedule_opt)
+    if args.workers is not None:
+        if args.schedule != "pipeline":
+            raise ValueError(f"--workers applies to --schedule pipeline only; got --schedule {args.schedule}.")
+        schedule_kw["workers"] = args.workers
     values = dict(
         data=args.data, data_dir=args.data_dir, model=args.model, widths=args.widths, channels=args.channels,
         activation=args.activation, dropout=args.dropout, head=args.head, rule=getattr(args, "rule", "local"),
-        rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=dict(args.schedule_opt), epochs=args.epochs,
+        rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=schedule_kw, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         lr_schedule=args.lr_schedule, progress=not args.no_progress,
     )
