@@ -24,6 +24,9 @@ from locallearn.schedules.base import Schedule, TrainState, train_step
 from locallearn.info.conformance import check_estimator
 
 
+__all__ = ["check_estimator", "check_rule", "check_schedule"]
+
+
 def _tiny_net(head: str = "linear", conv: bool = False) -> LocalNet:
     torch.manual_seed(0)
     if conv:

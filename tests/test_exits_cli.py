@@ -3,19 +3,10 @@
 import json
 
 import pytest
-import torch
 
 from locallearn.cli import main
 from locallearn.experiment import RunSpec, make_trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,6 @@ from locallearn.exits import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_linear_flops_are_two_in_out_batch():
     flops, out = count_flops(nn.Linear(7, 5), torch.zeros(3, 7))

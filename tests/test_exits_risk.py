@@ -1,18 +1,9 @@
 """Risk-controlled thresholds keep their promise over many random calibration / test splits."""
 
 import pytest
-import torch
 
 from locallearn.exits import risk_controlled, synthetic_exit_logits, violation_rate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two OpenMP threads per process were up to 100x slower on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_violation_rate_is_below_epsilon_and_exits_still_happen():

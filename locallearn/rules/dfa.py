@@ -10,17 +10,15 @@ the ``simultaneous`` schedule only.
 
 from __future__ import annotations
 
-import torch
-from torch.nn import functional as F
-
 from locallearn._params import check_choice, check_number
 from locallearn.feedback import DFAConv2d, DFALinear, attach_dfa, convert_layers
 from locallearn.net import LocalNet
-from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.base import RULES
+from locallearn.rules.e2e import EndToEnd
 
 
 @RULES.register("dfa")
-class DirectFeedbackAlignment(LocalRule):
+class DirectFeedbackAlignment(EndToEnd):
     """Cross-entropy of the last exit, sent to every layer through fixed random matrices.
 
     Args:
@@ -34,6 +32,7 @@ class DirectFeedbackAlignment(LocalRule):
 
     Example:
         >>> import torch
+        >>> from torch.nn import functional as F
         >>> from locallearn import build_mlp
         >>> net = build_mlp((4,), (8, 8), 3)
         >>> DirectFeedbackAlignment().setup(net)
@@ -46,8 +45,8 @@ class DirectFeedbackAlignment(LocalRule):
 
     def __init__(self, *, scale: float = 1.0, probe_heads: bool = True) -> None:
         owner = type(self).__name__
+        super().__init__(probe_heads=check_choice(probe_heads, name="probe_heads", owner=owner, choices=(False, True)))
         self.scale = check_number(scale, name="scale", owner=owner, low=0.0, low_inclusive=False)
-        self.probe_heads = check_choice(probe_heads, name="probe_heads", owner=owner, choices=(False, True))
 
     def setup(self, net: LocalNet) -> None:
         last = net.stages[-1].head
@@ -57,10 +56,3 @@ class DirectFeedbackAlignment(LocalRule):
             convert_layers(stage.block, "dfa", scale=self.scale)
         convert_layers(last, "dfa", scale=self.scale)
         attach_dfa(net.stages[0].block, last)
-
-    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
-        if out.is_last:
-            return F.cross_entropy(out.logits, y)
-        if self.probe_heads:
-            return F.cross_entropy(out.stage.head(out.h_out.detach()), y)
-        return None

@@ -15,4 +15,7 @@ from locallearn.schedules.simultaneous import Simultaneous
 create = SCHEDULES.create
 names = SCHEDULES.names
 
-__all__ = ["SCHEDULES", "NonFiniteLossError", "Schedule", "Sequential", "Simultaneous", "TrainState", "create", "names", "train_step"]
+__all__ = [
+    "SCHEDULES", "Decoupled", "NonFiniteLossError", "Pipeline", "Schedule", "Sequential", "Simultaneous", "TrainState",
+    "create", "names", "train_step",
+]

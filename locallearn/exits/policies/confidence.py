@@ -1,15 +1,15 @@
 """One-exit confidence policies: normalised entropy, max probability, top-two margin.
 
 Example:
-    >>> from typing import Sequence
-
-import torch
+    >>> import torch
     >>> logits = torch.tensor([[[3.0, 0.0], [0.1, 0.0]], [[0.0, 3.0], [0.0, 3.0]]])
     >>> EntropyPolicy().decide(logits, [0.5]).exit.tolist()   # exit 0 when H/log C <= 0.5
     [0, 1]
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 
