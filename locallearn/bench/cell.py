@@ -93,7 +93,9 @@ def _timed_evaluate(trainer: Trainer, spent: list[float]) -> None:
 
 
 def run_cells(cells: Sequence[Cell], ds: Dataset, *, bar: Any = None) -> list[dict[str, Any]]:
-    """Train ``cells`` in turns, one epoch of every stage each, and return their records.
+    """Train ``cells`` in turns, and return their records. A turn is one epoch of every stage:
+    one trainer epoch, or, for a schedule that trains one stage at a time, as many trainer
+    epochs as there are stages (consecutive epochs, so possibly of one stage).
 
     Taking turns epoch by epoch (``Trainer.fit(epochs=...)``; each trainer keeps its own
     random stream, so the results equal solo runs) means every cell's epochs see the
@@ -124,11 +126,24 @@ def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None) -> dict[str, Any]:
     return run_cells([cell], ds, bar=bar)[0]
 
 
+def per_epoch(record: dict[str, Any]) -> dict[str, float]:
+    """Wall and CPU time of one epoch of every stage, from a record's per-epoch lists.
+
+    The median epoch (robust to a one-off slow epoch) when each trainer epoch is an epoch of
+    every stage; for a schedule that trains one stage at a time (more trainer epochs than
+    ``epochs``), whose epochs differ from stage to stage, the total divided by ``epochs``.
+    """
+    epochs, wall, cpu = record["epochs"], record["epoch_times_s"], record["epoch_cpu_times_s"]
+    if len(wall) == epochs:
+        return {"epoch_time_s": statistics.median(wall), "epoch_cpu_s": statistics.median(cpu)}
+    return {"epoch_time_s": sum(wall) / epochs, "epoch_cpu_s": sum(cpu) / epochs}
+
+
 def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[float], load_before: list[float],
             load_after: list[float], started: float) -> dict[str, Any]:
     spec = cell.spec
     times = [r["epoch_time_s"] for r in result.history]
-    return {
+    record = {
         "key": cell.key,
         "model_label": cell.model_label,
         "data": spec.data,
@@ -140,12 +155,8 @@ def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[f
         "test_accuracy": result.final("test"),
         "val_accuracy": result.final("val"),
         "epoch_times_s": times,
-        # one epoch of every stage: the median trainer epoch (robust to a one-off slow epoch) times
-        # the trainer epochs per configured epoch (the number of stages for one-stage-at-a-time schedules)
-        "epoch_time_s": statistics.median(times) * len(times) / spec.epochs,
         "total_time_s": sum(times),
-        "epoch_cpu_times_s": cpu_s,  # CPU seconds of each epoch of every stage, evaluation left out
-        "epoch_cpu_s": statistics.median(cpu_s),
+        "epoch_cpu_times_s": cpu_s,  # CPU seconds of each turn (see run_cells), evaluation left out
         "total_cpu_s": sum(cpu_s),
         "threads": torch.get_num_threads(),
         **memory,
@@ -156,3 +167,4 @@ def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[f
         "config": result.config,
         "version": locallearn.__version__,
     }
+    return {**record, **per_epoch(record)}

@@ -19,6 +19,7 @@ from typing import Any
 
 from locallearn import io
 from locallearn.bench import plots, tables
+from locallearn.bench.cell import per_epoch
 from locallearn.bench.suites import Suite
 
 MEASUREMENT_NOTES = (
@@ -27,7 +28,8 @@ MEASUREMENT_NOTES = (
     "CPU s / epoch: CPU time (`time.process_time`, evaluation left out) of one epoch of every stage, median over "
     "epochs; the primary time measure, since wall time on a shared machine mostly measures the other jobs. Benchmarks "
     "run with one torch thread unless `--threads` says otherwise, so CPU time is the work done. Wall s / epoch: the "
-    "trainer's median epoch (for `sequential`, times the number of stages; cache building included). `× e2e`: ratio to the `e2e` + `simultaneous` cell of the same seed, data and "
+    "trainer's median epoch. For `sequential` (one stage at a time, stages of unequal cost) both are the total over "
+    "all stages, cache building included, divided by the epochs per stage. `× e2e`: ratio to the `e2e` + `simultaneous` cell of the same seed, data and "
     "model, averaged over seeds. The cells of one seed, data and model train in turns, one epoch (of every stage) each, "
     "so every cell's epochs see the same machine conditions.",
     "Saved for backward: exact bytes autograd saves in one training batch through the schedule's own `train_epoch` "
@@ -61,6 +63,7 @@ def write_report(suite: Suite, cells: list[dict[str, Any]], *, out: str | Path) 
     """Write the CSV, the Markdown report and the plots of ``cells`` into ``out``; return the report's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cells = [{**c, **per_epoch(c)} if "epoch_cpu_times_s" in c else c for c in cells]  # one definition for old records too
     rows = tables.summary_rows(cells)
     write_text(out / "results.csv", tables.to_csv(tables.tidy_rows(cells)))
     plots.plot_accuracy_per_exit(rows, out / "accuracy_per_exit.png")
