@@ -22,7 +22,7 @@ def val():
 
 
 @pytest.fixture(scope="module")
-def test_logits():
+def heldout():
     return synthetic_exit_logits(n_samples=3000, seed=1, split="test")
 
 
@@ -38,16 +38,16 @@ CALIBRATORS = {
 
 
 @pytest.mark.parametrize("name", CALIBRATORS)
-def test_calibration_refuses_the_test_split(name, test_logits):
+def test_calibration_refuses_the_test_split(name, heldout):
     with pytest.raises(ValueError, match="must never see test data: got an ExitLogits with split='test'"):
-        CALIBRATORS[name](test_logits)
+        CALIBRATORS[name](heldout)
 
 
-def test_evaluate_refuses_rows_seen_at_calibration_even_under_another_name(test_logits):
-    disguised = ExitLogits(test_logits.logits, test_logits.labels, "val")
+def test_evaluate_refuses_rows_seen_at_calibration_even_under_another_name(heldout):
+    disguised = ExitLogits(heldout.logits, heldout.labels, "val")
     th = for_target_accuracy(disguised, "entropy", COSTS)
     with pytest.raises(ValueError, match="3000 rows of split 'test' that were used to calibrate"):
-        evaluate(test_logits, th)
+        evaluate(heldout, th)
     assert evaluate(disguised, th).split == "val"  # re-reading the calibration split itself is allowed
 
 
@@ -60,12 +60,12 @@ def test_sweep_runs_from_full_network_to_cheapest(val):
     assert len(frontier.thresholds) == 1 + 2 * 20
 
 
-def test_target_accuracy_is_met_on_validation_and_saves_cost(val, test_logits):
+def test_target_accuracy_is_met_on_validation_and_saves_cost(val, heldout):
     th = for_target_accuracy(val, "entropy", COSTS, max_drop=0.01)
     assert th.calibrated_on == "val" and th.method == "target-accuracy"
     assert th.details["met"]
     assert th.details["accuracy"] >= th.details["last_exit_accuracy"] - 0.01
-    result = evaluate(test_logits, th, COSTS)
+    result = evaluate(heldout, th, COSTS)
     assert result.relative_cost < 0.9
     assert result.accuracy >= result.last_exit_accuracy - 0.03
 
@@ -93,10 +93,10 @@ def test_shared_threshold_is_the_cheapest_step_reaching_the_accuracy(val):
         shared_threshold(val, "max-prob", COSTS, accuracy=0.99)
 
 
-def test_learnable_policies_are_fitted_on_validation_during_calibration(val, test_logits):
+def test_learnable_policies_are_fitted_on_validation_during_calibration(val, heldout):
     th = for_target_accuracy(val, "weighted", COSTS, max_drop=0.0)
     assert th.policy.is_fitted
-    assert evaluate(test_logits, th).accuracy > 0.5
+    assert evaluate(heldout, th).accuracy > 0.5
 
 
 def test_exit_logits_save_load_round_trip_is_atomic(tmp_path, val):
