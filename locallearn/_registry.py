@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
@@ -53,7 +54,17 @@ class Registry(Generic[T]):
     def create(self, spec: Any, **kwargs: Any) -> T:
         """Build from a name (with keyword hyper-parameters) or pass an instance through."""
         if isinstance(spec, str):
-            return self.get(spec)(**kwargs)
+            cls = self.get(spec)
+            params = inspect.signature(cls).parameters.values()
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                accepted = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+                unknown = sorted(set(kwargs) - set(accepted))
+                if unknown:
+                    raise ValueError(
+                        f"The {self.kind} {spec!r} has no parameter {', '.join(map(repr, unknown))}. "
+                        f"Its parameters are: {', '.join(accepted) or 'none'}."
+                    )
+            return cls(**kwargs)
         if kwargs:
             raise TypeError(f"Keyword arguments are only accepted with a {self.kind} name, not an instance.")
         return spec

@@ -138,3 +138,18 @@ def test_checkpoint_of_another_rule_is_refused(tmp_path, synthetic):
     other = ll.Trainer(ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes), synthetic, rule="joint")
     with pytest.raises(ValueError, match="was made with rule"):
         other.load_checkpoint(tmp_path / "a.pt")
+
+
+def test_unknown_hyper_parameter_lists_the_accepted_ones():
+    with pytest.raises(ValueError, match="The rule 'joint' has no parameter 'wieghts'. Its parameters are: weights."):
+        ll.rules.create("joint", wieghts=(1.0,))
+    with pytest.raises(ValueError, match="The schedule 'simultaneous' has no parameter 'capacity'. Its parameters are: none."):
+        ll.schedules.create("simultaneous", capacity=2)
+
+
+def test_compare_with_no_rule_is_a_clean_error(tmp_path, capsys):
+    from locallearn.cli import main
+
+    assert main(["compare", "--data", "synthetic", "--rules", ",", "--out", str(tmp_path / "r.json")]) == 2
+    assert "--rules names no rule" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

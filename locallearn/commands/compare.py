@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}.")
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    if not rules:
+        raise ValueError(f"--rules names no rule (got {args.rules!r}); give comma-separated rule names.")
     records = compare(spec_from_args(args), rules=rules, seeds=list(range(args.seeds)))
     io.write_json(args.out, records)
     print(format_table(summarise(records)))

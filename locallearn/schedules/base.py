@@ -101,6 +101,15 @@ def train_step(
     return values
 
 
+def require_local_rule(schedule: str, rule: LocalRule) -> None:
+    """Raise the standard error when a schedule that trains stages apart gets a global rule."""
+    if not rule.detach_inputs:
+        raise ValueError(
+            f"The {schedule!r} schedule trains each stage from detached inputs of the stage below, so it needs "
+            f"a local rule; rule {rule.name!r} backpropagates across stages. Use schedule 'simultaneous' for it."
+        )
+
+
 def _local_backward(loss: torch.Tensor, rule: LocalRule, stage: int) -> None:
     try:
         loss.backward()

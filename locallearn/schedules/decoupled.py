@@ -34,7 +34,7 @@ import torch
 
 from locallearn._params import check_choice, check_number
 from locallearn.rules.base import LocalRule, StageOutput
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, require_local_rule, train_step
 
 
 class ReplayBuffer:
@@ -108,15 +108,6 @@ class OutputTap(LocalRule):
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         self.outputs[out.index] = out.h_out.detach()
         return self.rule.stage_loss(out, y)
-
-
-def require_local_rule(schedule: str, rule: LocalRule) -> None:
-    """Raise the standard error when a schedule that separates stages gets a global rule."""
-    if not rule.detach_inputs:
-        raise ValueError(
-            f"The {schedule!r} schedule trains each stage from detached inputs of the stage below, so it needs "
-            f"a local rule; rule {rule.name!r} backpropagates across stages. Use schedule 'simultaneous' for it."
-        )
 
 
 @SCHEDULES.register("decoupled")

@@ -68,7 +68,7 @@ from locallearn._params import check_choice, check_number
 from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
-from locallearn.schedules.decoupled import require_local_rule
+from locallearn.schedules.base import require_local_rule
 
 
 class PipelineWorkerError(RuntimeError):

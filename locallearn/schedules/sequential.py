@@ -13,7 +13,7 @@ import torch
 
 from locallearn._params import check_number
 from locallearn.rules.base import LocalRule
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, require_local_rule, train_step
 
 
 @SCHEDULES.register("sequential")
@@ -37,11 +37,7 @@ class Sequential(Schedule):
         return epochs * num_stages
 
     def check(self, rule: LocalRule) -> None:
-        if not rule.detach_inputs:
-            raise ValueError(
-                f"The 'sequential' schedule trains one stage at a time, so it needs a local rule; "
-                f"rule {rule.name!r} backpropagates across stages. Use schedule 'simultaneous' for it."
-            )
+        require_local_rule("sequential", rule)
 
     @torch.no_grad()
     def _inputs_of(self, state: TrainState, stage: int) -> torch.Tensor:
