@@ -14,8 +14,13 @@ What is here:
   uses ``feedback`` in place of ``weight`` for the input gradient;
 * :class:`FALinear`, :class:`FAConv2d` - ``nn.Linear`` / ``nn.Conv2d`` with
   a ``feedback`` buffer; :class:`DFALinear`, :class:`DFAConv2d` - the DFA twins;
-* :func:`convert` - turns the supported layers of any model into FA or DFA
-  layers in place (per-layer math in a table keyed by layer type).
+* :class:`SignLinear`, :class:`SignConv2d` (with their mode subclasses) -
+  sign-symmetric feedback (Liao, Leibo & Poggio 2016; Moskovitz et al. 2018):
+  ``B = M * sign(W)`` follows the signs of the current weights, with magnitudes
+  ``M`` that are all one (``usf``), redrawn every training batch (``brsf``) or
+  drawn once and fixed (``frsf``);
+* :func:`convert` - turns the supported layers of any model into FA, DFA or
+  sign-symmetric layers in place (per-layer math in a table keyed by layer type).
 
 Example:
     >>> import torch
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+from copy import deepcopy
 from typing import Callable
 
 import torch
@@ -60,6 +66,15 @@ __all__ = [
     "FAConv2d",
     "DFALinear",
     "DFAConv2d",
+    "SignLinear",
+    "SignConv2d",
+    "USFLinear",
+    "BRSFLinear",
+    "FRSFLinear",
+    "USFConv2d",
+    "BRSFConv2d",
+    "FRSFConv2d",
+    "backprop_copy",
     "convert",
     "convert_layers",
     "attach_dfa",
@@ -263,6 +278,119 @@ class FAConv2d(_FAMixin, _Conv2dPadding, nn.Conv2d):
         return fa_conv2d(x, self.weight, self.bias, self.feedback, self.stride, padding, self.dilation, self.groups)
 
 
+# --------------------------------------------------------------------------- sign symmetry
+
+
+class _SignMixin:
+    """Sign-symmetric feedback ``B = M * sign(W)``, rebuilt from the current ``W`` at every
+    forward pass that records a graph; subclasses say what the magnitudes ``M`` are. Put in
+    front of an FA layer, whose backward then uses this ``B``.
+
+    ``feedback`` (a non-persistent buffer) holds the ``B`` of the latest training forward pass.
+    """
+
+    feedback: Tensor
+    scale: float
+
+    def _init_feedback(self, scale: float) -> None:
+        self.scale = check_number(scale, name="scale", owner=type(self).__name__, low=0.0, low_inclusive=False)
+        self._init_magnitude()
+        self.register_buffer("feedback", self._sign_feedback(), persistent=False)
+
+    def _init_magnitude(self) -> None:
+        """Draw any fixed magnitudes (only ``frsf`` has some)."""
+
+    def _magnitude(self) -> Tensor | float:
+        raise NotImplementedError
+
+    def _sign_feedback(self) -> Tensor:
+        return self.weight.detach().sign() * self._magnitude()
+
+    def _random_magnitude(self) -> Tensor:
+        """``|R|``, ``R`` drawn as FA draws its ``B``: the layer's default init times ``scale``."""
+        w = self.weight.detach()
+        return _draw_like(w, w[0].numel(), self.scale).abs_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            self.feedback = self._sign_feedback()
+        return super().forward(x)
+
+
+class _UniformMagnitude:
+    """uSF (Liao et al. 2016): ``B = scale * sign(W)``."""
+
+    def _magnitude(self) -> float:
+        return self.scale
+
+
+class _BatchRandomMagnitude:
+    """brSF (Liao et al. 2016): ``B = |R| * sign(W)`` with ``R`` redrawn at every training forward pass."""
+
+    def _magnitude(self) -> Tensor:
+        return self._random_magnitude()
+
+
+class _FixedRandomMagnitude:
+    """frSF (Liao et al. 2016): ``B = |R| * sign(W)`` with ``|R|`` drawn once (buffer ``magnitude``)."""
+
+    magnitude: Tensor
+
+    def _init_magnitude(self) -> None:
+        self.register_buffer("magnitude", self._random_magnitude())
+
+    def _magnitude(self) -> Tensor:
+        return self.magnitude
+
+
+class SignLinear(_SignMixin, FALinear):
+    """``nn.Linear`` whose backward sends the error to its input through ``M * sign(W)``.
+
+    Use a mode class (:class:`USFLinear`, :class:`BRSFLinear`, :class:`FRSFLinear`) or
+    :func:`convert` with ``mode="usf" | "brsf" | "frsf"``.
+
+    Example:
+        >>> layer = USFLinear(4, 3)
+        >>> y = layer(torch.randn(2, 4))
+        >>> torch.equal(layer.feedback, layer.weight.detach().sign())
+        True
+    """
+
+
+class SignConv2d(_SignMixin, FAConv2d):
+    """``nn.Conv2d`` whose backward sends the error to its input through ``M * sign(W)``.
+
+    Example:
+        >>> conv = FRSFConv2d(2, 4, 3, padding=1)
+        >>> bool((conv.feedback.sign() == conv.weight.detach().sign()).all()), conv.magnitude.min() >= 0
+        (True, tensor(True))
+    """
+
+
+class USFLinear(_UniformMagnitude, SignLinear):
+    """uSF ``nn.Linear``: ``B = scale * sign(W)``."""
+
+
+class BRSFLinear(_BatchRandomMagnitude, SignLinear):
+    """brSF ``nn.Linear``: ``B = |R| * sign(W)``, ``R`` redrawn every training batch."""
+
+
+class FRSFLinear(_FixedRandomMagnitude, SignLinear):
+    """frSF ``nn.Linear``: ``B = |R| * sign(W)``, ``|R|`` fixed."""
+
+
+class USFConv2d(_UniformMagnitude, SignConv2d):
+    """uSF ``nn.Conv2d``: ``B = scale * sign(W)``."""
+
+
+class BRSFConv2d(_BatchRandomMagnitude, SignConv2d):
+    """brSF ``nn.Conv2d``: ``B = |R| * sign(W)``, ``R`` redrawn every training batch."""
+
+
+class FRSFConv2d(_FixedRandomMagnitude, SignConv2d):
+    """frSF ``nn.Conv2d``: ``B = |R| * sign(W)``, ``|R|`` fixed."""
+
+
 # --------------------------------------------------------------------------- DFA
 
 
@@ -432,8 +560,31 @@ def attach_dfa(first: nn.Module, last: nn.Module) -> None:
 _TABLES: dict[str, dict[type[nn.Module], type[nn.Module]]] = {
     "fa": {nn.Linear: FALinear, nn.Conv2d: FAConv2d},
     "dfa": {nn.Linear: DFALinear, nn.Conv2d: DFAConv2d},
+    "usf": {nn.Linear: USFLinear, nn.Conv2d: USFConv2d},
+    "brsf": {nn.Linear: BRSFLinear, nn.Conv2d: BRSFConv2d},
+    "frsf": {nn.Linear: FRSFLinear, nn.Conv2d: FRSFConv2d},
 }
 _CONVERTED = {cls: mode for mode, table in _TABLES.items() for cls in table.values()}
+_PLAIN = {cls: plain for table in _TABLES.values() for plain, cls in table.items()}
+
+
+def backprop_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose converted layers are plain ``nn.Linear`` / ``nn.Conv2d`` again.
+
+    The copy has the same weights and computes the same outputs, but its backward is exact
+    backprop: the reference against which feedback signals are measured (``locallearn.alignment``).
+
+    Example:
+        >>> model = convert(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), mode="usf")
+        >>> [type(m).__name__ for m in backprop_copy(model)]
+        ['Linear', 'ReLU', 'Linear']
+    """
+    copy = deepcopy(model)
+    for module in copy.modules():
+        plain = _PLAIN.get(type(module))
+        if plain is not None:
+            module.__class__ = plain
+    return copy
 
 
 def convert_layers(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", scale: float = 1.0) -> nn.Module:
@@ -477,9 +628,15 @@ def convert(model: nn.Module, mode: str = "fa", *, unsupported: str = "raise", s
 
     Args:
         model: any module; the root may itself be a supported layer.
-        mode: ``"fa"`` (each layer's input error goes through its own B of W's shape) or
-            ``"dfa"`` (the error ``e`` at the model's output reaches each converted
-            layer's input as ``e @ D_k``; the model's own forward call sets this up).
+        mode: ``"fa"`` (each layer's input error goes through its own fixed random B of
+            W's shape), ``"dfa"`` (the error ``e`` at the model's output reaches each
+            converted layer's input as ``e @ D_k``; the model's own forward call sets this
+            up), or a sign-symmetric mode (Liao, Leibo & Poggio 2016; Moskovitz et al.
+            2018), where ``B = M * sign(W)`` follows the signs of the current weights:
+            ``"usf"`` (``M = scale``), ``"brsf"`` (``M = |R|`` redrawn at every training
+            forward pass, i.e. every batch) or ``"frsf"`` (``M = |R|`` drawn once). ``R`` is
+            drawn as FA's ``B``: the layer's default init (uniform in +-1/sqrt(fan_in))
+            times ``scale`` (Liao et al. do not fix its distribution).
         unsupported: ``"raise"`` to refuse models with layers that would still
             transport their weights (the error names them), or ``"keep"`` to leave
             those layers as they are (they then backpropagate exactly).

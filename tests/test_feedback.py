@@ -246,7 +246,7 @@ def test_convert_names_unsupported_layers_and_can_keep_them():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="bp"), "The 'mode' parameter of convert must be one of 'fa', 'dfa'. Got 'bp' instead."),
+        (dict(mode="bp"), "The 'mode' parameter of convert must be one of 'fa', 'dfa', 'usf', 'brsf', 'frsf'. Got 'bp' instead."),
         (dict(unsupported="skip"), "The 'unsupported' parameter of convert must be one of 'raise', 'keep'. Got 'skip' instead."),
         (dict(scale=0), "The 'scale' parameter of convert must be a float > 0.0. Got 0 instead."),
     ],
