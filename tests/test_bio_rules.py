@@ -14,10 +14,10 @@ from locallearn import rules
 from locallearn.data import Dataset
 from locallearn.feedback import DFALinear, FALinear
 from locallearn.rules.base import StageOutput
-from locallearn.rules.predsim import LabelCodeHead, PredSim, PredSimBio, similarity_matrix
+from locallearn.rules.predsim import LabelCodeHead, PredSim, PredSimBio, label_projection, similarity_matrix
 from locallearn.schedules import TrainState, train_step
 
-BIO_RULES = ["fa-heads", "predsim", "predsim-bio", "dfa"]
+BIO_RULES = ["fa-heads", "predsim", "predsim-bio", "sim", "dfa"]
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +92,32 @@ def test_fa_heads_trained_head_learns_its_weights(tiny):
 # --------------------------------------------------------------------------- predsim
 
 
+def _authors_similarity(x: torch.Tensor) -> torch.Tensor:
+    """Nøkland & Eidnes' similarity_matrix (anokland/local-loss train.py), written out."""
+    if x.dim() == 4:
+        if x.size(1) > 3 and x.size(2) > 1:
+            x = x.view(x.size(0), x.size(1), -1).std(dim=2)
+        else:
+            x = x.view(x.size(0), -1)
+    xc = x - x.mean(dim=1).unsqueeze(1)
+    xn = xc / (1e-8 + torch.sqrt(torch.sum(xc**2, dim=1))).unsqueeze(1)
+    return xn.matmul(xn.transpose(1, 0)).clamp(-1, 1)
+
+
 def test_similarity_matrix_of_one_hot_labels_is_the_closed_form():
     y = torch.tensor([0, 1, 0, 2])
     s = similarity_matrix(F.one_hot(y, 4).float())
     same = (y[:, None] == y[None]).float()
     torch.testing.assert_close(s, same - (1 - same) / 3)
-    maps = torch.randn(5, 3, 4, 4)
-    torch.testing.assert_close(similarity_matrix(maps), similarity_matrix(maps.flatten(2).std(2)))
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 4, 4), (6, 1, 5, 5), (6, 2, 1, 7), (6, 5, 4, 4), (6, 8, 1, 3), (6, 20)])
+def test_similarity_matrix_is_the_authors_formula(shape):
+    """Conv maps with <= 3 channels (or height 1) are flattened, wider ones pooled to per-channel std."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(len(shape) + shape[1]))
+    torch.testing.assert_close(similarity_matrix(x), _authors_similarity(x))
+    if len(shape) == 4 and shape[1] <= 3:
+        assert not torch.allclose(similarity_matrix(x), _authors_similarity(x.flatten(2).std(2)), atol=1e-2)
 
 
 def test_predsim_loss_is_the_formula(tiny):
@@ -131,29 +150,73 @@ def test_predsim_projection_is_trained_and_conv_maps_get_a_conv_projection(tiny)
     assert not torch.allclose(proj.weight, before)
 
 
-def test_predsim_bio_prediction_is_bce_against_fixed_label_codes_with_fa_head(tiny):
+def test_predsim_bio_follows_the_authors_label_projection(tiny):
+    """The authors' bio loss: proj_y = onehot @ P (128 dims), BCE against proj_y > 0, similarity of proj_y."""
     ll.seed_everything(3)
     net = ll.build_mlp(tiny.input_shape, (32,), 10)
     rule = PredSimBio(beta=0.25, seed=4)
     rule.setup(net)
     stage = net.stages[0]
     assert isinstance(stage.head, LabelCodeHead) and isinstance(stage.head.inner.linear, FALinear)
+    assert stage.head.inner.linear.out_features == 128
+    p = stage.head.projection
+    assert p.shape == (10, 128) and bool((p.abs() <= 10**-0.5).all())  # nn.Linear(10, 128)'s init range
     x, y = tiny.x_train[:40], tiny.y_train[:40]
     h = stage.block(x)
     scores = stage.head(h)
-    codes = stage.head.codes
-    assert codes.shape == (10, 10) and len({tuple(c.tolist()) for c in codes}) == 10
-    assert set(codes.unique().tolist()) == {0.0, 1.0}
     z = stage.head.inner(h)
-    bce = F.binary_cross_entropy_with_logits(z[:, None, :].expand(-1, 10, -1), codes.expand(40, -1, -1), reduction="none").mean(-1)
-    torch.testing.assert_close(-scores / 10, bce)  # the exit predicts the class whose code is most likely
+    proj_y = F.one_hot(y, 10).float() @ p
     out = StageOutput(index=0, is_last=True, stage=stage, h_in=x, h_out=h, logits=scores)
-    want = 0.75 * F.binary_cross_entropy_with_logits(z, codes[y]) + 0.25 * F.mse_loss(
-        similarity_matrix(h), similarity_matrix(codes[y]))
+    want = 0.75 * F.binary_cross_entropy_with_logits(z, proj_y.gt(0).float()) + 0.25 * F.mse_loss(
+        _authors_similarity(h), _authors_similarity(proj_y))
     torch.testing.assert_close(rule.stage_loss(out, y), want)
-    again = LabelCodeHead(nn.Identity(), seed=4)
-    again(torch.zeros(1, 10))
-    assert torch.equal(again.codes, codes)  # the codes are a function of the seed: nothing to checkpoint
+    # the exit predicts the class whose code is most likely: -score / 128 is the BCE against each class's code
+    bits = p.gt(0).float()
+    bce = F.binary_cross_entropy_with_logits(z[:, None, :].expand(-1, 10, -1), bits.expand(40, -1, -1), reduction="none")
+    torch.testing.assert_close(-scores / 128, bce.mean(-1))
+    # classes get near-orthogonal targets (the one-bit-per-class code reached 0.655)
+    off = _authors_similarity(p)[~torch.eye(10, dtype=torch.bool)]
+    assert off.abs().mean() < 0.1 and off.abs().max() < 0.3
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 4, 6, 10])
+def test_predsim_bio_never_gives_a_class_an_all_zero_target(num_classes):
+    for seed in range(40):
+        p = label_projection(num_classes, 128 if seed % 2 else num_classes, seed=seed)
+        bits = p.gt(0)
+        assert bool((_authors_similarity(p).diagonal() > 0.999).all())  # no row is zero after centring
+        assert not (bits == bits[:, :1]).all(1).any() and len(torch.unique(bits, dim=0)) == num_classes
+    with pytest.raises(ValueError, match="No 2-bit label code with distinct, non-constant rows for 10 classes"):
+        label_projection(10, 2)
+
+
+def test_predsim_bio_code_is_fixed_by_the_seed_and_saved_with_the_model(tiny):
+    nets = [ll.build_mlp(tiny.input_shape, (16, 16), 10) for _ in range(3)]
+    for net, seed in zip(nets, (4, 4, 5)):
+        PredSimBio(seed=seed).setup(net)
+    a, b, c = (net.stages[1].head.projection for net in nets)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    nets[2].load_state_dict(nets[0].state_dict())
+    assert torch.equal(nets[2].stages[1].head.projection, a) and torch.equal(nets[2].stages[1].head.codes, a.gt(0).float())
+
+
+def test_sim_rule_trains_blocks_by_similarity_alone_and_heads_by_a_detached_readout(tiny):
+    ll.seed_everything(6)
+    net = ll.build_mlp(tiny.input_shape, (32, 32), 10)
+    rule = rules.create("sim", sim_dim=16)
+    rule.setup(net)
+    stage = net.stages[1]
+    x, y = torch.randn(24, 32), tiny.y_train[:24]
+    h = stage.block(x)
+    out = StageOutput(index=1, is_last=True, stage=stage, h_in=x, h_out=h, logits=stage.head(h))
+    same = (y[:, None] == y[None]).float()
+    sim = F.mse_loss(_authors_similarity(stage.aux["predsim"](h)), same - (1 - same) / 9)
+    readout = F.cross_entropy(stage.head(h.detach()), y)
+    loss = rule.stage_loss(out, y)
+    torch.testing.assert_close(loss, sim + readout)
+    block_grad = torch.autograd.grad(loss, stage.block[0].weight, retain_graph=True)[0]
+    torch.testing.assert_close(block_grad, torch.autograd.grad(sim, stage.block[0].weight)[0])
+    assert torch.autograd.grad(loss, stage.head.linear.weight)[0].abs().sum() > 0
 
 
 # --------------------------------------------------------------------------- dfa
@@ -227,6 +290,7 @@ def test_mlp_net_rules_learn_on_digits(digits):
         (lambda: rules.create("predsim", beta=1.5), "The 'beta' parameter of PredSim must be a float >= 0.0 and <= 1.0. Got 1.5 instead."),
         (lambda: rules.create("predsim", sim_dim=0), "The 'sim_dim' parameter of PredSim must be an int >= 1. Got 0 instead."),
         (lambda: rules.create("predsim-bio", seed=-1), "The 'seed' parameter of PredSimBio must be an int >= 0. Got -1 instead."),
+        (lambda: rules.create("predsim-bio", code_size=1), "The 'code_size' parameter of PredSimBio must be an int >= 2. Got 1 instead."),
         (lambda: rules.create("dfa", scale=-2.0), "The 'scale' parameter of DirectFeedbackAlignment must be a float > 0.0. Got -2.0 instead."),
     ],
 )

@@ -8,16 +8,22 @@ Per stage, the loss is ``(1 - beta) * pred + beta * sim``:
 * ``sim``: mean squared difference between the similarity matrix of the
   batch's features and that of its labels. The similarity matrix ``S(X)`` is
   the "adjusted" cosine similarity: each row of ``X`` is centred on its own
-  mean, scaled to unit norm, and ``S = X X^T``. Conv
-  features ``(N, C, H, W)`` are first pooled to one value per channel (the
-  standard deviation over positions, as Nøkland & Eidnes do).
+  mean, scaled to unit norm, and ``S = X X^T``. Conv features ``(N, C, H, W)``
+  with more than 3 channels and a height above 1 are first pooled to one value
+  per channel (the standard deviation over positions); others are flattened,
+  as in Nøkland & Eidnes' code (``similarity_matrix`` in anokland/local-loss).
   ``predsim`` takes it of a learned projection of the features (a bias-free
   ``Linear`` for flat features, a bias-free 3x3 ``Conv2d`` for maps) and of
   the one-hot labels; ``predsim-bio`` takes it of the raw (pooled) features
-  and of the label codes.
+  and of the labels' fixed random projection.
+
+``sim`` is the paper's similarity-only loss: the block learns from the similarity
+term alone, and its head reads the detached features out with cross-entropy.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -30,9 +36,11 @@ from locallearn.rules.base import RULES, LocalRule, StageOutput
 
 
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
-    """Adjusted cosine similarity of the rows of ``x`` (conv maps pooled to per-channel std).
+    """Adjusted cosine similarity of the rows of ``x``.
 
-    Rows are centred on their own mean and scaled to unit norm (a constant row gives a zero row).
+    Conv maps ``(N, C, H, W)`` with ``C > 3`` and ``H > 1`` are pooled to per-channel std,
+    any other input is flattened (Nøkland & Eidnes). Rows are centred on their own mean
+    and scaled to unit norm (a constant row gives a zero row).
 
     Example:
         >>> similarity_matrix(torch.eye(3))
@@ -40,7 +48,7 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
                 [-0.5000,  1.0000, -0.5000],
                 [-0.5000, -0.5000,  1.0000]])
     """
-    if x.dim() == 4 and x.shape[2] * x.shape[3] > 1:
+    if x.dim() == 4 and x.shape[1] > 3 and x.shape[2] > 1:
         x = x.flatten(2).std(dim=2)
     x = x.flatten(1)
     x = F.normalize(x - x.mean(dim=1, keepdim=True), dim=1)
@@ -128,65 +136,110 @@ class PredSim(_PredSimBase):
         return F.cross_entropy(out.logits, y), proj(h), target
 
 
-class LabelCodeHead(nn.Module):
-    """Wraps a head whose ``K`` outputs (one per class) are logits of the bits of a label code;
-    returns class scores.
+def label_projection(num_classes: int, code_size: int, *, seed: int = 0, tries: int = 100) -> torch.Tensor:
+    """The fixed random projection of the one-hot labels of predsim-bio, shape ``(num_classes, code_size)``.
 
-    The code of class ``c`` is the sign pattern of row ``c`` of a fixed random Gaussian
-    projection of the one-hot labels (``codes``, 0/1, shape ``(K, K)``, drawn from
-    ``seed``, rows distinct and at least ``K // 4`` bits apart when such a draw is found).
+    Row ``c`` is ``P e_c`` for a random ``P`` with entries uniform in ``+-1/sqrt(num_classes)``
+    (the default init of the authors' bias-free ``nn.Linear(num_classes, target_proj_size)``),
+    drawn from ``seed``. A draw is rejected, and the next one taken, when a row is constant
+    (it would be a zero row after centring: an all-zero similarity target), when its sign
+    bits are all equal (a constant prediction target), or when two classes share a sign
+    code (maximum-likelihood decoding could not tell them apart).
+
+    Example:
+        >>> p = label_projection(10, 128, seed=0)
+        >>> p.shape, bool((p.abs() <= 10 ** -0.5).all())
+        (torch.Size([10, 128]), True)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(tries):
+        projection = (2.0 * torch.rand(num_classes, code_size, generator=generator) - 1.0) / math.sqrt(num_classes)
+        bits = projection > 0
+        constant = (projection == projection[:, :1]).all(1) | (bits == bits[:, :1]).all(1)
+        if not constant.any() and len(torch.unique(bits, dim=0)) == num_classes:
+            return projection
+    raise ValueError(
+        f"No {code_size}-bit label code with distinct, non-constant rows for {num_classes} classes was found in {tries} "
+        f"draws (seed {seed}); use a larger 'code_size' (at least log2(num_classes) + 1; the paper uses 128)."
+    )
+
+
+class LabelCodeHead(nn.Module):
+    """Wraps a head whose ``code_size`` outputs are logits of the bits of a label code; returns class scores.
+
+    The code of class ``c`` is the sign pattern of its fixed random label projection
+    (:func:`label_projection` from ``seed``; buffer ``projection``, bits in ``codes``,
+    and the similarity matrix of the projections in ``code_similarity``; all three
+    are saved with the model's state, and rebuilt identically from the seed).
     The score of class ``c`` is the log-likelihood of its code under independent
-    Bernoulli bits, so ``argmax`` is maximum-likelihood decoding and ``-score_y / K``
+    Bernoulli bits, so ``argmax`` is maximum-likelihood decoding and ``-score_y / code_size``
     is the binary cross-entropy of the logits against the true label's code.
 
     Example:
-        >>> head = LabelCodeHead(nn.Linear(5, 4), seed=0)
+        >>> head = LabelCodeHead(nn.Linear(5, 16), num_classes=4, code_size=16, seed=0)
         >>> head(torch.randn(2, 5)).shape, head.codes.shape
-        (torch.Size([2, 4]), torch.Size([4, 4]))
+        (torch.Size([2, 4]), torch.Size([4, 16]))
     """
 
-    def __init__(self, inner: nn.Module, *, seed: int = 0) -> None:
+    def __init__(self, inner: nn.Module, *, num_classes: int, code_size: int = 128, seed: int = 0) -> None:
         super().__init__()
         self.inner = inner
         self.seed = seed
-        self.register_buffer("codes", torch.empty(0), persistent=False)
-        self.register_buffer("code_similarity", torch.empty(0), persistent=False)
-
-    def _codes_for(self, bits: int, like: torch.Tensor) -> torch.Tensor:
-        stale = self.codes.is_inference() and not torch.is_inference_mode_enabled()
-        if self.codes.shape != (bits, bits) or stale:
-            generator = torch.Generator().manual_seed(self.seed)
-            best, best_gap = None, -1
-            for _ in range(1000):
-                codes = (torch.randn(bits, bits, generator=generator) > 0).float()  # one-hot rows @ P, binarised
-                gaps = torch.cdist(codes, codes, p=1) + bits * torch.eye(bits)
-                gap = int(gaps.min())
-                if gap > best_gap:
-                    best, best_gap = codes, gap
-                if best_gap >= max(bits // 4, 1):
-                    break
-            self.codes = best.to(like)
-            self.code_similarity = similarity_matrix(self.codes)
-        return self.codes
+        projection = label_projection(num_classes, code_size, seed=seed)
+        self.register_buffer("projection", projection)
+        self.register_buffer("codes", (projection > 0).float())
+        self.register_buffer("code_similarity", similarity_matrix(projection))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         z = self.inner(h)
         # log sigmoid(z) = z - softplus(z) for a 1 bit, log sigmoid(-z) = -softplus(z) for a 0 bit
-        return torch.addmm(-F.softplus(z).sum(1, keepdim=True), z, self._codes_for(z.shape[1], z).t())
+        return torch.addmm(-F.softplus(z).sum(1, keepdim=True), z, self.codes.t().to(z.dtype))
+
+
+def _widen_readout(head: nn.Module, code_size: int) -> tuple[nn.Module, int]:
+    """Replace the last ``nn.Linear`` of ``head`` (its read-out) by one with ``code_size`` outputs.
+
+    Returns the head (a new module when the head is itself a Linear) and the number of classes it read out.
+    """
+    linears = [name for name, m in head.named_modules() if type(m) is nn.Linear]
+    if not linears:
+        raise ValueError(
+            f"predsim-bio needs a head whose read-out is an nn.Linear (one output per class); got {type(head).__name__} "
+            "with none. Use head='linear', 'mlp' or 'conv'."
+        )
+    name = linears[-1]
+    old = head.get_submodule(name)
+    new = nn.Linear(old.in_features, code_size, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
+    if not name:
+        return new, old.out_features
+    parent, _, leaf = name.rpartition(".")
+    setattr(head.get_submodule(parent), leaf, new)
+    return head, old.out_features
 
 
 @RULES.register("predsim-bio")
 class PredSimBio(_PredSimBase):
-    """The biologically plausible ``predsim``: no weight transport, no learned projection, no softmax.
+    """The biologically plausible ``predsim`` of Nøkland & Eidnes (``--bio`` in anokland/local-loss).
 
-    * each head's outputs become logits of the bits of a fixed random binary code of the
-      label (:class:`LabelCodeHead`; its class scores are the exit's prediction), trained
-      with binary cross-entropy;
+    No weight transport, no learned projection, no softmax:
+
+    * each label is projected through a fixed random linear map to ``code_size`` dimensions
+      (:func:`label_projection`; the paper's ``target_proj_size`` is 128); the head's read-out
+      is widened to ``code_size`` outputs, trained with binary cross-entropy against the
+      projection's signs (:class:`LabelCodeHead`; its class scores decode the code, they are
+      the exit's prediction);
     * each head's layers are FA layers (fixed random feedback, ``feedback_scale``);
-    * the similarity term compares the raw features (conv maps pooled to per-channel std)
-      with the label codes.
+    * the similarity term compares the raw features (conv maps as in :func:`similarity_matrix`)
+      with the similarity of the labels' projections.
 
-    ``setup`` wraps ``stage.head`` in a :class:`LabelCodeHead` once.
+    Args:
+        beta: weight of the similarity term, in [0, 1] (paper: 0.99).
+        code_size: length of the label code (paper: 128).
+        feedback_scale: scale of the heads' fixed random feedback.
+        seed: seed of the label projection (the same for every stage, as one ``proj_y`` per layer
+            would be a choice the paper's results do not depend on).
+
+    ``setup`` widens and wraps ``stage.head`` in a :class:`LabelCodeHead` once.
 
     Example:
         >>> import torch
@@ -195,10 +248,13 @@ class PredSimBio(_PredSimBase):
         >>> PredSimBio(seed=1).setup(net)
         >>> type(net.stages[0].head).__name__, type(net.stages[0].head.inner.linear).__name__
         ('LabelCodeHead', 'FALinear')
+        >>> net(torch.zeros(2, 4))[0].shape
+        torch.Size([2, 3])
     """
 
-    def __init__(self, *, beta: float = 0.99, feedback_scale: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, *, beta: float = 0.99, code_size: int = 128, feedback_scale: float = 1.0, seed: int = 0) -> None:
         super().__init__(beta=beta)
+        self.code_size = check_number(code_size, name="code_size", owner="PredSimBio", low=2, integer=True)
         self.feedback_scale = check_number(feedback_scale, name="feedback_scale", owner="PredSimBio", low=0.0, low_inclusive=False)
         self.seed = check_number(seed, name="seed", owner="PredSimBio", low=0, integer=True)
 
@@ -206,14 +262,40 @@ class PredSimBio(_PredSimBase):
         for stage in net.stages:
             if isinstance(stage.head, LabelCodeHead):
                 continue
-            convert_layers(stage.head, "fa", scale=self.feedback_scale)
-            stage.head = LabelCodeHead(stage.head, seed=self.seed)
+            head, num_classes = _widen_readout(stage.head, self.code_size)
+            convert_layers(head, "fa", scale=self.feedback_scale)
+            stage.head = LabelCodeHead(head, num_classes=num_classes, code_size=self.code_size, seed=self.seed).to(
+                next(head.parameters()).device)
 
     def _terms(self, out, y):
         head = out.stage.head
         if not isinstance(head, LabelCodeHead):
             raise RuntimeError("predsim-bio: run setup(net) first (the trainer does), so each head decodes label codes.")
-        bits = out.logits.shape[1]
-        pred = -out.logits.gather(1, y[:, None]).mean() / bits
+        pred = -out.logits.gather(1, y[:, None]).mean() / head.codes.shape[1]
         return pred, out.h_out, head.code_similarity[y[:, None], y[None, :]]
 
+
+@RULES.register("sim")
+class Sim(PredSim):
+    """The similarity-matching loss alone ("sim" in Nøkland & Eidnes' tables).
+
+    Each block learns only from ``mse(S(projected features), S(one-hot labels))`` (``predsim``
+    with ``beta = 1``); its head learns by cross-entropy on the detached features, so it reads
+    the representation out without shaping it (in the paper only the output layer is trained
+    by cross-entropy; here every exit is).
+
+    Example:
+        >>> import torch
+        >>> from locallearn import build_mlp
+        >>> net = build_mlp((4,), (8, 8), 3); rule = Sim(sim_dim=6); rule.setup(net)
+        >>> rule.get_params()
+        {'sim_dim': 6}
+    """
+
+    def __init__(self, *, sim_dim: int | None = 128) -> None:
+        super().__init__(beta=1.0, sim_dim=sim_dim)
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
+        _, features, target = self._terms(out, y)
+        readout = F.cross_entropy(out.stage.head(out.h_out.detach()), y)
+        return F.mse_loss(similarity_matrix(features), target) + readout
