@@ -49,7 +49,7 @@ def test_registry_builds_every_estimator_by_name():
 
 
 def test_hyper_parameters_are_read_back():
-    assert repr(KSGMI(k=5)) == "KSGMI(k=5, standardize=True, base=2.718281828459045)"
+    assert repr(KSGMI(k=5)) == "KSGMI(k=5, standardize=True, noise=1e-10, seed=0, base=2.718281828459045)"
 
 
 @pytest.mark.parametrize("fn", [binning_mi, kde_mi, ksg_mi])
@@ -64,6 +64,7 @@ def test_bits_are_nats_over_ln2(fn):
     (lambda: binning_mi(3.0, [1.0]), "got a scalar"),
     (lambda: ksg_mi(X[:3], T[:3], k=3), "At least 4 samples are needed; got 3"),
     (lambda: KSGMI(k=0), "The 'k' parameter of KSGMI must be an int >= 1. Got 0 instead."),
+    (lambda: ksg_mi(X, T, noise=-1e-3), "The 'noise' parameter of ksg_mi must be a float >= 0.0. Got -0.001 instead."),
     (lambda: kde_mi(LABELS, T, noise_var=-1.0), "'noise_var' parameter of kde_mi must be a float > 0.0"),
     (lambda: KDEMI(bound="middle"), "'bound' parameter of KDEMI must be one of 'upper', 'lower'"),
     (lambda: binning_mi(X, T, strategy="quantile", value_range=(-1, 1)), "only applies to strategy='uniform'"),
