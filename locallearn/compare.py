@@ -1,90 +1,356 @@
-"""Compare rules side by side: every rule x seed on the same data, model and schedule.
+"""Compare configurations side by side: a grid of rules x schedules x models, each trained once per seed.
+
+A grid entry names a rule with its hyper-parameters and, optionally, its schedule:
+``RULE[:KEY=VALUE...][@SCHEDULE[:KEY=VALUE...]]``, for example ``predsim:beta=0.5``,
+``local@sequential`` or ``ib:variant=kde@decoupled:capacity=8``. An entry without ``@`` runs under
+every schedule of the grid. A model entry is ``mlp`` or ``cnn`` with optional ``RunSpec`` fields,
+``mlp:widths=(128,128)``. Combinations a schedule refuses (``sequential`` trains one stage at a time,
+so it refuses a global rule such as ``e2e``) are left out and listed in ``Plan.skipped``.
+
+Every record is one run (one configuration and seed) and carries its configuration ``key`` (rule,
+schedule, their options, model, data and the training settings: everything but the seed), a readable
+``label``, every exit's accuracy (``exits``: exit numbers are 1-based, exit 1 is the first stage's
+head), the time per epoch of the whole network and of each stage, and the per-epoch ``history``.
+``summarise`` groups records by ``key`` only, so it never merges two configurations.
 
 Example:
-    >>> from locallearn.compare import compare, summarise
     >>> from locallearn.experiment import RunSpec
-    >>> records = compare(RunSpec(data="synthetic", widths=(16,), epochs=1, progress=False), rules=["local", "e2e"], seeds=[0])
-    >>> sorted({r["rule"] for r in records})
-    ['e2e', 'local']
+    >>> base = RunSpec(data="synthetic", widths=(16, 16), epochs=1, progress=False)
+    >>> plan = plan_grid(base, rules=["local", "e2e"], schedules=["simultaneous", "sequential"])
+    >>> [spec_label(s) for s in plan.specs], [note.split(":")[0] for note in plan.skipped]
+    (['local@simultaneous', 'local@sequential', 'e2e@simultaneous'], ['e2e@sequential'])
+    >>> records = compare(base, rules=["local"], schedules=["simultaneous", "sequential"], seeds=[0])
+    >>> [(r["label"], len(r["history"]), [e["exit"] for e in r["exits"]]) for r in records]
+    [('local@simultaneous', 1, [1, 2]), ('local@sequential', 2, [1, 2])]
+    >>> [row["label"] for row in summarise(records)]
+    ['local@simultaneous', 'local@sequential']
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
 import statistics
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
 
 import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.experiment import RunSpec, run
 from locallearn.rules import RULES
+from locallearn.schedules import SCHEDULES
+
+# RunSpec fields that name no part of a configuration (the seed varies within one; the rest change no result).
+NOT_IN_KEY = ("seed", "progress", "checkpoint_path", "data_dir")
+MODEL_NAMES = ("mlp", "cnn")
 
 
-def compare(base: RunSpec, *, rules: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """Train ``base`` once per rule and seed; one record per (rule, seed, exit)."""
-    for name in rules:
-        RULES.get(name)  # fail before any training on an unknown name
-    ds = datasets.load(base.data, data_dir=base.data_dir)
+def parse_value(text: str) -> Any:
+    """A Python literal (number, bool, tuple...) when ``text`` is one, else the text itself.
+
+    Example:
+        >>> parse_value("0.5"), parse_value("(128, 128)"), parse_value("kde")
+        (0.5, (128, 128), 'kde')
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_named(text: str, *, what: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:KEY=VALUE...]`` -> ``(name, options)``.
+
+    Example:
+        >>> parse_named("predsim:beta=0.5:sim_dim=64", what="rule")
+        ('predsim', {'beta': 0.5, 'sim_dim': 64})
+    """
+    name, *options = [part.strip() for part in text.strip().split(":")]
+    if not name:
+        raise ValueError(f"A {what} entry needs a name before its options (NAME:KEY=VALUE); got {text!r}.")
+    kw = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"Options of the {what} entry {text!r} must be KEY=VALUE (e.g. {name}:beta=0.5); got {option!r}.")
+        kw[key.strip()] = parse_value(value.strip())
+    return name, kw
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A rule with its options and, optionally, a schedule with its options (``None``: the grid's)."""
+
+    rule: str
+    rule_kw: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    schedule_kw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> "Entry":
+        """``RULE[:KEY=VALUE...][@SCHEDULE[:KEY=VALUE...]]``.
+
+        Example:
+            >>> Entry.parse("local@sequential:cache=False")
+            Entry(rule='local', rule_kw={}, schedule='sequential', schedule_kw={'cache': False})
+        """
+        rule_text, at, schedule_text = text.partition("@")
+        rule, rule_kw = parse_named(rule_text, what="rule")
+        if not at:
+            return cls(rule, rule_kw)
+        schedule, schedule_kw = parse_named(schedule_text, what="schedule")
+        return cls(rule, rule_kw, schedule, schedule_kw)
+
+
+def _options(kw: dict[str, Any]) -> str:
+    return "".join(f":{k}={v!r}" if isinstance(v, str) else f":{k}={v}" for k, v in sorted(kw.items()))
+
+
+def spec_label(spec: RunSpec) -> str:
+    """A configuration's readable name: ``rule[:options]@schedule[:options]``.
+
+    Example:
+        >>> spec_label(RunSpec(rule="predsim", rule_kw={"beta": 0.5}, schedule="sequential"))
+        'predsim:beta=0.5@sequential'
+    """
+    return f"{spec.rule}{_options(spec.rule_kw)}@{spec.schedule}{_options(spec.schedule_kw)}"
+
+
+def config_key(spec: RunSpec) -> dict[str, Any]:
+    """Everything a run's result depends on but its seed: rule, schedule, options, model, data, training.
+
+    Example:
+        >>> key = config_key(RunSpec(rule="local", schedule="sequential"))
+        >>> key["rule"], key["schedule"], key["model"], key["data"], "seed" in key
+        ('local', 'sequential', 'mlp', 'digits', False)
+    """
+    values = {k: v for k, v in dataclasses.asdict(spec).items() if k not in NOT_IN_KEY}
+    return json.loads(json.dumps(values, default=list))  # tuples as lists: a key reads back equal from JSON
+
+
+def _key_id(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+@dataclass
+class Plan:
+    """The runnable configurations of a grid, in run order, and the combinations left out (with why)."""
+
+    specs: list[RunSpec]
+    skipped: list[str]
+
+
+def _model_overrides(text: str) -> dict[str, Any]:
+    name, kw = parse_named(text, what="model")
+    if name not in MODEL_NAMES:
+        raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(MODEL_NAMES)}.")
+    fields = {f.name for f in dataclasses.fields(RunSpec)} - {"model", "rule", "schedule", "seed"}
+    unknown = sorted(set(kw) - fields)
+    if unknown:
+        raise ValueError(f"The model entry {text!r} sets {', '.join(unknown)}, which a run spec has not. "
+                         f"Its fields are: {', '.join(sorted(fields))}.")
+    return {"model": name, **kw}
+
+
+def plan_grid(
+    base: RunSpec,
+    *,
+    rules: Sequence[str | Entry],
+    schedules: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+) -> Plan:
+    """Expand rule entries x schedules x models over ``base``; check every name and option before any training.
+
+    ``schedules`` (default: ``base.schedule``) apply to the entries that name none; each may carry options
+    (``decoupled:capacity=8``). ``models`` (default: ``base``'s model) are model entries.
+    """
+    entries = [e if isinstance(e, Entry) else Entry.parse(e) for e in rules]
+    if not entries:
+        raise ValueError("The grid names no rule; give at least one rule entry (e.g. local or predsim:beta=0.5).")
+    grid_schedules = [parse_named(s, what="schedule") for s in (schedules or [base.schedule])]
+    model_overrides = [_model_overrides(m) for m in models] if models else [{}]
+    specs, skipped, seen = [], [], set()
+    for overrides in model_overrides:
+        for entry in entries:
+            pairs = [(entry.schedule, entry.schedule_kw)] if entry.schedule else grid_schedules
+            for schedule, schedule_kw in pairs:
+                spec = dataclasses.replace(base, rule=entry.rule, rule_kw=dict(entry.rule_kw), schedule=schedule,
+                                           schedule_kw=dict(schedule_kw), **overrides)
+                rule_obj = RULES.create(spec.rule, **spec.rule_kw)  # unknown names and options fail here
+                schedule_obj = SCHEDULES.create(spec.schedule, **spec.schedule_kw)
+                try:
+                    schedule_obj.check(rule_obj)
+                except ValueError as refusal:
+                    skipped.append(f"{spec_label(spec)}: {refusal}")
+                    continue
+                key = _key_id(config_key(spec))
+                if key not in seen:
+                    seen.add(key)
+                    specs.append(spec)
+    return Plan(specs, skipped)
+
+
+def stage_epoch_times(history: list[dict[str, Any]], stages: int) -> list[float | None]:
+    """Median time of one epoch of each stage, from the epochs that trained that stage alone (None if none did).
+
+    Example:
+        >>> stage_epoch_times([{"epoch_time_s": 1.0, "stages_trained": [0]}, {"epoch_time_s": 3.0, "stages_trained": [1]}], 2)
+        [1.0, 3.0]
+    """
+    out = []
+    for k in range(stages):
+        alone = [r["epoch_time_s"] for r in history if list(r.get("stages_trained", ())) == [k]]
+        out.append(statistics.median(alone) if alone else None)
+    return out
+
+
+def _history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trainer's history with 1-based epoch and stage numbers (as every output of this module)."""
+    out = []
+    for r in history:
+        row = {**r, "epoch": r["epoch"] + 1}
+        if "stages_trained" in row:
+            row["stages_trained"] = [k + 1 for k in row["stages_trained"]]
+        out.append(row)
+    return out
+
+
+def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str, Any]:
+    """One run's record (see the module docstring)."""
+    test, val = result.final("test"), result.final("val")
+    times = [r["epoch_time_s"] for r in result.history]
+    whole_epochs = len(times) == spec.epochs  # each trainer epoch trains every stage
+    return {
+        "label": spec_label(spec),
+        "key": config_key(spec),
+        "rule": spec.rule,
+        "schedule": spec.schedule,
+        "model": spec.model,
+        "data": spec.data,
+        "seed": spec.seed,
+        "epochs": spec.epochs,
+        "exits": [{"exit": k + 1, "test_accuracy": t, "val_accuracy": v} for k, (t, v) in enumerate(zip(test, val))],
+        # time of one epoch of the whole network: the median epoch (robust to a one-off warm-up) when every trainer
+        # epoch trains every stage; else (one stage at a time) the total over the stages divided by the epochs
+        "epoch_time_s": statistics.median(times) if whole_epochs else sum(times) / spec.epochs,
+        "stage_epoch_time_s": stage_epoch_times(result.history, len(test)),
+        "total_time_s": sum(times),
+        "history": _history(result.history),
+        "config": result.config,
+        "version": locallearn.__version__,
+        "machine": machine,
+    }
+
+
+def run_grid(specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None) -> list[dict[str, Any]]:
+    """Train every spec once per seed (seed-major); one record per run. ``callback(record)`` after each run."""
+    specs = list(specs)
+    loaded: dict[tuple, datasets.Dataset] = {}
     machine = io.machine()
     records = []
-    for rule in rules:
-        for seed in seeds:
-            spec = dataclasses.replace(base, rule=rule, seed=seed)
-            result = run(spec, ds)
-            epoch_times = [r["epoch_time_s"] for r in result.history]
-            test, val = result.final("test"), result.final("val")
-            for k, accuracy in enumerate(test):
-                records.append(
-                    {
-                        "rule": rule,
-                        "schedule": spec.schedule,
-                        "data": spec.data,
-                        "model": spec.model,
-                        "seed": seed,
-                        "exit": k,
-                        "is_last_exit": k == len(test) - 1,
-                        "test_accuracy": accuracy,
-                        "val_accuracy": val[k],
-                        "epoch_time_s": statistics.median(epoch_times),  # median: robust to one-off warm-up
-                        "config": result.config,
-                        "version": locallearn.__version__,
-                        "machine": machine,
-                    }
-                )
-    return records
+    for seed in seeds:
+        for spec in specs:
+            source = (spec.data, spec.data_dir)
+            if source not in loaded:
+                loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir)
+            spec = dataclasses.replace(spec, seed=seed)
+            records.append(run_record(spec, run(spec, loaded[source]), machine))
+            if callback is not None:
+                callback(records[-1])
+    order = {_key_id(config_key(s)): i for i, s in enumerate(specs)}
+    return sorted(records, key=lambda r: (order[_key_id(r["key"])], r["seed"]))
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def compare(
+    base: RunSpec,
+    *,
+    rules: Sequence[str | Entry],
+    seeds: Sequence[int],
+    schedules: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Plan the grid (refused combinations left out), then train it once per seed; one record per run."""
+    return run_grid(plan_grid(base, rules=rules, schedules=schedules, models=models).specs, seeds=seeds)
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """Mean and sample standard deviation (0 for one value) of the values that are not None."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per rule: final-exit and best-exit test accuracy (mean, std over seeds) and time per epoch.
+def exit_accuracies(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Over runs of one configuration (each with ``test_accuracy`` and ``val_accuracy`` lists, one entry per
+    exit): every exit's test accuracy, the last exit's and the best exit's (chosen per run on validation
+    accuracy, never on test), each as (mean, std).
 
-    The best exit is chosen per seed on validation accuracy, never on test accuracy.
+    Example:
+        >>> s = exit_accuracies([{"test_accuracy": [0.8, 0.7], "val_accuracy": [0.9, 0.6]}])
+        >>> s["per_exit"], s["final"], s["best"]
+        ([(0.8, 0.0), (0.7, 0.0)], (0.7, 0.0), (0.8, 0.0))
     """
+    exits = max(len(r["test_accuracy"]) for r in runs)
+    best = []
+    for r in runs:
+        k = max(range(len(r["val_accuracy"])), key=lambda j: (r["val_accuracy"][j], j))
+        best.append(r["test_accuracy"][k])
+    return {
+        "per_exit": [mean_std([r["test_accuracy"][k] if k < len(r["test_accuracy"]) else None for r in runs])
+                     for k in range(exits)],
+        "final": mean_std([r["test_accuracy"][-1] for r in runs]),
+        "best": mean_std(best),
+    }
+
+
+def _accuracy_lists(record: dict[str, Any]) -> dict[str, list[float]]:
+    return {split: [e[split] for e in record["exits"]] for split in ("test_accuracy", "val_accuracy")}
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration ``key`` (never merging two): seeds, accuracy of every exit, of the last
+    exit and of the best exit (picked per seed on validation), time per epoch of the whole network and of
+    each stage; mean and std over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(_key_id(r["key"]), []).append(r)
     rows = []
-    for rule in dict.fromkeys(r["rule"] for r in records):
-        mine = [r for r in records if r["rule"] == rule]
-        seeds = sorted({r["seed"] for r in mine})
-        final, best, times = [], [], []
-        for seed in seeds:
-            exits = sorted((r for r in mine if r["seed"] == seed), key=lambda r: r["exit"])
-            final.append(exits[-1]["test_accuracy"])
-            best.append(max(exits, key=lambda r: (r["val_accuracy"], r["exit"]))["test_accuracy"])
-            times.append(exits[0]["epoch_time_s"])
-        rows.append({"rule": rule, "seeds": len(seeds), "final": _mean_std(final), "best": _mean_std(best), "epoch_time_s": _mean_std(times)})
+    for mine in groups.values():
+        first = mine[0]
+        stages = len(first["stage_epoch_time_s"])
+        rows.append({
+            "label": first["label"], "key": first["key"], "rule": first["rule"], "schedule": first["schedule"],
+            "model": first["model"], "data": first["data"], "epochs": first["epochs"],
+            "seeds": len({r["seed"] for r in mine}),
+            **exit_accuracies([_accuracy_lists(r) for r in mine]),
+            "epoch_time_s": mean_std([r["epoch_time_s"] for r in mine]),
+            "stage_epoch_time_s": [mean_std([r["stage_epoch_time_s"][k] for r in mine]) for k in range(stages)],
+        })
     return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of ``summarise`` rows, accuracies in percent."""
+def _pct(ms: tuple[float, float] | None) -> str:
+    return "–" if ms is None else f"{100 * ms[0]:.2f} ± {100 * ms[1]:.2f}"
+
+
+def _stage_times(row: dict[str, Any]) -> str:
+    times = row["stage_epoch_time_s"]
+    return "–" if all(t is None for t in times) else " / ".join("–" if t is None else f"{t[0]:.3f}" for t in times)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of ``summarise`` rows, accuracies in percent, exits numbered from 1."""
     lines = [
-        "| rule | seeds | final exit test acc % | best exit (by val) test acc % | time / epoch s |",
-        "|---|---|---|---|---|",
+        "| configuration | model | data | epochs | seeds | test acc % per exit (1 → last) | last exit test acc % "
+        "| best exit (by val) test acc % | time / epoch s | time / stage-epoch s (stage 1 → last) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        (fm, fs), (bm, bs), (tm, ts) = r["final"], r["best"], r["epoch_time_s"]
-        lines.append(f"| {r['rule']} | {r['seeds']} | {100 * fm:.2f} ± {100 * fs:.2f} | {100 * bm:.2f} ± {100 * bs:.2f} | {tm:.3f} ± {ts:.3f} |")
+        per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
+        tm, ts = r["epoch_time_s"]
+        lines.append(f"| {r['label']} | {r['model']} | {r['data']} | {r['epochs']} | {r['seeds']} | {per_exit} "
+                     f"| {_pct(r['final'])} | {_pct(r['best'])} | {tm:.3f} ± {ts:.3f} | {_stage_times(r)} |")
     return "\n".join(lines)

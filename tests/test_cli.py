@@ -14,12 +14,14 @@ def test_compare_writes_records_with_the_promised_keys(tmp_path, capsys):
                  "--epochs", "1", "--out", str(out), "--no-progress"])
     assert code == 0
     records = json.loads(out.read_text())
-    assert len(records) == 2 * 2 * 2  # rules x seeds x exits
-    for key in ("rule", "schedule", "data", "seed", "exit", "test_accuracy", "epoch_time_s", "config", "version", "machine"):
+    assert len(records) == 2 * 2  # rules x seeds
+    for key in ("label", "key", "rule", "schedule", "data", "seed", "exits", "epoch_time_s", "history", "config",
+                "version", "machine"):
         assert key in records[0]
+    assert [e["exit"] for e in records[0]["exits"]] == [1, 2]  # exits numbered from 1
     assert records[0]["version"] == locallearn.__version__
     table = capsys.readouterr().out
-    assert "| local | 2 |" in table and "| e2e | 2 |" in table
+    assert "| local@simultaneous | mlp | synthetic | 1 | 2 |" in table and "| e2e@simultaneous | mlp | synthetic | 1 | 2 |" in table
 
 
 def test_unknown_rule_is_a_clean_error(tmp_path, capsys):
@@ -38,7 +40,7 @@ def test_train_then_resume_from_checkpoint(tmp_path, capsys):
     again = json.loads(out.read_text())
     assert again["history"] == first["history"]
     assert first["config"]["rule"]["name"] == "local" and "machine" in first and "version" in first
-    assert "exit 0: val" in capsys.readouterr().out
+    assert "exit 1: val" in capsys.readouterr().out  # exits numbered from 1, as everywhere
 
 
 def test_resume_without_checkpoint_is_a_clean_error(capsys):

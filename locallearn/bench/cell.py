@@ -23,6 +23,7 @@ import locallearn
 from locallearn import rules, schedules
 from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
 from locallearn.bench.suites import Cell
+from locallearn.compare import spec_label
 from locallearn.data import Dataset
 from locallearn.experiment import RunSpec, make_trainer
 from locallearn.net import LocalNet
@@ -145,6 +146,7 @@ def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[f
     times = [r["epoch_time_s"] for r in result.history]
     record = {
         "key": cell.key,
+        "label": spec_label(spec),
         "model_label": cell.model_label,
         "data": spec.data,
         "model": spec.model,

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from locallearn import rules, schedules
+from locallearn.compare import Entry
 from locallearn.experiment import RunSpec
 
 # RunSpec fields that do not change a cell's result; left out of its key.
-_NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir")
+_NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir", "device")
+# Fields added after results were committed: left out of the key while at their default.
+_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False}
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,10 @@ class Cell:
     @property
     def key(self) -> str:
         """The cell's identity in a results store: its full spec as canonical JSON."""
-        spec = {k: v for k, v in dataclasses.asdict(self.spec).items() if k not in _NOT_IN_KEY}
+        spec = {
+            k: v for k, v in dataclasses.asdict(self.spec).items()
+            if k not in _NOT_IN_KEY and not (k in _DEFAULT_NOT_IN_KEY and v == _DEFAULT_NOT_IN_KEY[k])
+        }
         return json.dumps({"model_label": self.model_label, **spec}, sort_keys=True, default=list)
 
     def units(self) -> int:
@@ -57,19 +63,20 @@ class Suite:
     base: RunSpec
     datasets: tuple[str, ...]
     models: Mapping[str, Mapping[str, Any]]  # label -> RunSpec overrides
-    schedules: Mapping[str, tuple[str, ...] | None]  # schedule -> rules (None: every registered rule)
+    schedules: Mapping[str, tuple[str, ...] | None]  # schedule -> rule entries such as ib:variant=kde (None: every registered rule)
     seeds: int = 3
     notes: tuple[str, ...] = ()
 
     def rules_for(self, schedule: str) -> list[str]:
         """The rules run under ``schedule``: registered now, and accepted by the schedule."""
         chosen = self.schedules[schedule]
-        names = rules.names() if chosen is None else [r for r in chosen if r in rules.names()]
+        names = rules.names() if chosen is None else [r for r in chosen if Entry.parse(r).rule in rules.names()]
         sched = schedules.create(schedule)
         accepted = []
         for name in names:
+            entry = Entry.parse(name)
             try:
-                sched.check(rules.create(name))
+                sched.check(rules.create(entry.rule, **entry.rule_kw))
             except ValueError:
                 continue
             accepted.append(name)
@@ -83,9 +90,10 @@ class Suite:
             for data in self.datasets:
                 for label, overrides in self.models.items():
                     for schedule in self.schedules:
-                        for rule in self.rules_for(schedule):
+                        for rule in map(Entry.parse, self.rules_for(schedule)):
                             spec = dataclasses.replace(
-                                self.base, data=data, rule=rule, schedule=schedule, seed=seed, progress=False,
+                                self.base, data=data, rule=rule.rule, rule_kw=rule.rule_kw, schedule=schedule,
+                                seed=seed, progress=False,
                                 eval_every=0, **overrides  # evaluate once, after the last epoch
                             )
                             if epochs is not None:

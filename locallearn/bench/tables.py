@@ -21,9 +21,9 @@ import statistics
 from typing import Any, Iterable
 
 from locallearn.bench.anchors import anchors_for
-from locallearn.compare import summarise
+from locallearn.compare import exit_accuracies, mean_std
 
-BASELINE = ("e2e", "simultaneous")
+BASELINE = "e2e@simultaneous"
 MIB = 2**20
 
 CSV_FIELDS = (
@@ -53,7 +53,7 @@ def _group(cell: dict[str, Any]) -> tuple[str, str, int]:
 
 
 def _baselines(cells: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    return {(*_group(c), c["seed"]): c for c in cells if (c["rule"], c["schedule"]) == BASELINE}
+    return {(*_group(c), c["seed"]): c for c in cells if cell_label(c) == BASELINE}
 
 
 def _ratio(value: float, base: dict[str, Any] | None, field: str) -> float | None:
@@ -68,7 +68,7 @@ def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         b = base.get((*_group(c), c["seed"]))
         for k, acc in enumerate(c["test_accuracy"]):
             rows.append({
-                **{f: c.get(f) for f in CSV_FIELDS}, "exit": k, "is_last_exit": k == len(c["test_accuracy"]) - 1,
+                **{f: c.get(f) for f in CSV_FIELDS}, "exit": k + 1, "is_last_exit": k == len(c["test_accuracy"]) - 1,
                 "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
                 "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
                 "cpu_ratio_e2e": _ratio(c["epoch_cpu_s"], b, "epoch_cpu_s"),
@@ -86,44 +86,34 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _mean_std(values: list[float]) -> tuple[float, float] | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def cell_label(cell: dict[str, Any]) -> str:
+    """A cell's configuration label, ``rule[:options]@schedule[:options]`` (cells recorded before labels: none had options)."""
+    return cell.get("label") or f"{cell['rule']}@{cell['schedule']}"
 
 
 def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (data, model, schedule, rule): accuracies per exit, final and best exit, time, memory, ratios."""
     base = _baselines(cells)
     groups: dict[tuple, list[dict[str, Any]]] = {}
-    for c in cells:
-        groups.setdefault((*_group(c), c["schedule"]), []).append(c)
+    for c in cells:  # one configuration: never merged with another
+        groups.setdefault((*_group(c), cell_label(c)), []).append(c)
     rows = []
-    for (data, label, epochs, schedule), mine in groups.items():
-        records = [  # compare.py's record shape, so its summarise picks final and best exit the same way
-            {"rule": c["rule"], "seed": c["seed"], "exit": k, "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
-             "epoch_time_s": c["epoch_time_s"]}
-            for c in mine for k, acc in enumerate(c["test_accuracy"])
-        ]
-        for s in summarise(records):
-            rc = [c for c in mine if c["rule"] == s["rule"]]
-            bs = [base.get((data, label, epochs, c["seed"])) for c in rc]
-            exits = len(rc[0]["test_accuracy"])
-            rows.append({
-                "data": data, "model": rc[0]["model"], "model_label": label, "schedule": schedule, "rule": s["rule"],
-                "seeds": s["seeds"], "epochs": epochs,
-                "per_exit": [_mean_std([c["test_accuracy"][k] for c in rc]) for k in range(exits)],
-                "final": s["final"], "best": s["best"], "epoch_time_s": s["epoch_time_s"],
-                "total_time_s": _mean_std([c["total_time_s"] for c in rc]),
-                "time_ratio": _mean_std([_ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
-                "epoch_cpu_s": _mean_std([c["epoch_cpu_s"] for c in rc]),
-                "cpu_ratio": _mean_std([_ratio(c["epoch_cpu_s"], b, "epoch_cpu_s") for c, b in zip(rc, bs)]),
-                "saved_bytes_peak": _mean_std([c["saved_bytes_peak"] for c in rc]),
-                "saved_ratio": _mean_std([_ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
-                "peak_rss_bytes": max(c["peak_rss_bytes"] for c in rc),
-                "sessions": sorted({c.get("session") for c in rc} | {b.get("session") for b in bs if b}),
-            })
+    for (data, label, epochs, config), rc in groups.items():
+        bs = [base.get((data, label, epochs, c["seed"])) for c in rc]
+        rows.append({
+            "data": data, "model": rc[0]["model"], "model_label": label, "schedule": rc[0]["schedule"],
+            "rule": rc[0]["rule"], "label": config, "seeds": len({c["seed"] for c in rc}), "epochs": epochs,
+            **exit_accuracies(rc),
+            "epoch_time_s": mean_std([c["epoch_time_s"] for c in rc]),
+            "total_time_s": mean_std([c["total_time_s"] for c in rc]),
+            "time_ratio": mean_std([_ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
+            "epoch_cpu_s": mean_std([c["epoch_cpu_s"] for c in rc]),
+            "cpu_ratio": mean_std([_ratio(c["epoch_cpu_s"], b, "epoch_cpu_s") for c, b in zip(rc, bs)]),
+            "saved_bytes_peak": mean_std([c["saved_bytes_peak"] for c in rc]),
+            "saved_ratio": mean_std([_ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
+            "peak_rss_bytes": max(c["peak_rss_bytes"] for c in rc),
+            "sessions": sorted({c.get("session") for c in rc} | {b.get("session") for b in bs if b}),
+        })
     return rows
 
 
@@ -146,7 +136,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
         lines.append(
-            f"| {r['data']} | {r['model_label']} | {r['schedule']} | {r['rule']} | {r['seeds']} | {r['epochs']} | {per_exit} "
+            f"| {r['data']} | {r['model_label']} | {r['schedule']} | {r['label'].partition('@')[0]} | {r['seeds']} | {r['epochs']} | {per_exit} "
             f"| {_pct(r['final'])} | {_pct(r['best'])} | {_num(r['epoch_cpu_s'], 2)} | {_num(r['cpu_ratio'])} "
             f"| {_num(r['epoch_time_s'], 2)} | {_num(r['time_ratio'])} "
             f"| {_num(r['saved_bytes_peak'], 2, MIB)} | {_num(r['saved_ratio'])} | {r['peak_rss_bytes'] / MIB:.0f} |"
@@ -161,7 +151,7 @@ def anchor_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["schedule"] != "simultaneous":
+        if r["label"] != f"{r['rule']}@simultaneous":  # anchors are for a rule's defaults, simultaneous
             continue
         for a in anchors_for(r["data"], r["model"], r["rule"]):
             lines.append(
@@ -173,7 +163,7 @@ def anchor_table(rows: list[dict[str, Any]]) -> str:
 
 def schedule_totals(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each rule run under both: total training time of ``sequential`` over ``simultaneous`` (same epochs per stage)."""
-    by = {(*_group(c), c["rule"], c["schedule"], c["seed"]): c for c in cells}
+    by = {(*_group(c), *cell_label(c).split("@"), c["seed"]): c for c in cells}
     out = []
     for (data, label, epochs, rule, schedule, seed), c in by.items():
         other = by.get((data, label, epochs, rule, "simultaneous", seed))

@@ -1,31 +1,79 @@
-"""``locallearn compare``: several rules x seeds on the same setting; a table and results JSON."""
+"""``locallearn compare``: a grid of rules x schedules x models over seeds; results JSON, CSV, a table, figures."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
-from locallearn.compare import compare, format_table, summarise
+from locallearn.compare import format_table, plan_grid, run_grid, spec_label, summarise
+from locallearn.compare_report import write_outputs
+
+GRID_KEYS = ("rules", "schedules", "models", "seeds")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("compare", help="compare rules side by side over seeds")
+    p = subparsers.add_parser(
+        "compare", help="compare configurations (rules x schedules x models) over seeds",
+        description="Train every configuration of a grid once per seed. A rule entry is "
+        "RULE[:KEY=VALUE...][@SCHEDULE[:KEY=VALUE...]] (e.g. predsim:beta=0.5, local@sequential); an entry "
+        "without @ runs under every --schedules entry. Combinations a schedule refuses are skipped with a note.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_run_arguments(p, rule=False)
-    p.add_argument("--rules", default="local,e2e,joint", help="comma-separated rule names")
+    p.add_argument("--rules", default="local,e2e,joint", help="comma-separated rule entries")
+    p.add_argument("--schedules", default=None, help="comma-separated schedule entries (default: --schedule)")
+    p.add_argument("--models", default=None, help="comma-separated model entries, e.g. mlp,cnn:channels=(16,32) "
+                   "(default: --model with --widths / --channels)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
-    p.add_argument("--out", default="results.json", help="results JSON (a list of records)")
+    p.add_argument("--grid", default=None, help="a JSON or TOML file with any of: rules, schedules, models (lists of "
+                   "entries), seeds (a number); it replaces the matching options")
+    p.add_argument("--out", default="results.json", help="results JSON (one record per run); the CSV, Markdown "
+                   "table and figures are written beside it")
     p.set_defaults(run=run)
 
 
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def read_grid(path: str) -> dict[str, Any]:
+    """A grid file's settings (JSON, or TOML when the name ends in .toml)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Grid file {path} does not exist.")
+    if path.endswith(".toml"):
+        import tomllib
+
+        with open(path, "rb") as f:
+            grid = tomllib.load(f)
+    else:
+        grid = io.read_json(path)
+    if not isinstance(grid, dict) or set(grid) - set(GRID_KEYS):
+        raise ValueError(f"Grid file {path} must hold a table with some of {', '.join(GRID_KEYS)}; "
+                         f"got {sorted(grid) if isinstance(grid, dict) else type(grid).__name__}.")
+    return grid
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1; got {args.seeds}.")
-    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    grid = read_grid(args.grid) if args.grid else {}
+    seeds = grid.get("seeds", args.seeds)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds must be >= 1; got {seeds}.")
+    rules = grid.get("rules", _split(args.rules))
     if not rules:
-        raise ValueError(f"--rules names no rule (got {args.rules!r}); give comma-separated rule names.")
-    records = compare(spec_from_args(args), rules=rules, seeds=list(range(args.seeds)))
+        raise ValueError(f"--rules names no rule (got {args.rules!r}); give comma-separated rule entries.")
+    plan = plan_grid(spec_from_args(args), rules=rules, schedules=grid.get("schedules", _split(args.schedules)),
+                     models=grid.get("models", _split(args.models)))
+    for note in plan.skipped:
+        print(f"skipped {note}")
+    if not plan.specs:
+        raise ValueError("Every combination of the grid was refused; nothing to run.")
+    print(f"{len(plan.specs)} configurations x {seeds} seeds: {', '.join(spec_label(s) for s in plan.specs)}")
+    records = run_grid(plan.specs, seeds=list(range(seeds)))
     io.write_json(args.out, records)
+    paths = write_outputs(records, args.out)
     print(format_table(summarise(records)))
-    print(f"{len(records)} records written to {args.out}")
+    print(f"{len(records)} records written to {args.out}; also {', '.join(p.name for p in paths)}")
     return 0

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         trainer.load_checkpoint(args.checkpoint)
     result = trainer.fit()
     for k, (val, test) in enumerate(zip(result.final("val"), result.final("test"))):
-        print(f"exit {k}: val {100 * val:.2f} %  test {100 * test:.2f} %")
+        print(f"exit {k + 1}: val {100 * val:.2f} %  test {100 * test:.2f} %")
     times = [r["epoch_time_s"] for r in result.history]
     print(f"time per epoch: {sum(times) / len(times):.3f} s")
     if args.out:

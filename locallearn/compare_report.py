@@ -1,0 +1,95 @@
+"""Write a comparison's outputs beside its results JSON: a tidy CSV, a Markdown table and figures.
+
+For ``--out DIR/r.json``: ``DIR/r.csv`` (one row per configuration, seed and exit; exits numbered from 1),
+``DIR/r_history.csv`` (one row per configuration, seed, epoch and exit), ``DIR/r.md`` (the ``summarise``
+table) and ``DIR/r_accuracy_per_exit.png``, ``DIR/r_accuracy_vs_time.png``, ``DIR/r_learning_curves.png``.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from locallearn.compare import compare
+    >>> from locallearn.experiment import RunSpec
+    >>> records = compare(RunSpec(data="synthetic", widths=(8,), epochs=1, progress=False), rules=["local"], seeds=[0])
+    >>> out = Path(tempfile.mkdtemp()) / "r.json"
+    >>> sorted(p.name for p in write_outputs(records, out))
+    ['r.csv', 'r.md', 'r_accuracy_per_exit.png', 'r_accuracy_vs_time.png', 'r_history.csv', 'r_learning_curves.png']
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from locallearn import io
+from locallearn.compare import format_table, summarise
+
+CSV_FIELDS = ("label", "rule", "rule_options", "schedule", "schedule_options", "model", "data", "epochs", "seed", "exit",
+              "is_last_exit", "test_accuracy", "val_accuracy", "epoch_time_s", "total_time_s")
+HISTORY_FIELDS = ("label", "seed", "epoch", "stages_trained", "epoch_time_s", "exit", "train_loss", "test_accuracy",
+                  "val_accuracy")
+
+
+def _csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def tidy_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per record (run) and exit."""
+    rows = []
+    for r in records:
+        options = {"rule_options": json.dumps(r["key"]["rule_kw"], sort_keys=True),
+                   "schedule_options": json.dumps(r["key"]["schedule_kw"], sort_keys=True)}
+        for e in r["exits"]:
+            rows.append({**r, **options, **e, "is_last_exit": e["exit"] == len(r["exits"])})
+    return rows
+
+
+def history_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per record, evaluated epoch and exit (the learning curves in long form)."""
+    rows = []
+    for r in records:
+        for h in r["history"]:
+            losses = h.get("train_loss", [])
+            for k, test in enumerate(h.get("test_accuracy", [])):
+                rows.append({"label": r["label"], "seed": r["seed"], "epoch": h["epoch"],
+                             "stages_trained": " ".join(map(str, h.get("stages_trained", []))),
+                             "epoch_time_s": h["epoch_time_s"], "exit": k + 1,
+                             "train_loss": losses[k] if k < len(losses) else None,
+                             "test_accuracy": test, "val_accuracy": h["val_accuracy"][k]})
+    return rows
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` atomically (temporary file, then rename)."""
+    io._atomic_replace(path, lambda f: f.write(text.encode()))
+
+
+def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path) -> list[Path]:
+    """Write the CSVs, the Markdown table and the figures beside ``out_json``; return their paths."""
+    from locallearn.bench import plots
+
+    out_json = Path(out_json)
+    stem = out_json.with_suffix("")
+    paths = {name: Path(f"{stem}{name}") for name in (".csv", "_history.csv", ".md", "_accuracy_per_exit.png",
+                                                      "_accuracy_vs_time.png", "_learning_curves.png")}
+    rows = summarise(records)
+    write_text(paths[".csv"], _csv(CSV_FIELDS, tidy_rows(records)))
+    write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
+    write_text(paths[".md"], "\n".join([
+        f"# Comparison: {len(rows)} configurations, {len(records)} runs", "",
+        f"Records: `{out_json.name}` (one per run, with its configuration key and per-epoch history). "
+        "Exits and stages are numbered from 1; the best exit is picked per seed on validation accuracy. "
+        "Time / epoch: one epoch of the whole network (for a schedule that trains one stage at a time, the "
+        "total over the stages divided by the epochs per stage); time / stage-epoch: one epoch of that stage alone.",
+        "", format_table(rows), ""]))
+    plots.plot_accuracy_per_exit(rows, paths["_accuracy_per_exit.png"])
+    plots.plot_accuracy_vs_time(rows, paths["_accuracy_vs_time.png"], time="epoch_time_s")
+    plots.plot_learning_curves(records, paths["_learning_curves.png"])
+    return list(paths.values())
