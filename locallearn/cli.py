@@ -6,6 +6,8 @@ Each subcommand lives in ``locallearn/commands/<name>.py``; add its module to ``
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import importlib
 import sys
 from typing import Sequence
@@ -13,13 +15,25 @@ from typing import Sequence
 import torch
 
 from locallearn.schedules import NonFiniteLossError
+from locallearn.schedules.pipeline import PipelineWorkerError
 
-COMMANDS = ("train", "compare", "exits", "infoplane", "bench")
+COMMANDS = ("train", "compare", "exits", "infoplane", "bench", "listing")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default, also of options given no help text."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and action.option_strings:
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="locallearn", description="Block-wise local learning: train, compare, analyse.")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=with_defaults)
     for name in COMMANDS:
         importlib.import_module(f"locallearn.commands.{name}").add_parser(subparsers)
     return parser
@@ -27,16 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             print(f"locallearn {args.command}: error: --threads must be >= 1; got {args.threads}.", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, ImportError, NonFiniteLossError) as error:
+    except (ValueError, FileNotFoundError, ImportError, NonFiniteLossError, PipelineWorkerError) as error:
         print(f"locallearn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"locallearn {args.command}: interrupted (Ctrl-C); stopped.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train every configuration of a grid once per seed. A rule entry is "
         "RULE[:KEY=VALUE...][@SCHEDULE[:KEY=VALUE...]] (e.g. predsim:beta=0.5, local@sequential); an entry "
         "without @ runs under every --schedules entry. Combinations a schedule refuses are skipped with a note.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_run_arguments(p, rule=False)
     p.add_argument("--rules", default="local,e2e,joint", help="comma-separated rule entries")
-    p.add_argument("--schedules", default=None, help="comma-separated schedule entries (default: --schedule)")
-    p.add_argument("--models", default=None, help="comma-separated model entries, e.g. mlp,cnn:channels=(16,32) "
-                   "(default: --model with --widths / --channels)")
+    p.add_argument("--schedules", default=None, help="comma-separated schedule entries; None: --schedule alone")
+    p.add_argument("--models", default=None, help="comma-separated model entries, e.g. mlp,cnn:channels=(16,32); "
+                   "None: --model with --widths / --channels")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--grid", default=None, help="a JSON or TOML file with any of: rules, schedules, models (lists of "
                    "entries), seeds (a number); it replaces the matching options")

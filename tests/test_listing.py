@@ -1,0 +1,62 @@
+"""``locallearn rules`` / ``schedules`` / ``heads`` / ``policies`` / ``estimators``, and defaults in ``--help``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from locallearn._registry import Registry
+from locallearn.cli import main
+from locallearn.commands.listing import LISTINGS, describe, registry
+
+
+def test_rules_lists_predsim_beta_with_its_default(capsys):
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("\npredsim  "):].split("\n")
+    assert "    beta: float = 0.99" in block[2:4]
+    for name in registry("rules").names():
+        assert f"{name}  " in out
+
+
+@pytest.mark.parametrize("kind", list(LISTINGS))
+def test_every_registered_name_is_listed_with_its_parameters(kind, capsys):
+    assert main([kind, "--json"]) == 0
+    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    reg = registry(kind)
+    assert sorted(listed) == reg.names()
+    for name, entry in listed.items():
+        assert entry["description"] and entry["description"] != "(no description)", name
+        if kind != "heads":  # heads need an input shape; the others build from their defaults alone
+            built = reg.create(name)
+            for p in entry["parameters"]:  # the listed default is the one an instance gets
+                if hasattr(built, p["name"]):
+                    assert json.loads(json.dumps(getattr(built, p["name"]), default=repr)) == p["default"], (name, p)
+
+
+def test_a_newly_registered_class_is_listed_without_an_edit():
+    reg = Registry("widget")
+
+    @reg.register("spinner")
+    class Spinner:
+        """Spins.
+
+        More words that are not the summary."""
+
+        def __init__(self, *, speed: float = 2.5, label: str) -> None:
+            self.speed, self.label = speed, label
+
+    assert describe(reg, "spinner").splitlines() == ["spinner  Spins.", "    speed: float = 2.5", "    label: str (required)"]
+
+
+def test_unknown_name_is_a_clean_error(capsys):
+    assert main(["schedules", "nope"]) == 2
+    assert "Unknown schedule 'nope'. Known schedules:" in capsys.readouterr().err
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: local,e2e,joint)" in out and "(default: 3)" in out
