@@ -15,7 +15,9 @@ Example:
 from .analyse import analyse_exits
 from .cache import ExitLogits
 from .collect import collect_exit_logits
-from .calibrate import Frontier, budget_proportions, for_budget, for_target_accuracy, shared_threshold, sweep
+from .calibrate import (
+    Frontier, budget_proportions, for_budget, for_latency_budget, for_target_accuracy, shared_threshold, sweep,
+)
 from .confidence import max_probability, normalised_entropy, top2_margin
 from .cost import (
     CostTable, count_flops, expected_cost, exit_fractions, per_sample_cost, soft_cost_penalty, soft_exit_probabilities,
@@ -27,18 +29,24 @@ from .policies import (
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
 from .synthetic import synthetic_exit_logits
+from .latency import compare_speedup, latency_tables, layer_latency, stage_latency
+from .tiers import Link, Tier, TierPlan, feature_bytes
+from .sklearn_heads import ESTIMATORS, SklearnHead, make_estimator
+from .frozen_heads import fit_heads, fit_sklearn_heads, freeze_backbone, frozen_features
 from .report import exit_report, plot_accuracy_cost, plot_exit_histogram
 from .runner import EarlyExitRunner, RunOutput, run_full
 from .risk import risk_controlled, violation_rate
 from .thresholds import Evaluation, Thresholds, evaluate
 
 __all__ = [
-    "ExitLogits", "Frontier", "budget_proportions", "for_budget", "for_target_accuracy", "shared_threshold", "sweep",
+    "ExitLogits", "Frontier", "budget_proportions", "for_budget", "for_latency_budget", "for_target_accuracy", "shared_threshold", "sweep",
     "max_probability", "normalised_entropy", "top2_margin", "CostTable", "count_flops", "expected_cost", "exit_fractions",
     "per_sample_cost", "soft_cost_penalty", "soft_exit_probabilities", "soft_expected_cost", "stage_costs",
     "SDN_FRACTIONS", "exit_gain", "exit_gains", "layer_flops", "place_exits", "EXIT_POLICIES", "AvgPoolPolicy",
     "EntropyPolicy", "ExitDecision", "ExitPolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
     "Thresholds", "evaluate", "synthetic_exit_logits", "collect_exit_logits", "EarlyExitRunner", "RunOutput", "run_full",
-    "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram",
+    "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram", "compare_speedup", "latency_tables",
+    "layer_latency", "stage_latency", "Link", "Tier", "TierPlan", "feature_bytes", "ESTIMATORS", "SklearnHead",
+    "make_estimator", "fit_heads", "fit_sklearn_heads", "freeze_backbone", "frozen_features",
 ]

@@ -119,6 +119,29 @@ def for_target_accuracy(
     return sweep(val, policy, costs, n_grid=n_grid).target(max_drop)
 
 
+def for_latency_budget(
+    val: ExitLogits, policy: str | ExitPolicy = "max-prob", costs: CostTable | None = None, *, budget: float, n_grid: int = 40
+) -> Thresholds:
+    """The most accurate :func:`sweep` point whose expected cost per sample (eq. 12, in the table's own unit:
+    seconds for a latency or multi-tier table) is at most ``budget``."""
+    if not isinstance(costs, CostTable):
+        raise TypeError(f"for_latency_budget needs a CostTable (e.g. a latency table in seconds). Got {type(costs).__name__} instead.")
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
+        raise ValueError(f"The 'budget' parameter of for_latency_budget must be a float > 0 ({costs.unit} per sample). Got {budget!r} instead.")
+    frontier = sweep(val, policy, costs, n_grid=n_grid)
+    ok = [i for i, c in enumerate(frontier.relative_cost) if c * costs.full <= budget * (1 + 1e-9)]
+    if not ok:
+        cheapest = min(frontier.relative_cost) * costs.full
+        raise ValueError(
+            f"for_latency_budget cannot meet a budget of {budget:.4g} {costs.unit} per sample: the cheapest point "
+            f"on split {val.split!r} costs {cheapest:.4g} {costs.unit}."
+        )
+    best = max(ok, key=lambda i: (frontier.accuracy[i], -frontier.relative_cost[i]))
+    th = frontier.at(best, method="latency-budget")
+    th.details.update(budget=budget, unit=costs.unit, expected_cost=frontier.relative_cost[best] * costs.full)
+    return th
+
+
 def budget_proportions(p: float, n_exits: int) -> torch.Tensor:
     """MSDNet's budgeted batch setting: exit proportions ``q_k ∝ p^k``."""
     q = torch.tensor([p**k for k in range(n_exits)], dtype=torch.float64)

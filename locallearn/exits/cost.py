@@ -30,10 +30,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 @dataclasses.dataclass(frozen=True)
 class CostTable:
-    """Per-sample cost of every block ``b_k`` and head ``h_k`` (FLOPs, or any unit)."""
+    """Per-sample cost of every block ``b_k`` and head ``h_k``, in ``unit`` ("flops", "s" for a measured
+    latency table, or any other name)."""
 
     blocks: tuple[float, ...]
     heads: tuple[float, ...]
+    unit: str = "flops"
 
     def __post_init__(self) -> None:
         blocks, heads = tuple(float(b) for b in self.blocks), tuple(float(h) for h in self.heads)
@@ -42,6 +44,8 @@ class CostTable:
                 "CostTable needs one non-negative cost per block and per head, as many heads as blocks. "
                 f"Got blocks={blocks} and heads={heads} instead."
             )
+        if not isinstance(self.unit, str) or not self.unit:
+            raise ValueError(f"CostTable.unit must be a non-empty string such as 'flops' or 's'. Got {self.unit!r} instead.")
         object.__setattr__(self, "blocks", blocks)
         object.__setattr__(self, "heads", heads)
 

@@ -49,6 +49,7 @@ def exit_report(data: ExitLogits, result: Evaluation, costs: CostTable | None = 
     }
     if costs is not None:
         report.update(
+            cost_unit=costs.unit, mean_cost=result.mean_cost, full_cost=costs.full,
             mean_flops=result.mean_cost, full_flops=costs.full, relative_cost=result.relative_cost,
             flops_saved_fraction=1 - result.relative_cost, block_flops=list(costs.blocks), head_flops=list(costs.heads),
         )

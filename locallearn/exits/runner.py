@@ -7,7 +7,10 @@ the policy for the sureness of those rows from the exits they have run so far
 (the policy is causal, so this equals the offline decision), and keeps only
 the rows that stay. With ``count_flops=True`` every block and head call is
 counted by ``FlopCounterMode`` and its FLOPs shared equally by the rows it
-processed, giving the FLOPs each sample actually cost.
+processed, giving the FLOPs each sample actually cost. With ``tiers=`` (a
+:class:`~locallearn.exits.tiers.TierPlan`) it counts, per sample, the bytes of
+the tensors it hands across each tier boundary (only the rows still running
+are sent).
 
 Example:
     >>> import torch
@@ -31,15 +34,18 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .cost import CostTable, per_sample_cost
 from .thresholds import Thresholds
+from .tiers import TierPlan
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOutput:
-    """Per sample: the prediction, the exit taken and the FLOPs spent (``None`` if not counted)."""
+    """Per sample: the prediction, the exit taken, the FLOPs spent (``None`` if not counted) and the bytes
+    sent between tiers (``None`` without a tier plan)."""
 
     prediction: torch.Tensor
     exit: torch.Tensor
     flops: torch.Tensor | None
+    bytes_sent: torch.Tensor | None = None
 
 
 def _stages(net: Any) -> list[Any]:
@@ -65,10 +71,14 @@ def _eval_mode(stages: list[Any]) -> Iterator[None]:
 class EarlyExitRunner:
     """Run ``net`` with early exits under ``thresholds`` (its policy and per-exit values).
 
-    ``costs`` (optional) fills ``RunOutput.flops`` from the cost table when FLOPs are not counted.
+    ``costs`` (optional) fills ``RunOutput.flops`` from the cost table when FLOPs are not counted;
+    ``tiers`` (optional) places the stages on tiers and fills ``RunOutput.bytes_sent``.
     """
 
-    def __init__(self, net: Any, thresholds: Thresholds, *, count_flops: bool = False, costs: CostTable | None = None) -> None:
+    def __init__(
+        self, net: Any, thresholds: Thresholds, *, count_flops: bool = False, costs: CostTable | None = None,
+        tiers: TierPlan | None = None,
+    ) -> None:
         self.stages = _stages(net)
         if len(thresholds.values) != len(self.stages) - 1:
             raise ValueError(
@@ -79,6 +89,9 @@ class EarlyExitRunner:
         self.thresholds = thresholds
         self.count_flops = count_flops
         self.costs = costs
+        if tiers is not None and tiers.n_stages != len(self.stages):
+            raise ValueError(f"EarlyExitRunner got a TierPlan for {tiers.n_stages} stages; the network has {len(self.stages)}.")
+        self.tiers = tiers
 
     def _call(self, module: torch.nn.Module, h: torch.Tensor, flops: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
         if flops is None:
@@ -100,9 +113,12 @@ class EarlyExitRunner:
         prediction = torch.empty(n, dtype=torch.long)
         exit_index = torch.full((n,), last, dtype=torch.long)
         flops = torch.zeros(n, dtype=torch.float64) if self.count_flops else None
+        sent = torch.zeros(n, dtype=torch.float64) if self.tiers is not None else None
         alive = torch.arange(n)
         h, history = x, []
         for k, stage in enumerate(self.stages):
+            if sent is not None:
+                sent[alive] += len(self.tiers.links_before(k)) * h.numel() * h.element_size() / len(alive)
             h = self._call(stage.block, h, flops, alive)
             history.append(self._call(stage.head, h, flops, alive))
             if k == last:
@@ -121,7 +137,7 @@ class EarlyExitRunner:
             history = [z[stay] for z in history]
         if flops is None and self.costs is not None:
             flops = per_sample_cost(exit_index, self.costs)
-        return RunOutput(prediction, exit_index, flops)
+        return RunOutput(prediction, exit_index, flops, sent)
 
 
 @torch.inference_mode()

@@ -12,6 +12,7 @@ from locallearn.rules.e2e import EndToEnd
 from locallearn.rules.fa_heads import FixedRandomHeads
 from locallearn.rules.ib import InformationBottleneck
 from locallearn.rules.joint import JointSupervision
+from locallearn.rules.joint_cost import JointCostPenalty
 from locallearn.rules.local import LocalCrossEntropy
 from locallearn.rules.predsim import PredSim, PredSimBio
 
@@ -20,5 +21,6 @@ names = RULES.names
 
 __all__ = [
     "RULES", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
+    "JointCostPenalty",
     "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "StageOutput", "create", "names",
 ]

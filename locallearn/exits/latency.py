@@ -1,0 +1,134 @@
+"""Cost tables in measured wall time: seconds per sample of every block and head, on this machine, at a batch size.
+
+FLOPs miss what costs time on a CPU (BatchNorm, ReLU and pooling on the
+largest maps, memory traffic), so a FLOP-calibrated early exit can promise
+2x and deliver 1.2x. A latency table is a :class:`CostTable` whose unit is
+seconds per sample, measured by running every block and head of the network
+(eval mode, inference mode, the same thread count as the caller) on a batch
+stream of the given batch size. It plugs into everything that takes a cost
+table: calibration (``sweep``, ``for_budget``, ``for_latency_budget``), the
+cascaded cost (eq. 12), the placement condition (eq. 4) and the report.
+
+Timing protocol: every module is run ``rounds`` times over the whole stream
+and the fastest round is kept (other jobs on a shared machine only ever add
+time); stages are measured in turn within a round, so slow periods spread
+over all of them.
+
+:func:`compare_speedup` puts the table's prediction beside a measurement:
+predicted speed-up = ``C_full / mean_i C_{exit_i}`` from the table and the
+exits taken, measured = time of the full network / time of the early-exit
+runner on the same batches (fastest of ``rounds`` interleaved passes).
+
+Example:
+    >>> import torch
+    >>> from locallearn import build_mlp
+    >>> net = build_mlp((8,), (16, 16), 3)
+    >>> table = stage_latency(net, torch.randn(64, 8), batch_size=32, rounds=2)
+    >>> table.unit, table.n_exits, all(t > 0 for t in table.blocks)
+    ('s', 2, True)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .._params import check_number
+from .cost import CostTable, per_sample_cost
+from .runner import EarlyExitRunner, _eval_mode, _stages, run_full
+from .thresholds import Thresholds
+
+
+def _fastest(fn: Callable[[], Any], rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _check(x: torch.Tensor, batch_size: int, rounds: int, owner: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or len(x) == 0:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{owner} needs a batch of inputs x of shape [samples, ...] with at least one sample. Got {got} instead.")
+    check_number(batch_size, name="batch_size", owner=owner, low=1, integer=True)
+    check_number(rounds, name="rounds", owner=owner, low=1, integer=True)
+
+
+@torch.inference_mode()
+def stage_latency(net: Any, x: torch.Tensor, *, batch_size: int = 256, rounds: int = 5) -> CostTable:
+    """Measured seconds per sample of every block and head of ``net`` (a LocalNet) over ``x`` cut into
+    batches of ``batch_size``; the fastest of ``rounds`` passes is kept for each module."""
+    _check(x, batch_size, rounds, "stage_latency")
+    stages = _stages(net)
+    with _eval_mode(stages):
+        inputs = [list(x.split(batch_size))]
+        for stage in stages:  # every stage's input stream, computed once
+            inputs.append([stage.block(h) for h in inputs[-1]])
+        best_b, best_h = [float("inf")] * len(stages), [float("inf")] * len(stages)
+        for _ in range(rounds):
+            for k, stage in enumerate(stages):
+                best_b[k] = min(best_b[k], _fastest(lambda: [stage.block(h) for h in inputs[k]], 1))
+                best_h[k] = min(best_h[k], _fastest(lambda: [stage.head(h) for h in inputs[k + 1]], 1))
+        blocks = [t / len(x) for t in best_b]
+        heads = [t / len(x) for t in best_h]
+    return CostTable(blocks=tuple(blocks), heads=tuple(heads), unit="s")
+
+
+def latency_tables(net: Any, x: torch.Tensor, batch_sizes: Sequence[int] = (1, 256), *, rounds: int = 5) -> dict[int, CostTable]:
+    """One latency table per batch size (the per-sample cost of a block depends on the batch size)."""
+    return {int(b): stage_latency(net, x, batch_size=int(b), rounds=rounds) for b in batch_sizes}
+
+
+@torch.inference_mode()
+def layer_latency(layers: Sequence[nn.Module], x: torch.Tensor, *, batch_size: int = 256, rounds: int = 5) -> list[float]:
+    """Measured seconds per sample of each layer of a sequential stack (for ``place_exits`` in time units)."""
+    _check(x, batch_size, rounds, "layer_latency")
+    modes = [m.training for m in layers]
+    for m in layers:
+        m.eval()
+    try:
+        stream, times = list(x.split(batch_size)), []
+        for layer in layers:
+            times.append(_fastest(lambda: [layer(h) for h in stream], rounds) / len(x))
+            stream = [layer(h) for h in stream]
+    finally:
+        for m, mode in zip(layers, modes):
+            m.train(mode)
+    return times
+
+
+def compare_speedup(
+    net: Any, thresholds: Thresholds, x: torch.Tensor, costs: CostTable, *, batch_size: int = 256, rounds: int = 5
+) -> dict[str, float]:
+    """Predicted (from ``costs`` and the exits the runner takes on ``x``) against measured wall-clock speed-up
+    of the early-exit runner over the full network, at ``batch_size``.
+
+    The full network and the runner take turns on the same batches, ``rounds`` times; the fastest pass of
+    each is kept. Returns seconds per sample of both, both speed-ups and ``measured / predicted``.
+    """
+    _check(x, batch_size, rounds, "compare_speedup")
+    runner = EarlyExitRunner(net, thresholds)
+    batches = list(x.split(batch_size))
+    exits = torch.cat([runner.run(xb).exit for xb in batches])
+    predicted = costs.full / float(per_sample_cost(exits, costs).mean())
+    best = {"full": float("inf"), "early_exit": float("inf")}
+    fns = {"full": lambda: [run_full(net, xb) for xb in batches], "early_exit": lambda: [runner.run(xb) for xb in batches]}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _fastest(fn, 1))
+    measured = best["full"] / best["early_exit"]
+    return {
+        "batch_size": batch_size,
+        "samples": len(x),
+        "full_s_per_sample": best["full"] / len(x),
+        "early_exit_s_per_sample": best["early_exit"] / len(x),
+        "predicted_speedup": predicted,
+        "measured_speedup": measured,
+        "measured_over_predicted": measured / predicted,
+        "exit_fractions": torch.bincount(exits, minlength=len(costs.blocks)).div(len(x)).tolist(),
+    }

@@ -1,0 +1,86 @@
+"""``joint-cost``: deep supervision plus the survey's soft cost (eq. 13-14) as a trainable penalty.
+
+Survey eq. 13-14: with a differentiable exit confidence ``c_k`` per exit, the
+probability that a sample leaves at exit k is
+``P_k = c_k * prod_{j<k} (1 - c_j)`` (the last exit takes what is left), and
+the expected relative cost is ``E = mean_n sum_k P_k(n) C_k / C_full``, with
+``C_k`` the cascaded cost of leaving at k (eq. 12). Here
+``c_k = sigmoid((max softmax(z_k) - q) / tau)``, a smooth max-prob exit with
+threshold ``q``, and the loss is
+
+    L = sum_k w_k CE(z_k, y) + penalty * E,
+
+backpropagated end to end like ``joint``. ``C_k`` are the FLOPs of the
+network's blocks and heads, counted at the first step from the shape of its
+input, unless ``costs`` (a ``CostTable``, e.g. a measured latency table) is
+given. The penalty needs every exit's logits of the step, so it is added to
+the last exit's loss; a step that trains only some stages is refused.
+
+Example:
+    >>> from locallearn import rules
+    >>> rules.create("joint-cost", penalty=0.5).get_params()["penalty"]
+    0.5
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from locallearn._params import check_number
+from locallearn.exits.cost import CostTable, soft_cost_penalty, stage_costs
+from locallearn.net import LocalNet
+from locallearn.rules.base import RULES, StageOutput
+from locallearn.rules.joint import JointSupervision
+
+
+@RULES.register("joint-cost")
+class JointCostPenalty(JointSupervision):
+    """``joint`` plus ``penalty`` times the soft expected relative cost (eq. 13-14); see the module docstring."""
+
+    def __init__(
+        self, *, weights: Sequence[float] | None = None, penalty: float = 0.1, threshold: float = 0.9,
+        temperature: float = 0.05, costs: CostTable | None = None,
+    ) -> None:
+        super().__init__(weights=weights)
+        owner = "JointCostPenalty"
+        self.penalty = check_number(penalty, name="penalty", owner=owner, low=0.0)
+        self.threshold = check_number(threshold, name="threshold", owner=owner, low=0.0, high=1.0)
+        self.temperature = check_number(temperature, name="temperature", owner=owner, low=0.0, low_inclusive=False)
+        if costs is not None and not isinstance(costs, CostTable):
+            raise ValueError(f"The 'costs' parameter of JointCostPenalty must be a CostTable or None. Got {costs!r} instead.")
+        self.costs = costs
+        self._net: LocalNet | None = None
+        self._table: CostTable | None = costs
+        self._step: dict[int, torch.Tensor] = {}
+
+    def setup(self, net: LocalNet) -> None:
+        self._net = net
+
+    def _cost_table(self, x: torch.Tensor) -> CostTable:
+        if self._table is None:
+            if self._net is None:
+                raise RuntimeError("JointCostPenalty needs setup(net) before the first step (locallearn.prepare does it), or costs=.")
+            self._table = stage_costs([s.block for s in self._net.stages], [s.head for s in self._net.stages], tuple(x.shape[1:]))
+        return self._table
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
+        loss = super().stage_loss(out, y)
+        if out.index == 0:
+            self._cost_table(out.h_in)
+        if out.index in self._step:  # a new step began
+            self._step = {}
+        self._step[out.index] = out.logits
+        if not out.is_last or self.penalty == 0:
+            return loss
+        exits, self._step = self._step, {}
+        if sorted(exits) != list(range(out.index + 1)) or self._table is None:
+            raise ValueError(
+                f"joint-cost needs every exit's logits in the same step (its penalty couples them). "
+                f"Got exits {sorted(exits)} of {out.index + 1}; use a schedule that trains every stage each step."
+            )
+        if self._table.n_exits != out.index + 1:
+            raise ValueError(f"JointCostPenalty got a CostTable for {self._table.n_exits} exits; the network has {out.index + 1}.")
+        penalty = soft_cost_penalty([exits[k] for k in range(out.index + 1)], self._table, threshold=self.threshold, temperature=self.temperature)
+        return loss + self.penalty * penalty.to(loss.dtype)
