@@ -48,27 +48,55 @@ def test_plugs_into_every_schedule(name, kw):
     check_schedule(schedules.create(name), rule=rules.create("ib", **kw))
 
 
-def _stage_output(batch: int = 24) -> tuple[StageOutput, torch.Tensor]:
+def _stage_output(batch: int = 24, dtype: torch.dtype = torch.float32) -> tuple[StageOutput, torch.Tensor]:
     torch.manual_seed(0)
-    stage = Stage(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()), torch.nn.Linear(5, 3))
-    x = torch.randn(batch, 6)
+    stage = Stage(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()), torch.nn.Linear(5, 3)).to(dtype)
+    x = torch.randn(batch, 6, dtype=dtype)
     h = stage.block(x)
     return StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h)), torch.arange(batch) % 3
 
 
-def test_hsic_loss_is_the_bottleneck_objective_plus_a_detached_readout():
-    out, y = _stage_output()
+def _paper_nhsic(a: torch.Tensor, b: torch.Tensor, sigma: float, epsilon: float = 1e-5) -> torch.Tensor:
+    """Ma, Lewis & Kleijn's normalised HSIC (hsic_normalized_cca in choasma/HSIC-bottleneck), written out."""
+    m = a.shape[0]
+    h = torch.eye(m, dtype=a.dtype) - torch.ones(m, m, dtype=a.dtype) / m
+
+    def ratio(z):
+        kc = torch.exp(-torch.cdist(z, z) ** 2 / (2.0 * sigma**2 * z.shape[1])) @ h
+        return kc @ torch.inverse(kc + epsilon * m * torch.eye(m, dtype=a.dtype))
+
+    return (ratio(a) * ratio(b).T).sum()
+
+
+def test_hsic_loss_is_the_papers_bottleneck_objective_plus_a_detached_readout():
+    out, y = _stage_output(dtype=torch.float64)  # the regularised inverse is ill-conditioned: compare in float64
     loss = rules.create("ib", variant="hsic", lambda_y=7.0, sigma=2.0).stage_loss(out, y)
-    kw = dict(sigma=2.0, scale_by_dim=True, normalized=True)
-    expected = (hsic_tensor(out.h_out, out.h_in, **kw) - 7.0 * hsic_tensor(out.h_out, F.one_hot(y, 3).float(), **kw)
-                + F.cross_entropy(out.logits, y))
-    torch.testing.assert_close(loss, expected)
+    labels = F.one_hot(y, 3).double()
+    paper = _paper_nhsic(out.h_out, out.h_in, 2.0) - 7.0 * _paper_nhsic(out.h_out, labels, 2.0)
+    torch.testing.assert_close(loss, paper + F.cross_entropy(out.logits, y), rtol=1e-8, atol=1e-8)
     # the readout term must not reach the block: its gradient equals that of the HSIC part alone
     loss.backward()
     block_grad = out.stage.block[0].weight.grad.clone()
-    out2, _ = _stage_output()
-    (hsic_tensor(out2.h_out, out2.h_in, **kw) - 7.0 * hsic_tensor(out2.h_out, F.one_hot(y, 3).float(), **kw)).backward()
+    out2, _ = _stage_output(dtype=torch.float64)
+    kw = dict(sigma=2.0, scale_by_dim=True, normalization="cca")
+    (hsic_tensor(out2.h_out, out2.h_in, **kw) - 7.0 * hsic_tensor(out2.h_out, labels, **kw)).backward()
     torch.testing.assert_close(block_grad, out2.stage.block[0].weight.grad)
+
+
+def test_hsic_cosine_normalisation_is_a_named_option():
+    out, y = _stage_output()
+    loss = rules.create("ib", variant="hsic", lambda_y=7.0, sigma=2.0, normalization="cosine").stage_loss(out, y)
+
+    def cosine(a, b):
+        kc, lc = (_centred_gram(z) for z in (a, b))
+        return (kc * lc).sum() / ((kc * kc).sum() * (lc * lc).sum()).sqrt()
+
+    def _centred_gram(z):
+        k = torch.exp(-torch.cdist(z, z) ** 2 / (2.0 * 2.0**2 * z.shape[1]))
+        return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+    want = cosine(out.h_out, out.h_in) - 7.0 * cosine(out.h_out, F.one_hot(y, 3).float()) + F.cross_entropy(out.logits, y)
+    torch.testing.assert_close(loss, want, rtol=1e-4, atol=1e-4)
 
 
 def test_kde_loss_adds_beta_times_the_upper_bound():
@@ -115,6 +143,7 @@ def test_larger_beta_compresses_the_representation(synthetic):
     ({"beta": -1.0}, "'beta' parameter of InformationBottleneck must be a float >= 0.0. Got -1.0 instead."),
     ({"sigma": 0.0}, "'sigma' parameter of InformationBottleneck must be a float > 0.0"),
     ({"noise_var": 0}, "'noise_var' parameter of InformationBottleneck must be a float > 0.0"),
+    ({"normalization": "none"}, "'normalization' parameter of InformationBottleneck must be one of 'cca', 'cosine'"),
 ])
 def test_bad_hyper_parameters_raise(kw, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):

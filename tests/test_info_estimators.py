@@ -25,7 +25,7 @@ TWINS = [
     (BinningMI, binning_mi, dict(bins=5, strategy="quantile", discrete_y=True), T, LABELS),
     (KDEMI, kde_mi, dict(noise_var=0.1, bound="lower"), LABELS, T),
     (KSGMI, ksg_mi, dict(k=4, standardize=False), X, T),
-    (HSIC, hsic, dict(normalized=True, scale_by_dim=True, sigma=2.0), X, T),
+    (HSIC, hsic, dict(normalization="cosine", scale_by_dim=True, sigma=2.0), X, T),
     (NeuralMI, neural_mi, dict(steps=10, batch_size=32, bound="dv"), X, T),
 ]
 
@@ -124,17 +124,17 @@ def test_hsic_matches_the_textbook_sum_formula():
 
 def test_nhsic_is_one_for_identical_inputs_and_scale_free_with_the_median_bandwidth():
     x = torch.from_numpy(X)
-    assert hsic(x, x, normalized=True) == pytest.approx(1.0, abs=1e-12)
+    assert hsic(x, x, normalization="cosine") == pytest.approx(1.0, abs=1e-12)
     t = torch.from_numpy(T)
     # rel 1e-5, not 1e-12: squared distances come from the Gram expansion |a|^2 + |b|^2 - 2ab,
     # whose cancellation error for close pairs does not scale exactly with the data.
-    assert hsic(10 * x, t, normalized=True) == pytest.approx(hsic(x, t, normalized=True), rel=1e-5)
+    assert hsic(10 * x, t, normalization="cosine") == pytest.approx(hsic(x, t, normalization="cosine"), rel=1e-5)
 
 
 def test_torch_estimators_are_differentiable_and_match_their_float_twins():
     h = torch.from_numpy(T).requires_grad_()
     groups = torch.from_numpy(LABELS)
-    value = kde_mi_tensor(h, groups, noise_var=0.1) - hsic_tensor(h, torch.from_numpy(X), normalized=True)
+    value = kde_mi_tensor(h, groups, noise_var=0.1) - hsic_tensor(h, torch.from_numpy(X), normalization="cosine")
     value.backward()
     assert h.grad is not None and torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
     assert float(kde_mi_tensor(h.detach(), groups, noise_var=0.1)) == pytest.approx(kde_mi(LABELS, T, noise_var=0.1))

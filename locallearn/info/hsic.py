@@ -1,17 +1,26 @@
-"""Hilbert-Schmidt independence criterion with Gaussian kernels (biased estimator and nHSIC).
+"""Hilbert-Schmidt independence criterion with Gaussian kernels (biased estimator and two normalisations).
 
-HSIC(X, Y) = tr(K H L H) / (N - 1)^2 with H = I - 11^T / N; the normalised variant is
-nHSIC = HSIC(X, Y) / sqrt(HSIC(X, X) HSIC(Y, Y)), in [0, 1], 1 for X = Y. The kernel is
-exp(-||a - a'||^2 / (2 sigma^2)), or with ``scale_by_dim`` the HSIC-bottleneck kernel
-exp(-||a - a'||^2 / (2 sigma^2 d)) (Ma, Lewis & Kleijn). ``sigma=None`` takes, for each
-variable, the median of its nonzero pairwise distances (the median heuristic; that bandwidth
-is not differentiated through). HSIC is a dependence measure, not MI: it has no units.
+HSIC(X, Y) = tr(K H L H) / (N - 1)^2 with H = I - 11^T / N. ``normalization``:
+
+* ``"none"``: HSIC itself;
+* ``"cosine"``: HSIC(X, Y) / sqrt(HSIC(X, X) HSIC(Y, Y)), in [0, 1], 1 for X = Y;
+* ``"cca"``: the normalised HSIC of the HSIC bottleneck (Ma, Lewis & Kleijn 2020, after
+  Fukumizu et al.'s normalised cross-covariance): with the centred kernels Kc = H K H,
+  Lc = H L H and R_K = Kc (Kc + eps N I)^-1, nHSIC = tr(R_K R_L) (eps = 1e-5 as in the
+  authors' code). It lies in [0, N]; tr(R_K R_K) counts the kernel's effective rank.
+
+The kernel is exp(-||a - a'||^2 / (2 sigma^2)), or with ``scale_by_dim`` the HSIC-bottleneck
+kernel exp(-||a - a'||^2 / (2 sigma^2 d)) for a ``d``-feature variable. ``sigma=None`` is the
+median heuristic: sigma is, for each variable, the median of its nonzero distances between
+distinct samples (each pair once; the lower middle value for an even count),
+and ``scale_by_dim`` does not apply to it (that bandwidth is not differentiated through).
+HSIC is a dependence measure, not MI: it has no units.
 
 The tensor function keeps autograd, so it serves as a training loss.
 
 Example:
     >>> x = torch.linspace(-1, 1, 50)[:, None]
-    >>> round(hsic(x, x, normalized=True), 6)
+    >>> round(hsic(x, x, normalization="cosine"), 6)
     1.0
 """
 
@@ -21,18 +30,26 @@ from typing import Any
 
 import torch
 
-from .._params import check_number
+from .._params import check_choice, check_number
 from ._checks import as_tensor_pair
 from ._estimator import ESTIMATORS, Estimator
 
 
-def _check_params(owner: str, sigma: Any) -> None:
+NORMALIZATIONS = ("none", "cosine", "cca")
+
+
+def _check_params(owner: str, sigma: Any, normalization: Any, eps: Any) -> None:
     if sigma is not None:
         check_number(sigma, name="sigma", owner=owner, low=0.0, low_inclusive=False)
+    check_choice(normalization, name="normalization", owner=owner, choices=NORMALIZATIONS)
+    check_number(eps, name="eps", owner=owner, low=0.0, low_inclusive=False)
 
 
 def gaussian_gram(a: torch.Tensor, *, sigma: float | None = None, scale_by_dim: bool = False) -> torch.Tensor:
-    """The Gaussian kernel matrix of the rows of ``a`` (median-distance bandwidth when ``sigma`` is None).
+    """The Gaussian kernel matrix of the rows of ``a``.
+
+    ``sigma=None``: the median heuristic, sigma = the median nonzero pairwise distance (not scaled
+    by the dimension, whatever ``scale_by_dim``), so the median pair's kernel value is exp(-1/2).
 
     Example:
         >>> gaussian_gram(torch.tensor([[0.0], [1.0]]), sigma=1.0)
@@ -42,10 +59,12 @@ def gaussian_gram(a: torch.Tensor, *, sigma: float | None = None, scale_by_dim: 
     sq = (a * a).sum(1)
     d2 = (sq[:, None] + sq[None, :] - 2.0 * a @ a.T).clamp_min(0.0)
     if sigma is None:
-        dist = d2.detach().sqrt()
-        off = dist[dist > 0]
-        sigma = float(off.median()) if off.numel() else 1.0
-    width = 2.0 * sigma**2 * (a.shape[1] if scale_by_dim else 1)
+        rows, cols = torch.triu_indices(len(a), len(a), offset=1, device=a.device)
+        off = d2.detach()[rows, cols].sqrt()  # each pair once; not the diagonal (rounding leaves it ~1e-7, not 0)
+        off = off[off > 0]
+        width = 2.0 * (float(off.median()) if off.numel() else 1.0) ** 2
+    else:
+        width = 2.0 * sigma**2 * (a.shape[1] if scale_by_dim else 1)
     return torch.exp(-d2 / width)
 
 
@@ -53,39 +72,63 @@ def _centred(k: torch.Tensor) -> torch.Tensor:
     return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
 
 
+def _regularised_ratio(kc: torch.Tensor, eps: float) -> torch.Tensor:
+    """Kc (Kc + eps N I)^-1 (the two factors commute, so a solve gives it)."""
+    n = kc.shape[0]
+    return torch.linalg.solve(kc + eps * n * torch.eye(n, dtype=kc.dtype, device=kc.device), kc)
+
+
 def hsic_tensor(
-    x: Any, y: Any, *, sigma: float | None = None, scale_by_dim: bool = False, normalized: bool = False
+    x: Any,
+    y: Any,
+    *,
+    sigma: float | None = None,
+    scale_by_dim: bool = False,
+    normalization: str = "none",
+    eps: float = 1e-5,
 ) -> torch.Tensor:
-    """Differentiable biased HSIC (or nHSIC with ``normalized=True``) of two sample matrices.
+    """Differentiable biased HSIC, or a normalised HSIC (``normalization``), of two sample matrices.
+
+    ``eps`` is the regulariser of ``normalization="cca"``.
 
     Example:
         >>> x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
-        >>> loss = -hsic_tensor(x, x[:, :1], normalized=True); loss.backward()
+        >>> loss = -hsic_tensor(x, x[:, :1], normalization="cca"); loss.backward()
         >>> x.grad.shape
         torch.Size([64, 3])
     """
-    _check_params("hsic_tensor", sigma)
+    _check_params("hsic_tensor", sigma, normalization, eps)
     x, y = as_tensor_pair(x, y)
     n = x.shape[0]
     kc = _centred(gaussian_gram(x, sigma=sigma, scale_by_dim=scale_by_dim))
     lc = _centred(gaussian_gram(y.to(x.dtype), sigma=sigma, scale_by_dim=scale_by_dim))
+    if normalization == "cca":
+        return (_regularised_ratio(kc, eps) * _regularised_ratio(lc, eps).T).sum()
     cross = (kc * lc).sum()
-    if normalized:
+    if normalization == "cosine":
         return cross / ((kc * kc).sum() * (lc * lc).sum()).clamp_min(1e-24).sqrt()  # clamp first: no NaN grad
     return cross / (n - 1) ** 2
 
 
-def hsic(x: Any, y: Any, *, sigma: float | None = None, scale_by_dim: bool = False, normalized: bool = False) -> float:
-    """HSIC (or nHSIC) of two sample matrices as a float; see :func:`hsic_tensor`.
+def hsic(
+    x: Any,
+    y: Any,
+    *,
+    sigma: float | None = None,
+    scale_by_dim: bool = False,
+    normalization: str = "none",
+    eps: float = 1e-5,
+) -> float:
+    """HSIC (or a normalised HSIC) of two sample matrices as a float; see :func:`hsic_tensor`.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(300, 1, generator=g); noise = torch.randn(300, 1, generator=g)
-        >>> hsic(x, x + 0.1 * noise, normalized=True) > 10 * hsic(x, noise, normalized=True)
+        >>> hsic(x, x + 0.1 * noise, normalization="cosine") > 10 * hsic(x, noise, normalization="cosine")
         True
     """
     with torch.no_grad():
-        return float(hsic_tensor(x, y, sigma=sigma, scale_by_dim=scale_by_dim, normalized=normalized))
+        return float(hsic_tensor(x, y, sigma=sigma, scale_by_dim=scale_by_dim, normalization=normalization, eps=eps))
 
 
 @ESTIMATORS.register("hsic")
@@ -94,14 +137,16 @@ class HSIC(Estimator):
 
     Example:
         >>> x = torch.linspace(0, 1, 40, dtype=torch.float64)[:, None]
-        >>> est = HSIC(normalized=True); est.update(x[:20], x[:20] ** 2); est.update(x[20:], x[20:] ** 2)
-        >>> est.compute() == hsic(x, x ** 2, normalized=True)
+        >>> est = HSIC(normalization="cosine"); est.update(x[:20], x[:20] ** 2); est.update(x[20:], x[20:] ** 2)
+        >>> est.compute() == hsic(x, x ** 2, normalization="cosine")
         True
     """
 
     function = staticmethod(hsic)
 
-    def __init__(self, *, sigma: float | None = None, scale_by_dim: bool = False, normalized: bool = False) -> None:
-        _check_params(type(self).__name__, sigma)
-        self.sigma, self.scale_by_dim, self.normalized = sigma, scale_by_dim, normalized
+    def __init__(
+        self, *, sigma: float | None = None, scale_by_dim: bool = False, normalization: str = "none", eps: float = 1e-5
+    ) -> None:
+        _check_params(type(self).__name__, sigma, normalization, eps)
+        self.sigma, self.scale_by_dim, self.normalization, self.eps = sigma, scale_by_dim, normalization, eps
         super().__init__()

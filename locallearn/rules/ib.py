@@ -2,11 +2,15 @@
 
 * ``variant="hsic"`` (HSIC bottleneck, Ma, Lewis & Kleijn 2020): the block minimises
   ``nHSIC(T, X) - lambda_y * nHSIC(T, Y)`` with the Gaussian kernel
-  ``exp(-||a - a'||^2 / (2 sigma^2 d))`` and one-hot labels Y. X is the stage's own input
-  ``h_in`` (the rule contract hands a stage nothing else): for the first stage that is the
-  network input, as in the paper; for later stages it is the previous stage's output, a
-  layer-local bottleneck. The head learns by cross-entropy on detached features, so it reads
-  the representation out without shaping it (the paper trains its output layer separately).
+  ``exp(-||a - a'||^2 / (2 sigma^2 d))`` and one-hot labels Y. nHSIC is, by default, the
+  paper's normalised form ``tr(Kx (Kx + eps m I)^-1 Ky (Ky + eps m I)^-1)`` on centred kernels
+  (``normalization="cca"``; see ``locallearn.info.hsic``); ``normalization="cosine"`` is the
+  older HSIC(X,Y)/sqrt(HSIC(X,X) HSIC(Y,Y)), a departure from the paper (its compression
+  term is several times weaker at the paper's sigma and lambda_y). X is the stage's own input
+  ``h_in``: for the first stage that is the network input, as in the paper; for later stages
+  it is the previous stage's output, a layer-local bottleneck. The head learns by
+  cross-entropy on detached features, so it reads the representation out without shaping it
+  (the paper trains its output layer separately).
 * ``variant="kde"`` (nonlinear IB, Kolchinsky, Tracey & Wolpert): noise N(0, noise_var) is
   added to the stage output T, the head's cross-entropy on the noisy T stands in for
   -I(T;Y), and ``beta`` times the KDE (pairwise-KL) upper bound on I(X;T) over the batch is
@@ -19,7 +23,7 @@
 Example:
     >>> from locallearn import rules
     >>> rules.create("ib", variant="kde", beta=0.5).get_params()
-    {'variant': 'kde', 'lambda_y': 50.0, 'sigma': 5.0, 'beta': 0.5, 'noise_var': 1.0}
+    {'variant': 'kde', 'lambda_y': 50.0, 'sigma': 5.0, 'normalization': 'cca', 'beta': 0.5, 'noise_var': 1.0}
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class InformationBottleneck(LocalRule):
         variant: ``"hsic"`` or ``"kde"``.
         lambda_y: hsic: weight of the label term (paper: 50).
         sigma: hsic: kernel width (paper: 5); ``None`` takes the median distance of each batch.
+        normalization: hsic: ``"cca"`` (the paper's nHSIC) or ``"cosine"`` (a departure, see above).
         beta: kde: weight of the I(X;T) upper bound.
         noise_var: kde: variance of the noise added to the stage output.
 
@@ -64,6 +69,7 @@ class InformationBottleneck(LocalRule):
         variant: str = "hsic",
         lambda_y: float = 50.0,
         sigma: float | None = 5.0,
+        normalization: str = "cca",
         beta: float = 0.1,
         noise_var: float = 1.0,
     ) -> None:
@@ -72,6 +78,7 @@ class InformationBottleneck(LocalRule):
         self.lambda_y = check_number(lambda_y, name="lambda_y", owner=owner, low=0.0)
         self.sigma = None if sigma is None else check_number(sigma, name="sigma", owner=owner, low=0.0,
                                                             low_inclusive=False)
+        self.normalization = check_choice(normalization, name="normalization", owner=owner, choices=("cca", "cosine"))
         self.beta = check_number(beta, name="beta", owner=owner, low=0.0)
         self.noise_var = check_number(noise_var, name="noise_var", owner=owner, low=0.0, low_inclusive=False)
 
@@ -81,7 +88,7 @@ class InformationBottleneck(LocalRule):
     def _hsic_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
         t = out.h_out.flatten(1)
         labels = F.one_hot(y, out.logits.shape[1]).to(t.dtype)
-        kw = dict(sigma=self.sigma, scale_by_dim=True, normalized=True)
+        kw = dict(sigma=self.sigma, scale_by_dim=True, normalization=self.normalization)
         bottleneck = hsic_tensor(t, out.h_in.flatten(1), **kw) - self.lambda_y * hsic_tensor(t, labels, **kw)
         readout = F.cross_entropy(out.stage.head(out.h_out.detach()), y)
         return bottleneck + readout
