@@ -110,16 +110,8 @@ def hsic_tensor(
     return cross / (n - 1) ** 2
 
 
-def hsic(
-    x: Any,
-    y: Any,
-    *,
-    sigma: float | None = None,
-    scale_by_dim: bool = False,
-    normalization: str = "none",
-    eps: float = 1e-5,
-) -> float:
-    """HSIC (or a normalised HSIC) of two sample matrices as a float; see :func:`hsic_tensor`.
+def hsic(x: Any, y: Any, **options: Any) -> float:
+    """HSIC (or a normalised HSIC) of two sample matrices as a float; ``options`` are :func:`hsic_tensor`'s.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -128,7 +120,7 @@ def hsic(
         True
     """
     with torch.no_grad():
-        return float(hsic_tensor(x, y, sigma=sigma, scale_by_dim=scale_by_dim, normalization=normalization, eps=eps))
+        return float(hsic_tensor(x, y, **options))
 
 
 @ESTIMATORS.register("hsic")
