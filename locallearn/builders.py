@@ -40,6 +40,7 @@ def build_mlp(
     head_kw: dict[str, Any] | None = None,
 ) -> LocalNet:
     """One stage per hidden layer: ``Linear -> activation (-> Dropout)``; the first flattens its input."""
+    check_number(num_classes, name="num_classes", owner="build_mlp", low=2, integer=True)
     check_choice(activation, name="activation", owner="build_mlp", choices=ACTIVATIONS)
     check_number(dropout, name="dropout", owner="build_mlp", low=0.0, high=1.0)
     if not widths:
@@ -68,6 +69,7 @@ def build_cnn(
 ) -> LocalNet:
     """One stage per entry of ``channels``: ``Conv3x3 -> BatchNorm -> ReLU``, then 2x2 max-pooling
     while the feature map is at least 4 pixels wide (so 8x8 digits and 28x28 images both fit)."""
+    check_number(num_classes, name="num_classes", owner="build_cnn", low=2, integer=True)
     if len(input_shape) != 3:
         raise ValueError(f"build_cnn expects a (C, H, W) input shape; got {tuple(input_shape)}.")
     blocks: list[nn.Module] = []

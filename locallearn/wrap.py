@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from locallearn._params import check_number
 from locallearn.heads import HeadSpec, make_head
 from locallearn.net import LocalNet, Stage, output_shapes
 
@@ -74,6 +75,7 @@ def wrap(
     head_kw: dict[str, Any] | None = None,
 ) -> LocalNet:
     """Cut ``model`` into stages at ``split`` and give every stage a head (see module docstring)."""
+    check_number(num_classes, name="num_classes", owner="wrap", low=2, integer=True)
     named = list(model.named_children())
     if not named:
         raise ValueError(f"Cannot wrap {type(model).__name__}: it has no child modules to split.")

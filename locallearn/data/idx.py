@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise IdxFormatError(f"{path}: truncated IDX header ({len(raw)} bytes, expected {header}).")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     found = len(raw) - header
     if found != expected:
         raise IdxFormatError(

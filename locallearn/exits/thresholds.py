@@ -42,6 +42,9 @@ class Thresholds:
     seen_rows: np.ndarray = dataclasses.field(repr=False, compare=False)
     details: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        self.policy.check_thresholds(self.values)
+
     @classmethod
     def fixed(cls, policy: str | ExitPolicy, values: Sequence[float]) -> Thresholds:
         """Hand-set thresholds (calibrated on nothing)."""

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import torch
@@ -28,6 +29,9 @@ from ..._registry import Registry
 from ..cache import ExitLogits
 
 EXIT_POLICIES: Registry = Registry("exit policy")
+
+#: How far outside the sureness range a threshold may lie by float rounding (a calibrated quantile).
+ROUNDING = 1e-5
 
 
 def refuse_test_split(data: ExitLogits, *, what: str) -> ExitLogits:
@@ -56,6 +60,8 @@ class ExitPolicy:
     name: str = "base"
     #: True when :meth:`fit` learns parameters from validation logits.
     learnable: bool = False
+    #: The values sureness takes; a threshold outside them (other than ``inf``) routes every sample alike.
+    sureness_range: tuple[float, float] = (0.0, 1.0)
 
     @property
     def is_fitted(self) -> bool:
@@ -83,6 +89,28 @@ class ExitPolicy:
         """Outputs at the newest exit, from the ``[N, C]`` logits of exits 0..k (used by the runner)."""
         return self.outputs(torch.stack(list(history)))[-1]
 
+    def check_thresholds(self, thresholds: Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """``thresholds`` as a flat float tensor, refused if one is NaN or outside :attr:`sureness_range`
+        (``inf``, never exit there, is always allowed).
+
+        Example:
+            >>> EXIT_POLICIES.create("max-prob").check_thresholds([0.9, float("nan")])
+            Traceback (most recent call last):
+            ...
+            ValueError: The 'thresholds' parameter of MaxProbPolicy must be floats in [0.0, 1.0] or inf (never exit there). Got threshold 1 = nan instead.
+        """
+        t = torch.as_tensor(thresholds, dtype=torch.float32).flatten()
+        low, high = self.sureness_range
+        outside = (t < low - ROUNDING) | (t > high + ROUNDING)
+        bad = (t.isnan() | outside) & (t != math.inf)
+        if bad.any():
+            k = int(bad.nonzero()[0])
+            raise ValueError(
+                f"The 'thresholds' parameter of {type(self).__name__} must be floats in [{low}, {high}] or inf "
+                f"(never exit there). Got threshold {k} = {float(t[k])} instead."
+            )
+        return t
+
     def grid(self, n_exits: int) -> torch.Tensor:
         """Data-independent candidate thresholds, from the most cautious down (for risk control)."""
         return torch.linspace(1.0, 0.0, 101)
@@ -91,7 +119,7 @@ class ExitPolicy:
         """Exit index and prediction per sample for thresholds ``t_0..t_{K-2}``."""
         logits = _check_logits(logits)
         k = logits.shape[0]
-        t = torch.as_tensor(thresholds, dtype=torch.float32).flatten()
+        t = self.check_thresholds(thresholds)
         if t.numel() != k - 1:
             raise ValueError(
                 f"{type(self).__name__}.decide needs {k - 1} thresholds (one per exit but the last) "

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .base import EXIT_POLICIES, ExitPolicy
@@ -25,6 +27,8 @@ from .base import EXIT_POLICIES, ExitPolicy
 @EXIT_POLICIES.register("patience")
 class PatiencePolicy(ExitPolicy):
     """Thresholds are patience counts (a shared ``p`` is ``[p] * (K - 1)``)."""
+
+    sureness_range = (0.0, math.inf)
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
         prediction = logits.argmax(-1)

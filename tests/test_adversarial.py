@@ -1,0 +1,230 @@
+"""Adversarial input, kept fixed (issue 12): bad files, bad paths, bad checkpoints, bad configs.
+
+Every case here once failed silently or with a trace; each now gets one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import locallearn as ll
+from locallearn import cli, io
+from locallearn.data import IdxFormatError, read_idx
+from locallearn.exits import EXIT_POLICIES, Thresholds
+
+TRAIN = ["train", "--data", "synthetic", "--widths", "16,16", "--no-progress"]
+
+
+def _one_line_error(capsys, code: int, *, expected_code: int = 2) -> str:
+    """The command's stderr, checked to be one line and no trace."""
+    err = capsys.readouterr().err.strip()
+    assert code == expected_code, err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("run") / "run.pt"
+    assert cli.main([*TRAIN, "--epochs", "1", "--checkpoint", str(path)]) == 0
+    return path
+
+
+def _flip_tensor_bytes(source: Path, target: Path, count: int = 40) -> None:
+    """Copy ``source`` to ``target`` with ``count`` bytes inverted in the middle of its largest tensor record."""
+    with zipfile.ZipFile(source) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    raw = bytearray(source.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[record.header_offset + 26 : record.header_offset + 30])
+    start = record.header_offset + 30 + name_len + extra_len + record.file_size // 2 - count // 2
+    raw[start : start + count] = bytes(b ^ 0xFF for b in raw[start : start + count])
+    target.write_bytes(bytes(raw))
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else []
+    return [t for item in items for t in _tensors(item)]
+
+
+# -- bad checkpoints -------------------------------------------------------------------------
+
+
+def test_flipped_bytes_in_a_tensor_record_are_detected(checkpoint, tmp_path, capsys):
+    bad = tmp_path / "flipped.pt"
+    _flip_tensor_bytes(checkpoint, bad)
+    damaged, intact = (_tensors(torch.load(p, weights_only=True)) for p in (bad, checkpoint))  # torch alone loads it
+    assert sum(not torch.equal(a, b) for a, b in zip(damaged, intact)) == 1
+    with pytest.raises(ValueError, match=r"flipped.pt is corrupt: its contents do not match the checksum"):
+        io.load_checkpoint(bad)
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--epochs", "2", "--checkpoint", str(bad), "--resume"]))
+    assert "is corrupt" in err
+    err = _one_line_error(capsys, cli.main(["exits", "--checkpoint", str(bad), "--out", str(tmp_path / "exits")]))
+    assert "is corrupt" in err
+
+
+def test_a_changed_number_outside_the_tensors_is_detected_too(tmp_path):
+    path = tmp_path / "c.pt"
+    io.save_checkpoint(path, {"w": torch.ones(3), "history": [{"loss": 0.25}]})
+    payload = torch.load(path, weights_only=True)
+    payload["history"][0]["loss"] = 0.5
+    torch.save(payload, path)  # keeps the old checksum
+    with pytest.raises(ValueError, match="is corrupt"):
+        io.load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (torch.zeros(3), "is not a locallearn checkpoint: it holds a Tensor"),
+        ({"format": 1}, "has no checksum"),
+        ([1, 2], "is not a locallearn checkpoint: it holds a list"),
+    ],
+    ids=["bare-tensor", "format-only", "list"],
+)
+def test_malformed_checkpoints_that_unpickle_get_one_line(tmp_path, capsys, synthetic, payload, message):
+    path = tmp_path / "odd.pt"
+    torch.save(payload, path)
+    trainer = ll.Trainer(ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes), synthetic)
+    with pytest.raises(ValueError, match=message):
+        trainer.load_checkpoint(path)
+    assert message in _one_line_error(capsys, cli.main([*TRAIN, "--checkpoint", str(path), "--resume"]))
+    assert message in _one_line_error(capsys, cli.main(["exits", "--checkpoint", str(path), "--out", str(tmp_path / "x")]))
+
+
+def test_a_checkpoint_holding_code_is_refused_in_one_line_without_unsafe_advice(tmp_path, capsys):
+    path = tmp_path / "module.pt"
+    torch.save(nn.Linear(2, 2), path)
+    with pytest.raises(ValueError) as info:
+        io.load_checkpoint(path)
+    message = str(info.value)
+    assert "holds a Python object (torch.nn.modules.linear.Linear)" in message
+    assert "\n" not in message and "weights_only" not in message and info.value.__cause__ is None
+    err = _one_line_error(capsys, cli.main(["exits", "--checkpoint", str(path), "--out", str(tmp_path / "x")]))
+    assert "weights_only" not in err
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_a_folder(tmp_path):
+    with pytest.raises(ValueError, match="is a folder; expected a checkpoint file"):
+        io.load_checkpoint(tmp_path)
+
+
+def test_a_required_entry_of_the_wrong_type_is_named(tmp_path):
+    path = tmp_path / "c.pt"
+    io.save_checkpoint(path, {"net": [1, 2]})
+    with pytest.raises(ValueError, match="its 'net' entry is a list"):
+        io.load_checkpoint(path, required={"net": dict})
+    with pytest.raises(ValueError, match="its 'epoch' entry is missing"):
+        io.load_checkpoint(path, required={"epoch": int})
+
+
+# -- bad files --------------------------------------------------------------------------------
+
+
+def test_idx_header_whose_size_overflows_64_bits_names_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 4]) + (2**16).to_bytes(4, "big") * 4)  # 2**64 bytes: wraps to 0 in int64
+    with pytest.raises(IdxFormatError, match=r"train-images-idx3-ubyte: .*declares shape \(65536, 65536, 65536, 65536\) "
+                                             r"\(18446744073709551616 bytes of data\) but the file holds 0 bytes"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_results_and_checkpoints_get_the_mode_open_would_give(tmp_path, mask, mode):
+    old = os.umask(mask)
+    try:
+        io.write_json(tmp_path / "r.json", {"a": 1})
+        io.save_checkpoint(tmp_path / "c.pt", {"w": torch.ones(1)})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == mode
+
+
+# -- bad configs ------------------------------------------------------------------------------
+
+
+def test_zero_classes_are_refused_by_every_builder():
+    with pytest.raises(ValueError, match="The 'num_classes' parameter of build_mlp must be an int >= 2. Got 0 instead."):
+        ll.build_mlp((4,), (8,), 0)
+    with pytest.raises(ValueError, match="The 'num_classes' parameter of build_cnn must be an int >= 2. Got 0 instead."):
+        ll.build_cnn((1, 8, 8), (4,), 0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(ValueError, match="The 'num_classes' parameter of wrap must be an int >= 2. Got 0 instead."):
+        ll.wrap(model, split=[3], num_classes=0, input_shape=(4,))
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2.0, -1.0])
+@pytest.mark.parametrize("policy", ["entropy", "max-prob", "margin", "avg-pool"])
+def test_meaningless_exit_thresholds_are_refused(policy, value):
+    with pytest.raises(ValueError, match=rf"'thresholds' parameter of \w+Policy must be floats in \[0.0, 1.0\] or inf"):
+        Thresholds.fixed(policy, [0.5, value])
+    logits = torch.randn(3, 5, 4)
+    with pytest.raises(ValueError, match="Got threshold 1 = "):
+        EXIT_POLICIES.create(policy).decide(logits, [0.5, value])
+
+
+def test_patience_thresholds_are_counts_and_inf_means_never():
+    with pytest.raises(ValueError, match=r"PatiencePolicy must be floats in \[0.0, inf\]"):
+        Thresholds.fixed("patience", [-1.0])
+    with pytest.raises(ValueError, match="Got threshold 0 = nan"):
+        Thresholds.fixed("patience", [float("nan")])
+    logits = torch.randn(3, 5, 4)
+    assert EXIT_POLICIES.create("patience").decide(logits, [float("inf"), 1.0]).exit.min() >= 1  # never exits at 0
+
+
+def test_zero_threads_is_refused(capsys):
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--epochs", "1", "--threads", "0"]))
+    assert "--threads must be >= 1; got 0" in err
+
+
+def test_a_pipeline_worker_error_is_one_line_at_the_cli(monkeypatch, capsys):
+    from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError
+
+    def fail(self, state):
+        error = PipelineWorkerError("Pipeline worker 1 (stage 1) died during epoch 0: killed by signal SIGKILL.")
+        error.add_note("Traceback in worker 1:\n  ...")
+        raise error
+
+    monkeypatch.setattr(Pipeline, "train_epoch", fail)
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--epochs", "1", "--schedule", "pipeline", "--workers", "2"]))
+    assert err == "locallearn train: error: Pipeline worker 1 (stage 1) died during epoch 0: killed by signal SIGKILL."
+
+
+def test_ctrl_c_ends_the_command_with_one_line_and_code_130(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    script = textwrap.dedent(
+        f"""
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when launched where SIGINT is ignored
+        from locallearn.cli import main
+        sys.exit(main({[*TRAIN, "--epochs", "1000000", "--checkpoint", str(checkpoint)]!r}))
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert checkpoint.exists(), "the run never started"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert stderr.strip() == "locallearn train: interrupted (Ctrl-C); stopped."
