@@ -86,6 +86,55 @@ class ConvHead(nn.Module):
         return self.linear(pooled.flatten(1))
 
 
+@HEADS.register("dgl")
+class DGLHead(nn.Module):
+    """DGL auxiliary network (Belilovsky, Eickenberg & Oyallon 2019/2020): ``convs`` conv layers
+    (``Conv -> BatchNorm -> ReLU``, the block's width kept), average pooling to a ``grid x grid``
+    map, flatten, ``mlp_layers`` hidden ``Linear -> ReLU`` layers of width ``4 x channels``, and
+    a linear classifier.
+
+    Defaults follow the authors' CIFAR auxiliary problem in spirit with fewer layers (their
+    code takes 1x1 or 3x3 convs and up to three of each kind): two 1x1 convs, a 2x2 grid and
+    no hidden linear layer; ``kernel_size=3`` gives their ``cnn`` variant.
+
+    Example:
+        >>> head = DGLHead((8, 7, 7), 10, convs=1, kernel_size=3, mlp_layers=1)
+        >>> head(torch.zeros(4, 8, 7, 7)).shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(
+        self, in_shape: Sequence[int], num_classes: int, *, convs: int = 2, kernel_size: int = 1, grid: int = 2,
+        mlp_layers: int = 0,
+    ) -> None:
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(
+                f"DGLHead expects a (C, H, W) feature map; got features of shape {tuple(in_shape)}. "
+                "Use head='linear' or 'mlp' for flat features."
+            )
+        owner = "DGLHead"
+        self.convs = check_number(convs, name="convs", owner=owner, low=0, integer=True)
+        self.kernel_size = check_choice(kernel_size, name="kernel_size", owner=owner, choices=(1, 3))
+        self.grid = check_number(grid, name="grid", owner=owner, low=1, integer=True)
+        self.mlp_layers = check_number(mlp_layers, name="mlp_layers", owner=owner, low=0, integer=True)
+        channels = in_shape[0]
+        layers: list[nn.Module] = []
+        for _ in range(self.convs):
+            layers += [nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False),
+                       nn.BatchNorm2d(channels), nn.ReLU()]
+        layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
+        width = channels * grid * grid
+        for _ in range(self.mlp_layers):
+            layers += [nn.Linear(width, 4 * channels), nn.ReLU()]
+            width = 4 * channels
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.layers(h)
+
+
 def make_head(spec: HeadSpec, in_shape: Sequence[int], num_classes: int, **kwargs: Any) -> nn.Module:
     """Build a head for features of shape ``in_shape`` from a name, a factory or a module."""
     if isinstance(spec, str):
