@@ -9,6 +9,7 @@ import argparse
 import copy
 import functools
 import importlib
+import shlex
 import sys
 from typing import Sequence
 
@@ -40,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["locallearn", *argv])  # recorded beside results
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
             print(f"locallearn {args.command}: error: --threads must be >= 1; got {args.threads}.", file=sys.stderr)

@@ -71,8 +71,9 @@ def write_text(path: str | Path, text: str) -> None:
     io._atomic_replace(path, lambda f: f.write(text.encode()))
 
 
-def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path) -> list[Path]:
-    """Write the CSVs, the Markdown table and the figures beside ``out_json``; return their paths."""
+def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, command: str = "") -> list[Path]:
+    """Write the CSVs, the Markdown table and the figures beside ``out_json``; return their paths.
+    ``command``, when given, is recorded in the Markdown as the command that produced the records."""
     from locallearn.bench import plots
 
     out_json = Path(out_json)
@@ -84,6 +85,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path) -> li
     write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
     write_text(paths[".md"], "\n".join([
         f"# Comparison: {len(rows)} configurations, {len(records)} runs", "",
+        *([f"Command: `{command}`", ""] if command else []),
         f"Records: `{out_json.name}` (one per run, with its configuration key and per-epoch history). "
         "Exits and stages are numbered from 1; the best exit is picked per seed on validation accuracy. "
         "Time / epoch: one epoch of the whole network (for a schedule that trains one stage at a time, the "

@@ -19,10 +19,11 @@ import torch
 from locallearn.bench.suites import SUITES
 
 MEMORY = "memory"
+README = "readme"  # not a suite: rewrites the READMEs' generated blocks from the committed results
 
 
 def suite_names() -> list[str]:
-    return [*SUITES, MEMORY]
+    return [*SUITES, MEMORY, README]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads (default 1: CPU time is then the work done, even on a shared machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run none")
+    parser.add_argument("--check", action="store_true", help="with readme: list the stale blocks and fail; write nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1; got {args.threads}.")
     torch.set_num_threads(args.threads)
+    if args.suite == README:
+        return run_readme(check=args.check)
     out = Path(args.out or Path("benchmarks") / "results" / args.suite)
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory
@@ -85,6 +89,19 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         print(f"{records.ran} cells run, {len(records) - records.ran} already done")
     print(Path(path).read_text())
     print(f"results in {out}")
+    return 0
+
+
+def run_readme(*, check: bool) -> int:
+    """Rewrite (or, with ``check``, only list) the READMEs' generated blocks."""
+    from locallearn.bench import readme
+
+    if check:
+        stale = readme.stale()
+        print("stale: " + ", ".join(stale) if stale else "every generated block matches the committed results")
+        return 1 if stale else 0
+    changed = readme.update()
+    print("rewrote: " + ", ".join(changed) if changed else "every generated block already matched the committed results")
     return 0
 
 

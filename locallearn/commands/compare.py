@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(plan.specs)} configurations x {seeds} seeds: {', '.join(spec_label(s) for s in plan.specs)}")
     records = run_grid(plan.specs, seeds=list(range(seeds)))
     io.write_json(args.out, records)
-    paths = write_outputs(records, args.out)
+    paths = write_outputs(records, args.out, command=args.command_line)
     print(format_table(summarise(records)))
     print(f"{len(records)} records written to {args.out}; also {', '.join(p.name for p in paths)}")
     return 0

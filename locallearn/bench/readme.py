@@ -1,0 +1,170 @@
+"""The READMEs' numbers, generated from the committed results (``python -m benchmarks readme``).
+
+A generated block sits between ``<!-- readme:NAME -->`` and ``<!-- /readme:NAME -->`` in README.md or
+benchmarks/README.md; ``update`` rewrites every block from the results under ``benchmarks/results``
+and leaves the prose around it alone; ``stale`` names the blocks whose text differs from what the
+results give (the test suite fails on any).
+
+Example:
+    >>> text = "intro\\n<!-- readme:x -->\\nold\\n<!-- /readme:x -->\\nmore"
+    >>> print(replace_blocks(text, {"x": lambda: "new"}))
+    intro
+    <!-- readme:x -->
+    new
+    <!-- /readme:x -->
+    more
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from locallearn import io
+from locallearn.bench.anchors import anchors_for
+from locallearn.bench.tables import MIB, summary_rows
+from locallearn.compare import format_table, summarise
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path("benchmarks") / "results"
+READMES = ("README.md", "benchmarks/README.md")
+_BLOCK = re.compile(r"(<!-- readme:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /readme:(?P=name) -->)", re.S)
+
+
+def _cells(suite: str, root: Path) -> list[dict[str, Any]]:
+    return io.read_json(root / RESULTS / suite / "cells.json")
+
+
+def _rows(suite: str, root: Path, **where: Any) -> list[dict[str, Any]]:
+    return [r for r in summary_rows(_cells(suite, root)) if all(r[k] == v for k, v in where.items())]
+
+
+def _pm(ms: tuple[float, float], scale: float = 100.0) -> str:
+    return f"{scale * ms[0]:.2f} ± {scale * ms[1]:.2f}"
+
+
+def demo(root: Path = ROOT) -> str:
+    """What ``make demo`` prints, from the committed demo records."""
+    records = io.read_json(root / RESULTS / "demo" / "results.json")
+    return format_table(summarise(records))
+
+
+def engine(root: Path = ROOT) -> str:
+    """Per exit accuracy, CPU time and saved bytes of the engine suite, as multiples of e2e's."""
+    lines = ["| rule (simultaneous) | test acc % exit 1 / 2 / 3 | CPU time / epoch × e2e | saved-for-backward bytes × e2e |",
+             "|---|---|---|---|"]
+    for r in _rows("engine", root):
+        per_exit = " / ".join(f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
+        lines.append(f"| {r['rule']} | {per_exit} | {r['cpu_ratio'][0]:.2f} ({r['epoch_cpu_s'][0]:.1f} s) "
+                     f"| {r['saved_ratio'][0]:.2f} ({r['saved_bytes_peak'][0] / MIB:.2f} MiB) |")
+    return "\n".join(lines)
+
+
+def memory(root: Path = ROOT) -> str:
+    """``local`` / ``e2e`` peak saved bytes for L = 2, 4, 8 stages, one and four layers per stage."""
+    rows = [r for r in io.read_json(root / RESULTS / "memory" / "memory.json")["rows"] if r["label"] == "local"]
+    parts = []
+    for layers in sorted({r["layers_per_stage"] for r in rows}):
+        mine = sorted((r for r in rows if r["layers_per_stage"] == layers and r["stages"] > 1), key=lambda r: r["stages"])
+        ratios = " / ".join(f"{r['saved_ratio']:.2f}" for r in mine)
+        parts.append(f"{ratios} for L = {' / '.join(str(r['stages']) for r in mine)} with {layers} layer(s) per stage")
+    return "Peak saved-for-backward bytes of `local` over `e2e`: " + "; ".join(parts) + "."
+
+
+def _entry(label: str) -> str:
+    rule, _, schedule = label.partition("@")
+    return rule if schedule == "simultaneous" else f"{rule}, {schedule}"
+
+
+def fashion(root: Path = ROOT) -> str:
+    """Last-exit accuracy (CPU time × e2e) of every configuration of the fashion suite, one column per model."""
+    rows = _rows("fashion", root)
+    models = list(dict.fromkeys(r["model_label"] for r in rows))
+    lines = ["| rule | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for label in dict.fromkeys(r["label"] for r in rows):
+        cells = []
+        for model in models:
+            r = next((r for r in rows if r["label"] == label and r["model_label"] == model), None)
+            cells.append("–" if r is None else f"{_pm(r['final'])} ({r['cpu_ratio'][0]:.2f})")
+        lines.append(f"| {_entry(label)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paper(root: Path = ROOT) -> str:
+    """Last-exit accuracy of the paper suite beside the local-loss paper's numbers."""
+    rows = _rows("paper", root)
+    ours = ", ".join(f"`{r['rule']}` {100 * r['final'][0]:.2f} %" for r in rows)
+    theirs = " / ".join(f"{a.accuracy:.2f}" for r in rows for a in anchors_for(r["data"], r["model"], r["rule"])[:1])
+    return (f"After {rows[0]['epochs']} epochs, {rows[0]['seeds']} seed(s), last exit: {ours} "
+            f"(the paper: {theirs} % after 200 epochs with augmentation).")
+
+
+def bio(root: Path = ROOT) -> str:
+    """Last-exit test error of every bio rule (10 epochs x 3 seeds) and its 1-thread CPU time range over e2e's."""
+    result = io.read_json(root / RESULTS / "bio_rules_10ep.json")
+    parts = []
+    for r in result["summary"]:
+        final, best = 100 * (1 - r["final"][0]), 100 * (1 - r["best"][0])
+        note = f" (best exit by validation {best:.2f})" if abs(best - final) > 0.5 else ""
+        parts.append(f"{r['rule']} {final:.2f} ± {100 * r['final'][1]:.2f}{note}")
+    cpu = result["batch_time_s"]["cpu1"]
+    ratios = [t / cpu["e2e"] for rule, t in cpu.items() if rule != "e2e"]
+    return (f"Last-exit test error %: {', '.join(parts)}; 1-thread CPU time {min(ratios):.2f}-{max(ratios):.2f}x "
+            "e2e ([results](benchmarks/results/bio_rules_10ep.md)).")
+
+
+def early_exit(root: Path = ROOT) -> str:
+    """FLOPs saved, accuracy drop and measured speed-up of the entropy exit policy (mean over rules and seeds)."""
+    result = io.read_json(root / RESULTS / "early_exit.json")
+    entropy = [r["policies"]["entropy"] for r in result["records"]]
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    speed = {t["batch"]: [] for p in entropy for t in p["timing"]}
+    for p in entropy:
+        for t in p["timing"]:
+            speed[t["batch"]].append(t["speedup"])
+    rules = sorted({r["rule"] for r in result["records"]})
+    return (f"the entropy policy, calibrated on validation for <= {result['meta']['max_drop']} pt, saves "
+            f"{100 * mean([p['flops_saved_fraction'] for p in entropy]):.0f} % of the FLOPs at a test accuracy drop of "
+            f"{mean([p['accuracy_drop_pt'] for p in entropy]):.2f} pt (mean over {', '.join(rules)} and "
+            f"{len(result['meta']['seeds'])} seeds); measured wall-clock speed-up on this CPU: "
+            + ", ".join(f"{mean(v):.2f}x at batch {b}" for b, v in sorted(speed.items(), reverse=True)) + ".")
+
+
+BLOCKS: dict[str, Callable[..., str]] = {"demo": demo, "engine": engine, "memory": memory, "fashion": fashion,
+                                          "paper": paper, "bio": bio, "early_exit": early_exit}
+
+
+def replace_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:
+    """``text`` with the body of every named block it holds replaced by its generator's output."""
+    unknown = sorted({m["name"] for m in _BLOCK.finditer(text)} - set(blocks))
+    if unknown:
+        raise ValueError(f"Unknown generated block(s) {', '.join(unknown)}; known: {', '.join(blocks)}.")
+    return _BLOCK.sub(lambda m: m.group(1) + blocks[m["name"]]() + "\n" + m.group(4), text)
+
+
+def _generators(root: Path) -> dict[str, Callable[[], str]]:
+    return {name: (lambda f=f: f(root)) for name, f in BLOCKS.items()}
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """``file:block`` for every generated block whose text differs from what the committed results give."""
+    out = []
+    for name in READMES:
+        text = (root / name).read_text()
+        for m in _BLOCK.finditer(text):
+            if m["body"] != BLOCKS[m["name"]](root) + "\n":
+                out.append(f"{name}:{m['name']}")
+    return out
+
+
+def update(root: Path = ROOT) -> list[str]:
+    """Rewrite the generated blocks of both READMEs; return the ``file:block`` names that changed."""
+    changed = stale(root)
+    for name in READMES:
+        path = root / name
+        text = path.read_text()
+        new = replace_blocks(text, _generators(root))
+        if new != text:
+            io._atomic_replace(path, lambda f, new=new: f.write(new.encode()))
+    return changed

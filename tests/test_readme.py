@@ -1,0 +1,42 @@
+"""The READMEs' numbers are generated from the committed results, and the README stands on its own."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from locallearn.bench import readme
+
+ROOT = readme.ROOT
+
+
+def test_readme_blocks_match_the_committed_results():
+    stale = readme.stale()
+    assert not stale, f"README blocks differ from the committed results: {stale}; run `python -m benchmarks readme`"
+
+
+def test_every_results_block_is_present():
+    text = (ROOT / "README.md").read_text()
+    for name in readme.BLOCKS:
+        assert f"<!-- readme:{name} -->" in text
+
+
+def test_drift_is_detected_and_repaired(tmp_path):
+    for name in readme.READMES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / readme.RESULTS, tmp_path / readme.RESULTS)
+    demo = tmp_path / readme.RESULTS / "demo" / "results.json"
+    demo.write_text(demo.read_text().replace('"test_accuracy": 0.', '"test_accuracy": 0.0', 1))  # one number changes
+    assert readme.stale(tmp_path) == ["README.md:demo"]
+    assert readme.update(tmp_path) == ["README.md:demo"]
+    assert readme.stale(tmp_path) == []
+
+
+def test_readme_links_stay_inside_the_repository():
+    text = (ROOT / "README.md").read_text()
+    assert "../" not in text
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        assert not target.startswith(("http:", "https:")), target
+        assert (ROOT / target).exists(), f"README links {target}, which is not in the repository"
