@@ -138,7 +138,9 @@ def test_report_only_without_finished_cells_is_a_clean_error(tmp_path, monkeypat
 
 def test_unknown_suite_is_a_clean_error(capsys):
     assert cli_main(["bench", "nope"]) == 2
-    assert "Unknown suite 'nope'. Known suites: quick, engine, fashion, paper, memory." in capsys.readouterr().err
+    from locallearn.bench.main import suite_names
+
+    assert f"Unknown suite 'nope'. Known suites: {', '.join(suite_names())}." in capsys.readouterr().err
 
 
 def test_cells_in_turns_equal_cells_run_alone(synthetic):

@@ -27,7 +27,7 @@ BASELINE = "e2e@simultaneous"
 MIB = 2**20
 
 CSV_FIELDS = (
-    "data", "model", "model_label", "schedule", "rule", "seed", "epochs", "exit", "is_last_exit", "test_accuracy",
+    "data", "model", "model_label", "schedule", "rule", "label", "seed", "epochs", "exit", "is_last_exit", "test_accuracy",
     "val_accuracy", "epoch_cpu_s", "cpu_ratio_e2e", "total_cpu_s", "epoch_time_s", "time_ratio_e2e", "total_time_s",
     "saved_bytes_peak", "saved_ratio_e2e",
     "saved_bytes_total", "peak_rss_bytes", "session",
@@ -68,7 +68,7 @@ def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         b = base.get((*_group(c), c["seed"]))
         for k, acc in enumerate(c["test_accuracy"]):
             rows.append({
-                **{f: c.get(f) for f in CSV_FIELDS}, "exit": k + 1, "is_last_exit": k == len(c["test_accuracy"]) - 1,
+                **{f: c.get(f) for f in CSV_FIELDS}, "label": cell_label(c), "exit": k + 1, "is_last_exit": k == len(c["test_accuracy"]) - 1,
                 "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
                 "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
                 "cpu_ratio_e2e": _ratio(c["epoch_cpu_s"], b, "epoch_cpu_s"),
