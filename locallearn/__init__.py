@@ -14,12 +14,14 @@ __version__ = "0.1.0"
 
 from locallearn import data, exits, rules, schedules
 from locallearn.builders import build_cnn, build_mlp
+from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
 from locallearn.heads import HEADS, make_head
 from locallearn.net import LocalNet, Stage
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything, train
 from locallearn.wrap import wrap
 
 __all__ = [
-    "HEADS", "Callback", "LocalNet", "RunResult", "Stage", "TrainConfig", "Trainer", "build_cnn", "build_mlp",
-    "data", "exits", "feedback", "info", "make_head", "rules", "schedules", "seed_everything", "train", "wrap",
+    "HEADS", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
+    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "make_head", "prepare", "rules",
+    "schedules", "seed_everything", "train", "wrap",
 ]

@@ -48,6 +48,9 @@ class RunSpec:
     seed: int = 0
     eval_every: int = 1
     checkpoint_path: str | None = None
+    augment: str = "none"  # train-time augmentation of image data, e.g. "crop2,flip"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     progress: bool = True
 
     def train_config(self) -> TrainConfig:

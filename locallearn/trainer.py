@@ -16,7 +16,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -24,10 +24,15 @@ from tqdm.auto import tqdm
 import locallearn
 from locallearn import io
 from locallearn._params import check_choice, check_number
-from locallearn.data import Dataset
+from locallearn.data import Dataset, augment
+from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches
+from locallearn.device import resolve_device
+from locallearn.engine import prepare
 from locallearn.net import LocalNet
 from locallearn.rules import RULES, LocalRule
 from locallearn.schedules import SCHEDULES, Schedule, TrainState
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -46,7 +51,9 @@ class TrainConfig:
     seed: int = 0  # shuffling and dropout; build the net after seed_everything(seed) for its init
     eval_every: int = 1  # evaluate every exit on val and test every N epochs (0: only at the end)
     checkpoint_path: str | None = None  # saved atomically after every epoch when set
-    device: str = "cpu"
+    augment: str = "none"  # train-time batch augmentation of image datasets, e.g. "crop2,flip"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
+    amp: bool = False  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,6 +65,8 @@ class TrainConfig:
         check_number(self.weight_decay, name="weight_decay", owner=owner, low=0.0)
         check_choice(self.lr_schedule, name="lr_schedule", owner=owner, choices=("none", "cosine", "step"))
         check_number(self.eval_every, name="eval_every", owner=owner, low=0, integer=True)
+        augment.parse(self.augment)  # an unknown augmentation fails here, before any training
+        check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
 
 
 class Callback:
@@ -100,43 +109,76 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """Train a LocalNet with one rule and one schedule.
 
-    ``rule`` and ``schedule`` are registered names or instances.
+    ``rule`` and ``schedule`` are registered names or instances. ``data`` is a
+    ``locallearn.data.Dataset`` (in-memory splits; ``config.augment`` applies to its
+    training split) or any iterable of ``(x, y)`` training batches such as a
+    ``DataLoader``; ``val_data`` / ``test_data`` (iterables of batches) then give the
+    splits to evaluate, and a split left out is not evaluated. A loader's sampler with
+    ``set_epoch`` (``locallearn.data.SeededSampler``, ``DistributedSampler``) is told the
+    epoch, so a seeded loader repeats its order on resume.
     """
 
     def __init__(
         self,
         net: LocalNet,
-        data: Dataset,
+        data: Dataset | Batches,
         *,
         rule: str | LocalRule = "local",
         schedule: str | Schedule = "simultaneous",
         config: TrainConfig | None = None,
         callbacks: Sequence[Callback] = (),
+        val_data: Batches | None = None,
+        test_data: Batches | None = None,
     ) -> None:
         self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
         self.rule = RULES.create(rule)
         self.schedule = SCHEDULES.create(schedule)
         self.schedule.check(self.rule)
         self.data = data
+        self.train_source = self._train_source(data)
+        self.eval_data: dict[str, Dataset | Batches | None] = {
+            "val": val_data if val_data is not None or not isinstance(data, Dataset) else data,
+            "test": test_data if test_data is not None or not isinstance(data, Dataset) else data,
+        }
         self.callbacks = list(callbacks)
-        self.net = net.to(self.config.device)
-        self.rule.setup(self.net)
+        self.net = net.to(self.device)
+        prepare(self.net, self.rule)
         self.optimizers = [self._optimizer(stage) for stage in self.net.stages]
         self.total_epochs = self.schedule.total_epochs(num_stages=len(self.net.stages), epochs=self.config.epochs)
         self.lr_schedulers = [self._lr_scheduler(opt) for opt in self.optimizers]
+        amp_on_cuda = self.config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if amp_on_cuda else None
+        self.autocast_dtype = (torch.float16 if amp_on_cuda else torch.bfloat16) if self.config.amp else None
         self.epoch = 0
         self.result = RunResult(config=self.describe())
         # each trainer keeps its own random stream (dropout...), so trainers advancing in turns
         # give the same results as trainers run one after the other
         self._rng_state = torch.Generator().manual_seed(self.config.seed).get_state()
 
+    def _train_source(self, data: Dataset | Batches) -> TensorBatches | LoaderBatches:
+        transform = augment.parse(self.config.augment)
+        if isinstance(data, Dataset):
+            x = data.x_train.pin_memory() if self.device.type == "cuda" else data.x_train
+            return TensorBatches(
+                x, data.y_train, batch_size=self.config.batch_size, seed=self.config.seed, transform=transform, device=self.device
+            )
+        if transform is not None:
+            raise ValueError(
+                f"augment={self.config.augment!r} applies to in-memory datasets; with a DataLoader, augment in the "
+                "loader or call a locallearn.data.augment transform on each batch in your own loop."
+            )
+        return as_batches(data, device=self.device)
+
     def describe(self) -> dict[str, Any]:
         """The run's full configuration, as written to results files and checkpoints."""
+        data = self.data.name if isinstance(self.data, Dataset) else type(self.data).__name__
         return {
             "rule": {"name": self.rule.name, **self.rule.get_params()},
             "schedule": {"name": self.schedule.name, **self.schedule.get_params()},
-            "train": dataclasses.asdict(self.config),
-            "data": self.data.name,
+            "train": {**dataclasses.asdict(self.config), "resolved_device": str(self.device)},
+            "data": data,
+            "data_source": self.train_source.describe(),
             "net": {"stages": len(self.net.stages), "parameters": sum(p.numel() for p in self.net.parameters())},
         }
 
@@ -156,36 +198,57 @@ class Trainer:
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, [epochs // 2, (3 * epochs) // 4], gamma=0.25)
 
+    def _eval_batches(self, split: str, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"Unknown split {split!r}; expected 'train', 'val' or 'test'.")
+        source = self.data if split == "train" else self.eval_data[split]
+        if source is None:
+            raise ValueError(f"No {split} data: pass {split}_data= to the Trainer to evaluate the {split} split.")
+        if isinstance(source, Dataset):
+            x, y = source.split(split)
+            for start in range(0, len(x), batch_size):
+                yield x[start : start + batch_size].to(self.device), y[start : start + batch_size].to(self.device)
+        else:
+            for xb, yb in source:
+                yield xb.to(self.device), yb.to(self.device)
+
+    def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """All of ``split`` as two CPU tensors (a loader's batches concatenated)."""
+        xs, ys = zip(*((x.cpu(), y.cpu()) for x, y in self._eval_batches(split)))
+        return torch.cat(xs), torch.cat(ys)
+
     @torch.inference_mode()
     def evaluate(self, split: str, batch_size: int = 1024) -> list[float]:
         """Accuracy of every exit on ``split`` ("train", "val" or "test")."""
-        x, y = self.data.split(split)
         was_training = self.net.training
         self.net.eval()
         correct = torch.zeros(len(self.net.stages))
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(self.config.device)
-            yb = y[start : start + batch_size].to(self.config.device)
+        seen = 0
+        for xb, yb in self._eval_batches(split, batch_size):
             for k, logits in enumerate(self.net(xb)):
                 correct[k] += (logits.argmax(1) == yb).sum().item()
+            seen += len(yb)
         self.net.train(was_training)
-        return (correct / max(len(x), 1)).tolist()
+        return (correct / max(seen, 1)).tolist()
+
+    def _evaluated_splits(self) -> list[str]:
+        return [split for split in ("val", "test") if self.eval_data[split] is not None]
 
     def fit(self, epochs: int | None = None) -> RunResult:
         """Train until ``total_epochs`` (continuing after a ``load_checkpoint``), or only
         ``epochs`` more epochs: several trainers can then advance in turns, so that a timing
         comparison sees the same machine conditions for every run."""
         stop = self.total_epochs if epochs is None else min(self.total_epochs, self.epoch + epochs)
-        device = self.config.device
         state = TrainState(
             net=self.net,
             rule=self.rule,
             optimizers=self.optimizers,
-            x_train=self.data.x_train.to(device),
-            y_train=self.data.y_train.to(device),
+            source=self.train_source,
             batch_size=self.config.batch_size,
             seed=self.config.seed,
             epochs=self.config.epochs,
+            scaler=self.scaler,
+            autocast_dtype=self.autocast_dtype,
         )
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -205,9 +268,9 @@ class Trainer:
             self._rng_state = torch.get_rng_state()
             every = self.config.eval_every
             if self.epoch == self.total_epochs or (every and self.epoch % every == 0):
-                record["val_accuracy"] = self.evaluate("val")
-                record["test_accuracy"] = self.evaluate("test")
-                bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}", val=f"{record['val_accuracy'][-1]:.3f}")
+                for split in self._evaluated_splits():
+                    record[f"{split}_accuracy"] = self.evaluate(split)
+                bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}")
             self.result.history.append(record)
             if self.config.checkpoint_path:
                 self.save_checkpoint(self.config.checkpoint_path)
@@ -232,6 +295,7 @@ class Trainer:
                 "optimizers": [None if o is None else o.state_dict() for o in self.optimizers],
                 "lr_schedulers": [None if s is None else s.state_dict() for s in self.lr_schedulers],
                 "torch_rng": self._rng_state,
+                "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "history": self.result.history,
             },
         )
@@ -253,20 +317,25 @@ class Trainer:
             if sched is not None:
                 sched.load_state_dict(s)
         self._rng_state = payload["torch_rng"]
+        if self.scaler is not None and payload.get("scaler") is not None:
+            self.scaler.load_state_dict(payload["scaler"])
         self.epoch = payload["epoch"]
         self.result.history = list(payload["history"])
 
 
 def train(
     net: LocalNet,
-    data: Dataset,
+    data: Dataset | Batches,
     *,
     rule: str | LocalRule = "local",
     schedule: str | Schedule = "simultaneous",
     callbacks: Sequence[Callback] = (),
+    val_data: Batches | None = None,
+    test_data: Batches | None = None,
     **config: Any,
 ) -> RunResult:
     """Functional twin of ``Trainer(...).fit()``; keyword arguments fill a ``TrainConfig``.
+    ``data`` is a Dataset or an iterable of ``(x, y)`` batches (see ``Trainer``).
 
     Example:
         >>> from locallearn import data, build_mlp, train
@@ -275,4 +344,7 @@ def train(
         >>> len(result.final("test"))
         1
     """
-    return Trainer(net, data, rule=rule, schedule=schedule, config=TrainConfig(**config), callbacks=callbacks).fit()
+    return Trainer(
+        net, data, rule=rule, schedule=schedule, config=TrainConfig(**config), callbacks=callbacks,
+        val_data=val_data, test_data=test_data,
+    ).fit()

@@ -21,7 +21,8 @@ from locallearn.rules.local import LocalCrossEntropy
 from locallearn.schedules import pipeline
 from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError, split_stages
 
-LOCAL_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs]
+LOCAL_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and not rules.RULES.get(name).needs_input]
+INPUT_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and rules.RULES.get(name).needs_input]
 
 
 class FaultyRule(LocalCrossEntropy):
@@ -174,6 +175,12 @@ def test_every_local_rule_trains_in_the_pipeline(synthetic, rule):
     changed = [not torch.equal(a, b) for a, b in zip(before, trainer.net.parameters())]
     assert any(changed[: len(changed) // 2]) and any(changed[len(changed) // 2 :])  # both workers' stages came back
     assert max(result.final("test")) > 1.5 / synthetic.num_classes
+
+
+@pytest.mark.parametrize("rule", INPUT_RULES)
+def test_rules_that_read_the_network_input_are_refused_before_any_worker_starts(rule):
+    with pytest.raises(ValueError, match="reads the network input at every stage"):
+        Pipeline(workers=2).check(rules.create(rule))
 
 
 def test_cli_trains_with_the_pipeline(tmp_path, capsys):

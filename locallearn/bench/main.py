@@ -16,6 +16,8 @@ from typing import Sequence
 
 import torch
 
+from locallearn.device import resolve_device
+
 from locallearn.bench.suites import SUITES
 
 MEMORY = "memory"
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: CPU time is then the work done, even on a shared machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where the cells run")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run none")
     parser.add_argument("--check", action="store_true", help="with readme: list the stale blocks and fail; write nothing")
 
@@ -49,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 def command_line(prog: str, args: argparse.Namespace) -> str:
     """The command that repeats this run, as recorded in the results."""
     words = [prog, args.suite]
-    for option in ("seeds", "epochs", "out", "data_dir", "threads"):
+    for option in ("seeds", "epochs", "out", "data_dir", "threads", "device"):
         value = getattr(args, option)
-        if value is not None:
+        if value is not None and not (option == "device" and value == "cpu"):
             words += [f"--{option.replace('_', '-')}", str(value)]
     return " ".join(shlex.quote(w) if w != prog else w for w in words)
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
     torch.set_num_threads(args.threads)
     if args.suite == README:
         return run_readme(check=args.check)
+    resolve_device(args.device)  # a GPU asked for and missing fails before any work
     out = Path(args.out or Path("benchmarks") / "results" / args.suite)
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
 
         suite = SUITES[args.suite]
         records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
-                            progress=not args.no_progress, command=command, run=not args.report_only)
+                            device=args.device, progress=not args.no_progress, command=command, run=not args.report_only)
         if not records:
             raise ValueError(f"No finished cells of suite {args.suite!r} with these seeds and epochs in {out}; "
                              "run it without --report-only first (or give the --seeds / --epochs it was run with).")

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+
 import subprocess
 import time
 import uuid
@@ -78,6 +80,7 @@ def run_suite(
     seeds: int | None = None,
     epochs: int | None = None,
     data_dir: str | None = None,
+    device: str = "cpu",
     progress: bool = True,
     command: str = "",
     run: bool = True,
@@ -87,7 +90,7 @@ def run_suite(
     With ``run=False`` nothing is run or recorded: the records already finished are returned.
     """
     out = Path(out)
-    cells = suite.cells(seeds=seeds, epochs=epochs)
+    cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs)]
     store = CellStore(out / STORE)
     order = {c.key: i for i, c in enumerate(cells)}
     result = SuiteRun(sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]]))
@@ -99,7 +102,7 @@ def run_suite(
     runs = io.read_json(meta_path) if meta_path.is_file() else []
     runs.append({
         "session": session, "suite": suite.name, "command": command, "seeds": seeds, "epochs": epochs,
-        "git": git_revision(), "machine": io.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git": git_revision(), "machine": io.machine(), "device": device, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "load_start": load_average(), "cells": len(cells), "cells_to_run": len(todo),
     })
     io.write_json(meta_path, runs)

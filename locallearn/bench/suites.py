@@ -165,3 +165,22 @@ _add(
         ),
     )
 )
+_add(
+    Suite(
+        name="gap-cnn",
+        description=(
+            "Fashion-MNIST, CNN 16-32-32 and 32-64-128 (conv head per stage), e2e against local and infopro "
+            "(issue 14: does a local rule close the gap to e2e, with exits that improve with depth?), 3 seeds"
+        ),
+        base=RunSpec(epochs=2, batch_size=128, lr=1e-3),
+        datasets=("fashion-mnist",),
+        models={"cnn-16-32-32": {"model": "cnn", "channels": (16, 32, 32)},
+                "cnn-32-64-128": {"model": "cnn", "channels": (32, 64, 128)}},
+        schedules={"simultaneous": ("e2e", "local", "infopro")},
+        seeds=3,
+        notes=(
+            "No augmentation; Adam lr 1e-3, batch 128, constant learning rate; 2 epochs for every rule, the most "
+            "that fits issue 14's CPU budget of about 40 core-minutes for the whole grid; full training split.",
+        ),
+    )
+)

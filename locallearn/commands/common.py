@@ -6,6 +6,7 @@ import argparse
 import ast
 from typing import Any
 
+from locallearn.device import resolve_device
 from locallearn.experiment import RunSpec
 
 
@@ -38,6 +39,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     g.add_argument("--activation", default=d.activation, help="relu, tanh, gelu or sigmoid (mlp)")
     g.add_argument("--dropout", type=float, default=d.dropout)
     g.add_argument("--head", default=d.head, help="linear, mlp or conv")
+    g.add_argument("--augment", default=d.augment, help="train-time augmentation of image data: none, or items such as crop2,flip")
     g = parser.add_argument_group("learning")
     if rule:
         g.add_argument("--rule", default=d.rule, help="a registered rule name")
@@ -52,6 +54,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--lr-schedule", default=d.lr_schedule, help="none, cosine or step")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_arguments(parser)
     g.add_argument(
         "--threads", type=int, default=1,
         help="torch CPU threads (default 1: on small models, and on a busy machine, more threads stall; "
@@ -59,8 +62,17 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     )
 
 
+def add_device_arguments(parser: argparse.ArgumentParser, *, amp: bool = True) -> None:
+    """``--device`` (and ``--amp`` for training), for every command that runs a network."""
+    g = parser.add_argument_group("device")
+    g.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where to run; auto: cuda when available")
+    if amp:
+        g.add_argument("--amp", action="store_true", help="mixed precision (float16 with loss scaling on cuda, bfloat16 on cpu)")
+
+
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
     """A ``RunSpec`` from parsed arguments."""
+    resolve_device(args.device)  # a GPU asked for and missing fails before the data is loaded
     schedule_kw = dict(args.schedule_opt)
     if args.workers is not None:
         if args.schedule != "pipeline":
@@ -71,7 +83,8 @@ def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
         activation=args.activation, dropout=args.dropout, head=args.head, rule=getattr(args, "rule", "local"),
         rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=schedule_kw, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        lr_schedule=args.lr_schedule, progress=not args.no_progress,
+        lr_schedule=args.lr_schedule, progress=not args.no_progress, augment=args.augment,
+        device=args.device, amp=args.amp,
     )
     values.update(overrides)
     return RunSpec(**values)

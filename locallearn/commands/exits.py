@@ -6,6 +6,8 @@ import argparse
 
 from locallearn import data as datasets
 from locallearn import io
+from locallearn.commands.common import add_device_arguments
+from locallearn.device import resolve_device
 from locallearn.exits import EXIT_POLICIES, analyse_exits
 from locallearn.experiment import RunSpec, make_trainer
 
@@ -17,16 +19,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-drop", type=float, default=0.5, help="largest accuracy drop vs the last exit on val, in points")
     p.add_argument("--data-dir", default=None, help="folder of IDX files, if not where the run found them")
     p.add_argument("--out", required=True, help="folder for report.json, figures and the logit caches")
+    add_device_arguments(p, amp=False)
     p.set_defaults(run=run)
 
 
-def load_trained(path: str, data_dir: str | None = None):
-    """The trained net and its dataset, rebuilt from a checkpoint's run spec."""
+def load_trained(path: str, data_dir: str | None = None, device: str = "cpu"):
+    """The trained net (on ``device``) and its dataset, rebuilt from a checkpoint's run spec."""
     payload = io.load_checkpoint(path)
     spec_dict = payload.get("config", {}).get("spec")
     if spec_dict is None:
         raise ValueError(f"Checkpoint {path} has no run spec; write it with `locallearn train --checkpoint`.")
-    spec = RunSpec(**{**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None})
+    spec = RunSpec(**{**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None, "device": device})
     ds = datasets.load(spec.data, data_dir=spec.data_dir)
     trainer = make_trainer(spec, ds)
     trainer.net.load_state_dict(payload["net"])
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.target_drop <= 100:
         raise ValueError(f"--target-drop must be in points between 0 and 100 (0.5 = half a point). Got {args.target_drop}.")
     EXIT_POLICIES.get(args.policy)
-    net, ds = load_trained(args.checkpoint, args.data_dir)
+    net, ds = load_trained(args.checkpoint, args.data_dir, resolve_device(args.device).type)
     r = analyse_exits(net, ds.split("val"), ds.split("test"), policy=args.policy, max_drop=args.target_drop / 100, out_dir=args.out)
     print(f"policy {r['policy']}, thresholds {['%.4g' % t for t in r['thresholds']]} (calibrated on {r['calibrated_on']})")
     print(f"test accuracy {100 * r['accuracy']:.2f} % vs last exit {100 * r['last_exit_accuracy']:.2f} % (drop {r['accuracy_drop_pt']:.2f} pt)")

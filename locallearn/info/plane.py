@@ -67,8 +67,8 @@ class InformationPlane:
     Example:
         >>> from types import SimpleNamespace
         >>> net = lambda x, return_features: ([], [torch.tanh(x), torch.tanh(2 * x)])
-        >>> data = SimpleNamespace(split=lambda name: (torch.arange(8.0)[:, None], torch.arange(8) % 2))
-        >>> trainer = SimpleNamespace(net=net, data=data, epoch=0, describe=dict, config=SimpleNamespace(device="cpu"))
+        >>> split_tensors = lambda name: (torch.arange(8.0)[:, None], torch.arange(8) % 2)
+        >>> trainer = SimpleNamespace(net=net, split_tensors=split_tensors, epoch=0, describe=dict, device="cpu")
         >>> plane = InformationPlane(estimator_kw={"bins": 4})
         >>> plane.on_fit_start(trainer)
         >>> [(p["epoch"], p["stage"]) for p in plane.points]
@@ -101,7 +101,7 @@ class InformationPlane:
         self.run: dict[str, Any] = {}
 
     def on_fit_start(self, trainer: Any) -> None:
-        x, y = trainer.data.split(self.split)
+        x, y = trainer.split_tensors(self.split)
         if len(x) > self.max_samples:
             keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))[: self.max_samples]
             x, y = x[keep.sort().values], y[keep.sort().values]
@@ -129,7 +129,7 @@ class InformationPlane:
         if hasattr(net, "eval"):
             net.eval()
         try:
-            features = net(self._x.to(trainer.config.device), return_features=True)[1]
+            features = net(self._x.to(trainer.device), return_features=True)[1]
         finally:
             if hasattr(net, "train"):
                 net.train(was_training)

@@ -17,7 +17,7 @@ Example:
     >>> stage = Stage(nn.Linear(4, 8), nn.Linear(8, 3))
     >>> x = torch.randn(5, 4)
     >>> h = stage.block(x)
-    >>> out = StageOutput(index=0, is_last=True, stage=stage, h_in=x, h_out=h, logits=stage.head(h))
+    >>> out = StageOutput(index=0, is_last=True, stage=stage, h_in=x, h_out=h, logits=stage.head(h), x=x)
     >>> rule.stage_loss(out, torch.tensor([0, 1, 2, 0, 1])).ndim
     0
 """
@@ -36,7 +36,12 @@ from locallearn.net import LocalNet, Stage
 
 @dataclass
 class StageOutput:
-    """Everything a rule may look at for one stage in one step."""
+    """Everything a rule may look at for one stage in one step.
+
+    ``x`` is the network input of the batch (after the rule's ``transform_batch``). The
+    engine always sets it, except under schedules that cannot carry it (the pipeline's
+    later workers); those refuse rules that declare ``needs_input``.
+    """
 
     index: int
     is_last: bool
@@ -44,6 +49,7 @@ class StageOutput:
     h_in: torch.Tensor
     h_out: torch.Tensor
     logits: torch.Tensor
+    x: torch.Tensor | None = None
 
 
 class LocalRule:
@@ -51,9 +57,15 @@ class LocalRule:
 
     name: ClassVar[str]
     detach_inputs: ClassVar[bool] = True
+    needs_input: ClassVar[bool] = False  # True: stage_loss reads StageOutput.x, the network input
 
     def setup(self, net: LocalNet) -> None:
         """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...)."""
+
+    def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch the forward pass runs on (default: as given); e.g. Forward-Forward's positive
+        and negative data. Called by the engine once per step, before the first stage."""
+        return x, y
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError

@@ -7,6 +7,10 @@ its last stage and the labels on to rank ``r + 1``. Nothing is sent backward.
 
 Receives are posted ``max_in_flight`` batches ahead and at most ``max_in_flight``
 sends are outstanding, so communication overlaps compute and memory stays bounded.
+
+A daemon thread stamps a shared heartbeat every ``HEARTBEAT_S`` seconds while the
+process runs, so the parent sees a worker that is stopped (SIGSTOP) or frozen within
+seconds instead of waiting for a peer's communication timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -38,10 +43,17 @@ class WorkerPlan:
     """What every rank of one pipeline epoch must agree on."""
 
     groups: list[list[int]]  # stage indices owned by each rank, in order
-    num_samples: int  # training samples in the epoch (rank 0 reads them)
+    batch_sizes: list[int]  # size of every batch of the epoch, in order (rank 0 reads them)
+    input_shape: tuple[int, ...]  # shape of one network input, without the batch
     threads: int  # torch intra-op threads per worker
     max_in_flight: int  # batches posted ahead on receive / outstanding on send
     timeout_s: float  # bound on every collective and on the rendezvous
+
+
+HEARTBEAT_S = 0.5  # seconds between two stamps of a worker's heartbeat
+
+#: Phases in which a worker waits on its peers: an error there is more often a peer's fault than its own.
+COMMUNICATION_PHASES = ("rendezvous", "receive", "send", "barrier")
 
 
 @dataclasses.dataclass
@@ -49,7 +61,7 @@ class Progress:
     """Where a worker is, for the error message when it fails."""
 
     batch: int = -1
-    phase: str = "starting"  # starting | receive | compute | send | finishing
+    phase: str = "starting"  # starting | rendezvous | receive | compute | send | finishing | barrier
 
 
 def store_key(event: str, rank: int) -> str:
@@ -63,9 +75,9 @@ def group_name(stages: list[int]) -> str:
 
 
 @torch.no_grad()
-def _boundary(state: TrainState, first_stage: int, device: torch.device) -> tuple[tuple[int, ...], torch.dtype]:
+def _boundary(state: TrainState, plan_input_shape: tuple[int, ...], first_stage: int, device: torch.device) -> tuple[tuple[int, ...], torch.dtype]:
     """Shape (without batch) and dtype of the input of ``first_stage``, probed in eval mode."""
-    h = state.x_train[:2].to(device)
+    h = torch.zeros((2, *plan_input_shape), device=device)
     for stage in state.net.stages[:first_stage]:
         was_training = stage.training
         stage.eval()
@@ -79,7 +91,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     stages = plan.groups[rank]
     last_rank = len(plan.groups) - 1
     device = next(state.net.parameters()).device
-    sizes = [min(state.batch_size, plan.num_samples - s) for s in range(0, plan.num_samples, state.batch_size)]
+    sizes = plan.batch_sizes
     tap = OutputTap(state.rule)
     tapped = dataclasses.replace(state, rule=tap)
     losses: list[list[float]] = []
@@ -87,11 +99,9 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
 
     if rank == 0:
-        if len(state.x_train) != plan.num_samples:
-            raise RuntimeError(f"Rank 0 holds {len(state.x_train)} samples, the plan says {plan.num_samples}.")
-        source = state.batches(state.x_train, state.y_train)
+        source = state.train_batches()
     else:
-        shape, dtype = _boundary(state, stages[0], device)
+        shape, dtype = _boundary(state, plan.input_shape, stages[0], device)
         posted: deque = deque()
 
         def post(i: int) -> None:
@@ -107,6 +117,8 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
         progress.batch = i
         if rank == 0:
             h, y = next(source)
+            if len(h) != sizes[i]:
+                raise RuntimeError(f"Batch {i} of the training data has {len(h)} samples; the plan says {sizes[i]}.")
         else:
             progress.phase = "receive"
             t = time.perf_counter()
@@ -141,12 +153,12 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     return {
         "stages": stages,
         "train_loss": [float(sum(c) / len(c)) for c in columns],
-        "samples": plan.num_samples,
+        "samples": sum(plan.batch_sizes),
         "wall_s": wall_s,
         "compute_s": compute_s,
         "idle_s": receive_s,
         "send_wait_s": send_s,
-        "samples_per_s": plan.num_samples / wall_s if wall_s > 0 else float("nan"),
+        "samples_per_s": sum(plan.batch_sizes) / wall_s if wall_s > 0 else float("nan"),
     }
 
 
@@ -163,6 +175,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def start_heartbeat(beat: Any) -> None:
+    """Stamp ``beat.value`` with ``time.monotonic()`` (one clock for every process) every ``HEARTBEAT_S``
+    from a daemon thread, which stops only with the process (or when the process is stopped)."""
+
+    def stamp() -> None:
+        while True:
+            beat.value = time.monotonic()
+            time.sleep(HEARTBEAT_S)
+
+    threading.Thread(target=stamp, name="locallearn-heartbeat", daemon=True).start()
+
+
 def worker_main(
     rank: int,
     state: TrainState,
@@ -171,14 +195,17 @@ def worker_main(
     parent: int,
     backend: str,
     result_dir: str,
+    heartbeat: Any,
 ) -> None:
     """Process entry point: join the group, run one epoch, write the stages' states or the error.
 
     The rendezvous port arrives on ``port`` once every worker has started (the parent opens its
-    store only after forking, so no store thread is ever copied into a worker)."""
+    store only after forking, so no store thread is ever copied into a worker). ``heartbeat`` is
+    a shared double the worker stamps while it runs (see :func:`start_heartbeat`)."""
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
+    start_heartbeat(heartbeat)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops every worker
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(plan.threads)
@@ -189,10 +216,12 @@ def worker_main(
         world = len(plan.groups)
         if not port.poll(plan.timeout_s):
             raise TimeoutError(f"no rendezvous port from the parent within {plan.timeout_s} s")
+        progress.phase = "rendezvous"
         store = dist.TCPStore("127.0.0.1", port.recv(), world, False, timeout=timeout)
         store.set(store_key("started", rank), "1")
         dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
         store.set(store_key("joined", rank), "1")
+        progress.phase = "starting"
         seed_worker(state, rank)
         stats = run_epoch(state, plan, rank, progress)
         stages = plan.groups[rank]
@@ -202,6 +231,7 @@ def worker_main(
             "stats": stats,
         }
         io.save_checkpoint(out / f"worker{rank}.pt", payload)
+        progress.phase = "barrier"
         if backend == "gloo":
             dist.monitored_barrier(timeout=timeout)  # names a rank that never arrives
         else:

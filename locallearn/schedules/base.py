@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -20,85 +19,82 @@ import torch
 
 from locallearn._params import get_params
 from locallearn._registry import Registry
+from locallearn.data.batches import LoaderBatches, TensorBatches, epoch_order
+from locallearn.engine import NonFiniteLossError, run_stages
 from locallearn.net import LocalNet
-from locallearn.rules.base import LocalRule, StageOutput
+from locallearn.rules.base import LocalRule
 
-
-class NonFiniteLossError(FloatingPointError):
-    """A training loss became NaN or infinite."""
+__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "mean_losses", "require_local_rule", "train_step"]
 
 
 @dataclass
 class TrainState:
     """What a schedule needs for one epoch: the net, the rule, one optimiser per stage
-    (``None`` for a stage with nothing to train) and the training tensors."""
+    (``None`` for a stage with nothing to train) and the training data.
+
+    The data is a batch ``source`` (``locallearn.data.batches``); given only
+    ``x_train``/``y_train`` tensors, the state builds the in-memory source itself.
+    ``scaler`` and ``autocast_dtype`` carry the trainer's mixed-precision settings.
+    """
 
     net: LocalNet
     rule: LocalRule
     optimizers: list[torch.optim.Optimizer | None]
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    batch_size: int
-    seed: int
+    x_train: torch.Tensor | None = None
+    y_train: torch.Tensor | None = None
+    batch_size: int = 64
+    seed: int = 0
     epochs: int = 1  # the configured epochs (per stage, for schedules that train one stage at a time)
     epoch: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    source: TensorBatches | LoaderBatches | None = None
+    scaler: torch.amp.GradScaler | None = None
+    autocast_dtype: torch.dtype | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is None:
+            if self.x_train is None or self.y_train is None:
+                raise ValueError("A TrainState needs a batch source or x_train and y_train tensors.")
+            self.source = TensorBatches(self.x_train, self.y_train, batch_size=self.batch_size, seed=self.seed)
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This epoch's training batches ``(x, y)``, from the source."""
+        return self.source.epoch(self.epoch)
 
     def batches(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled mini-batches; the order depends only on ``(seed, epoch)``, so a resumed run repeats it."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(x), generator=generator).to(x.device)
+        """Shuffled mini-batches of in-memory tensors (a feature cache); the order depends only on
+        ``(seed, epoch)`` and is the source's own order, so a resumed run repeats it."""
+        order = epoch_order(len(x), seed=self.seed, epoch=self.epoch).to(x.device)
         for start in range(0, len(x), self.batch_size):
             index = order[start : start + self.batch_size]
             yield x[index], y[index]
 
-    def num_batches(self, n: int) -> int:
-        return math.ceil(n / self.batch_size)
-
 
 def train_step(
-    state: TrainState, h: torch.Tensor, y: torch.Tensor, stages: Sequence[int]
+    state: TrainState, h: torch.Tensor, y: torch.Tensor, stages: Sequence[int], *, x: torch.Tensor | None = None
 ) -> list[float]:
     """One update of ``stages`` (consecutive indices) from their first input ``h``.
 
-    Under a local rule (``detach_inputs``) each block's input is detached and each
-    stage's loss is backpropagated as soon as it is computed: the stages' graphs are
-    disjoint, so the gradients are those of the summed loss, but only one stage's
-    activations are alive at a time. A global rule's losses are summed and
-    backpropagated once through the whole chain. Returns each stage's loss (NaN
-    where the rule gave none); raises ``NonFiniteLossError`` on a NaN/inf loss.
+    Zeroes the stages' gradients, runs ``locallearn.engine.run_stages`` (the same core as
+    ``locallearn.backward``) and steps each stage's optimiser. ``x`` is the network input
+    the batch came from, for rules that read it (``h`` itself when the stages start at 0).
+    Returns each stage's loss (NaN where the rule gave none); raises ``NonFiniteLossError``
+    on a NaN/inf loss.
     """
-    net, rule = state.net, state.rule
     for k in stages:
         if state.optimizers[k] is not None:
             state.optimizers[k].zero_grad(set_to_none=True)
-    values: list[float] = []
-    pending: list[torch.Tensor] = []
-    last = len(net.stages) - 1
+    result = run_stages(
+        state.net, state.rule, h, y, stages, x=x, scaler=state.scaler,
+        autocast_dtype=state.autocast_dtype, context=f" at epoch {state.epoch}",
+    )
     for k in stages:
-        stage = net.stages[k]
-        h_in = h.detach() if rule.detach_inputs else h
-        h_out = stage.block(h_in)
-        out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=stage.head(h_out))
-        loss = rule.stage_loss(out, y)
-        values.append(math.nan if loss is None else loss.item())
-        if loss is not None:
-            if not math.isfinite(values[-1]):
-                raise NonFiniteLossError(
-                    f"The loss of stage {k} became {values[-1]} at epoch {state.epoch} (rule {rule.name!r}). "
-                    "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
-                )
-            if rule.detach_inputs:
-                _local_backward(loss, rule, k)
-            else:
-                pending.append(loss)
-        h = h_out
-    if pending:
-        (torch.stack(pending).sum() if len(pending) > 1 else pending[0]).backward()
-    for k in stages:
-        if state.optimizers[k] is not None:
-            state.optimizers[k].step()
-    return values
+        optimizer = state.optimizers[k]
+        if optimizer is not None:
+            state.scaler.step(optimizer) if state.scaler is not None else optimizer.step()
+    if state.scaler is not None:
+        state.scaler.update()
+    return result.losses
 
 
 def require_local_rule(schedule: str, rule: LocalRule) -> None:
@@ -108,18 +104,6 @@ def require_local_rule(schedule: str, rule: LocalRule) -> None:
             f"The {schedule!r} schedule trains each stage from detached inputs of the stage below, so it needs "
             f"a local rule; rule {rule.name!r} backpropagates across stages. Use schedule 'simultaneous' for it."
         )
-
-
-def _local_backward(loss: torch.Tensor, rule: LocalRule, stage: int) -> None:
-    try:
-        loss.backward()
-    except RuntimeError as error:
-        if "second time" not in str(error):
-            raise
-        raise RuntimeError(
-            f"Rule {rule.name!r} is not local: it declares detach_inputs=True, but the loss of stage {stage} "
-            "reaches into an earlier stage's graph. A local rule's loss may depend only on its own stage."
-        ) from error
 
 
 class Schedule:

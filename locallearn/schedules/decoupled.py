@@ -54,29 +54,29 @@ class ReplayBuffer:
     def __init__(self, *, capacity: int, max_uses: int) -> None:
         self.capacity = check_number(capacity, name="capacity", owner="ReplayBuffer", low=1, integer=True)
         self.max_uses = check_number(max_uses, name="max_uses", owner="ReplayBuffer", low=1, integer=True)
-        self._items: list[list] = []  # [h, y, uses, serial], oldest first
+        self._items: list[list] = []  # [batch, uses, serial], oldest first
         self._serial = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, h: torch.Tensor, y: torch.Tensor) -> None:
-        """Add a batch; when full, the oldest batch is evicted."""
+    def push(self, *batch: torch.Tensor) -> None:
+        """Add a batch (``h, y`` and anything that travels with them); when full, the oldest is evicted."""
         if len(self._items) == self.capacity:
             self._items.pop(0)
-        self._items.append([h, y, 0, self._serial])
+        self._items.append([batch, 0, self._serial])
         self._serial += 1
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def sample(self) -> tuple[torch.Tensor, ...] | None:
         """The least-used batch (the newest among equals), or ``None`` when the buffer is empty."""
         if not self._items:
             return None
-        index = min(range(len(self._items)), key=lambda i: (self._items[i][2], -self._items[i][3]))
+        index = min(range(len(self._items)), key=lambda i: (self._items[i][1], -self._items[i][2]))
         item = self._items[index]
-        item[2] += 1
-        if item[2] >= self.max_uses:
+        item[1] += 1
+        if item[1] >= self.max_uses:
             self._items.pop(index)
-        return item[0], item[1]
+        return item[0]
 
 
 class OutputTap(LocalRule):
@@ -104,6 +104,9 @@ class OutputTap(LocalRule):
         self.name = rule.name
         self.detach_inputs = rule.detach_inputs
         self.outputs: dict[int, torch.Tensor] = {}
+
+    def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rule.transform_batch(x, y)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         self.outputs[out.index] = out.h_out.detach()
@@ -174,8 +177,8 @@ class Decoupled(Schedule):
         credit = [0.0] * num_stages
         losses: list[list[float]] = [[] for _ in range(num_stages)]
         starved = [0] * num_stages
-        for x, y in state.batches(state.x_train, state.y_train):
-            buffers[0].push(x, y)
+        for x, y in state.train_batches():
+            buffers[0].push(x, y, x)
             draws = torch.rand(num_stages, generator=generator).tolist() if self.speed_mode == "random" else None
             for k in range(num_stages):
                 if draws is None:
@@ -189,10 +192,10 @@ class Decoupled(Schedule):
                 if batch is None:
                     starved[k] += 1
                     continue
-                h, yb = batch
-                losses[k].append(train_step(tapped, h, yb, [k])[0])
+                h, yb, xb = batch
+                losses[k].append(train_step(tapped, h, yb, [k], x=xb)[0])
                 if k + 1 < num_stages:
-                    buffers[k + 1].push(tap.outputs.pop(k), yb)
+                    buffers[k + 1].push(tap.outputs.pop(k), yb, xb)
         state.stats["train_loss"] = [float(sum(column) / len(column)) if column else math.nan for column in losses]
         state.stats["updates"] = [len(column) for column in losses]
         state.stats["starved"] = starved

@@ -28,8 +28,13 @@ plus the rendezvous) and one copy of the parameters back per epoch.
   is not a rank) and watches them. A worker that raises or dies ends the epoch
   with :class:`PipelineWorkerError` naming its stages, the batch and the cause;
   the other workers are stopped and reaped (none is left behind, and a worker
-  whose parent dies is killed by the kernel). A worker that has not joined the
-  process group after ``timeout_s`` is named as stuck. Ctrl-C stops every worker.
+  whose parent dies is killed by the kernel). When several fail, the error names
+  the cause, not its echo: a worker's own fault first, then a worker that died
+  without a word (killed), and only then a worker whose link to a peer broke.
+  Every worker stamps a heartbeat from a thread; one silent for ``stall_s``
+  seconds (stopped with SIGSTOP, frozen) is named as stalled. A worker that has
+  not joined the process group after ``timeout_s`` is named as stuck. Ctrl-C
+  stops every worker.
 * Under ``torchrun --standalone --nproc-per-node N -m locallearn.cli train --schedule pipeline``:
   every process is a rank already; each trains its own group inline, then every
   rank receives every stage's state (``broadcast_object_list``), so each ends the
@@ -65,6 +70,7 @@ import torch.distributed as dist
 
 from locallearn import io
 from locallearn._params import check_choice, check_number
+from locallearn.data.batches import TensorBatches
 from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
@@ -107,6 +113,8 @@ class Pipeline(Schedule):
         threads: torch intra-op threads in each worker (1 by default: a worker per core).
         max_in_flight: batches a worker may have posted ahead on receive and outstanding on send.
         timeout_s: bound on the rendezvous and on every wait for another worker.
+        stall_s: a worker whose heartbeat (stamped every 0.5 s by a thread) stops for this long is
+            reported as stalled and the epoch ends.
         start_method: ``"auto"`` (``fork`` for CPU nets on Linux, else ``spawn``), ``"fork"``
             or ``"spawn"``. ``spawn`` pickles the net, rule and optimisers to each worker.
 
@@ -127,6 +135,7 @@ class Pipeline(Schedule):
         threads: int = 1,
         max_in_flight: int = 4,
         timeout_s: float = 60.0,
+        stall_s: float = 5.0,
         start_method: str = "auto",
     ) -> None:
         owner = "Pipeline"
@@ -136,6 +145,7 @@ class Pipeline(Schedule):
         self.threads = check_number(threads, name="threads", owner=owner, low=1, integer=True)
         self.max_in_flight = check_number(max_in_flight, name="max_in_flight", owner=owner, low=1, integer=True)
         self.timeout_s = check_number(timeout_s, name="timeout_s", owner=owner, low=0.0, low_inclusive=False)
+        self.stall_s = check_number(stall_s, name="stall_s", owner=owner, low=2 * worker.HEARTBEAT_S, low_inclusive=False)
         self.start_method = check_choice(start_method, name="start_method", owner=owner, choices=("auto", "fork", "spawn"))
 
     def total_epochs(self, *, num_stages: int, epochs: int) -> int:
@@ -148,6 +158,11 @@ class Pipeline(Schedule):
 
     def check(self, rule: LocalRule) -> None:
         require_local_rule("pipeline", rule)
+        if rule.needs_input:
+            raise ValueError(
+                f"Rule {rule.name!r} reads the network input at every stage, which the pipeline's later workers "
+                "never receive; use the 'simultaneous' or 'decoupled' schedule for it."
+            )
 
     def train_epoch(self, state: TrainState) -> list[int]:
         num_stages = len(state.net.stages)
@@ -174,11 +189,19 @@ class Pipeline(Schedule):
     def _plan(self, state: TrainState, workers: int) -> worker.WorkerPlan:
         return worker.WorkerPlan(
             groups=split_stages(len(state.net.stages), workers),
-            num_samples=len(state.x_train),
+            batch_sizes=state.source.batch_sizes(),
+            input_shape=self._input_shape(state),
             threads=self.threads,
             max_in_flight=self.max_in_flight,
             timeout_s=self.timeout_s,
         )
+
+    @staticmethod
+    def _input_shape(state: TrainState) -> tuple[int, ...]:
+        if isinstance(state.source, TensorBatches):
+            return tuple(state.source.x.shape[1:])
+        x, _ = next(iter(state.train_batches()))
+        return tuple(x.shape[1:])
 
     def _epoch_with_children(self, state: TrainState, num_stages: int) -> dict[str, Any]:
         workers = self.workers or num_stages
@@ -191,17 +214,18 @@ class Pipeline(Schedule):
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="locallearn-pipeline-") as result_dir:
             processes: list = []
+            heartbeats = [context.Value("d", 0.0, lock=False) for _ in range(workers)]
             store = None
             try:
                 ports = []
                 for rank in range(workers):
                     mine = state
-                    if rank > 0 and method == "spawn":  # only rank 0 reads the data; the others probe shapes
-                        mine = dataclasses.replace(state, x_train=state.x_train[:2], y_train=state.y_train[:2])
+                    if rank > 0 and method == "spawn":  # only rank 0 reads the data
+                        mine = dataclasses.replace(state, source=None, x_train=torch.zeros(1), y_train=torch.zeros(1))
                     receive, send = context.Pipe(duplex=False)
                     process = context.Process(
                         target=worker.worker_main,
-                        args=(rank, mine, plan, receive, os.getpid(), backend, result_dir),
+                        args=(rank, mine, plan, receive, os.getpid(), backend, result_dir, heartbeats[rank]),
                         name=f"locallearn-pipeline-{rank}",
                         daemon=True,
                     )
@@ -212,7 +236,7 @@ class Pipeline(Schedule):
                 store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=timeout, wait_for_workers=False)
                 for send in ports:
                     send.send(store.port)
-                failure = self._watch(processes, plan, state.epoch, result_dir, store)
+                failure = self._watch(processes, heartbeats, plan, state.epoch, result_dir, store)
                 if failure is not None:
                     raise failure
             finally:
@@ -226,17 +250,21 @@ class Pipeline(Schedule):
         return stats
 
     def _watch(
-        self, processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str, store: dist.Store
+        self, processes: list, heartbeats: list, plan: worker.WorkerPlan, epoch: int, result_dir: str, store: dist.Store
     ) -> PipelineWorkerError | None:
         """Wait for every worker; on the first failure, return the most telling error among those that failed.
 
-        A worker that has not joined the process group ``timeout_s`` after the start is a failure too
-        (its peers' own timeouts only start once it has joined)."""
+        A worker whose heartbeat has stopped for ``stall_s`` is a failure, and so is one that has not
+        joined the process group ``timeout_s`` after the start (its peers' own timeouts only start once
+        it has joined)."""
         running = {p.sentinel: rank for rank, p in enumerate(processes)}
         deadline = time.monotonic() + self.timeout_s
         joining = True
         while running:
-            ready = multiprocessing.connection.wait(list(running), timeout=1.0)
+            ready = multiprocessing.connection.wait(list(running), timeout=worker.HEARTBEAT_S)
+            stalled = self._stalled(processes, heartbeats, plan, epoch, set(running.values()))
+            if stalled is not None:
+                return stalled
             if joining and not ready:
                 joining = not all(store.check([worker.store_key("joined", r)]) for r in range(len(processes)))
                 if joining and time.monotonic() > deadline:  # a rank stuck before the rendezvous: name it
@@ -257,6 +285,20 @@ class Pipeline(Schedule):
                 time.sleep(0.2)  # let a peer that broke on the same fault report too
                 failed += [r for s, r in list(running.items()) if processes[r].exitcode not in (None, 0)]
                 return _worker_error(failed, processes, plan, epoch, result_dir)
+        return None
+
+    def _stalled(
+        self, processes: list, heartbeats: list, plan: worker.WorkerPlan, epoch: int, running: set[int]
+    ) -> PipelineWorkerError | None:
+        """The error for the first running worker whose heartbeat, once started, is ``stall_s`` old."""
+        now = time.monotonic()
+        for rank in sorted(running):
+            last = heartbeats[rank].value
+            if last and now - last > self.stall_s and processes[rank].exitcode is None:
+                return PipelineWorkerError(
+                    f"Pipeline worker {rank} ({worker.group_name(plan.groups[rank])}) stalled during epoch {epoch}: "
+                    f"no heartbeat for {now - last:.1f} s{_process_state(processes[rank].pid)}."
+                )
         return None
 
     # -- this process is one rank of a torchrun job --------------------------------------------
@@ -282,7 +324,7 @@ class Pipeline(Schedule):
         except Exception as error:
             raise PipelineWorkerError(
                 f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) failed at epoch {state.epoch}, "
-                f"batch {progress.batch} ({progress.phase}): {type(error).__name__}: {error}"
+                f"batch {progress.batch} ({progress.phase}): {type(error).__name__}: {_first_line(str(error))}"
             ) from error
         torch.set_rng_state(rng)
         for owner, stages in enumerate(plan.groups):
@@ -331,14 +373,31 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def _process_state(pid: int | None) -> str:
+    """``" (its process is stopped, e.g. by SIGSTOP)"`` when Linux says so, else nothing."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+    return " (its process is stopped, e.g. by SIGSTOP)" if state in ("T", "t") else ""
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
 def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str) -> PipelineWorkerError:
-    """One error for the failure, preferring the root cause: a worker's own fault over a peer's broken link."""
+    """One error for the failure, naming the root cause rather than its echo: a worker's own fault, then
+    a worker that died without a report (killed), then a worker whose link to a peer broke (the peer
+    died or stalled: a killed worker 0 surfaces in worker 1 as "Connection reset by peer")."""
 
     def rank_of_cause(rank: int) -> int:
         report = worker.read_error(result_dir, rank)
         if report is None:
-            return 1  # killed: a cause, unless some worker raised in its own code
-        return 0 if report["phase"] in ("starting", "compute", "finishing") else 2
+            return 1
+        return 2 if report["phase"] in worker.COMMUNICATION_PHASES else 0
 
     rank = min(failed, key=lambda r: (rank_of_cause(r), r))
     name = worker.group_name(plan.groups[rank])
@@ -350,7 +409,7 @@ def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, e
     else:
         error = PipelineWorkerError(
             f"Pipeline worker {rank} ({name}) failed at epoch {epoch}, batch {report['batch']} ({report['phase']}): "
-            f"{report['type']}: {report['message']}"
+            f"{report['type']}: {_first_line(report['message'])}"
         )
         error.add_note(f"Traceback in worker {rank}:\n{report['traceback']}")
     return error
@@ -362,6 +421,10 @@ def _stop(processes: list) -> None:
     for process in processes:
         if process.is_alive():
             process.terminate()
+            try:
+                os.kill(process.pid, signal.SIGCONT)  # a stopped worker acts on SIGTERM only once continued
+            except ProcessLookupError:
+                pass
     deadline = time.monotonic() + 5.0
     for process in processes:
         process.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -5,6 +5,11 @@ training set are computed once (the cache) and stage k+1 trains on them.
 Frozen blocks are never run again during training. The cache is computed in
 eval mode (dropout off, BatchNorm running statistics), so stage k+1 sees the
 deterministic features that inference will give it.
+
+A cache needs inputs that are the same every epoch: in-memory data without
+augmentation. With augmentation or a DataLoader, the frozen prefix is run
+again on every batch, under ``no_grad`` and in eval mode. The epoch record says
+which: ``stage_inputs`` is ``"cached"`` or ``"recomputed"``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 
 from locallearn._params import check_number
 from locallearn.rules.base import LocalRule
+from locallearn.data.batches import TensorBatches
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, require_local_rule, train_step
 
 
@@ -43,7 +49,7 @@ class Sequential(Schedule):
     def _inputs_of(self, state: TrainState, stage: int) -> torch.Tensor:
         """Training inputs of ``stage``, advancing the cache through frozen blocks as needed."""
         if self._cache is None or self._cache[0] > stage:
-            self._cache = (0, state.x_train)
+            self._cache = (0, state.source.x.to(state.source.device))
         feeds, h = self._cache
         while feeds < stage:
             block = state.net.stages[feeds].block
@@ -55,9 +61,30 @@ class Sequential(Schedule):
             self._cache = (feeds, h)
         return h
 
+    @torch.no_grad()
+    def _frozen_prefix(self, state: TrainState, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """The input of ``stage`` for one batch, through the frozen blocks below it in eval mode."""
+        for k in range(stage):
+            block = state.net.stages[k].block
+            was_training = block.training
+            block.eval()
+            x = block(x)
+            block.train(was_training)
+        return x
+
     def train_epoch(self, state: TrainState) -> list[int]:
         stage = state.epoch // state.epochs
-        inputs = self._inputs_of(state, stage)
-        losses = [train_step(state, x, y, [stage]) for x, y in state.batches(inputs, state.y_train)]
+        source = state.source
+        if source.deterministic and isinstance(source, TensorBatches):
+            inputs = self._inputs_of(state, stage)
+            index = torch.arange(len(inputs), device=inputs.device)
+            losses = [
+                train_step(state, h, source.y[i].to(h.device), [stage], x=source.x[i].to(h.device))
+                for h, i in state.batches(inputs, index)
+            ]
+            state.stats["stage_inputs"] = "cached"
+        else:
+            losses = [train_step(state, self._frozen_prefix(state, x, stage), y, [stage], x=x) for x, y in state.train_batches()]
+            state.stats["stage_inputs"] = "recomputed"
         state.stats["train_loss"] = mean_losses(losses)
         return [stage]

@@ -18,6 +18,6 @@ class Simultaneous(Schedule):
 
     def train_epoch(self, state: TrainState) -> list[int]:
         stages = range(len(state.net.stages))
-        losses = [train_step(state, x, y, stages) for x, y in state.batches(state.x_train, state.y_train)]
+        losses = [train_step(state, x, y, stages) for x, y in state.train_batches()]
         state.stats["train_loss"] = mean_losses(losses)
         return list(stages)

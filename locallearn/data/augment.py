@@ -1,0 +1,153 @@
+"""Train-time augmentation on whole batches of tensors: vectorised, seeded, on any device.
+
+A transform is called as ``transform(x, generator)`` on a batch ``x`` of shape
+``(N, C, H, W)`` and returns a new batch of the same shape. The random draws come
+from the CPU ``generator`` (one per epoch in the trainer), so a seeded run, and a
+run resumed from a checkpoint, augments exactly the same way.
+
+``parse("crop2,flip")`` builds the local-loss recipe (Nøkland & Eidnes 2019: a
+2-pixel random crop and a horizontal flip); it is what ``--augment`` and
+``TrainConfig.augment`` take.
+
+Example:
+    >>> import torch
+    >>> augment = parse("crop2,flip")
+    >>> x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    >>> augment(x, torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 1, 4, 4])
+    >>> augment
+    Compose(RandomCrop(padding=2), HorizontalFlip(p=0.5))
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from locallearn._params import check_number
+
+
+class BatchTransform(Protocol):
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+
+def _require_images(x: torch.Tensor, name: str) -> None:
+    if x.dim() != 4:
+        raise ValueError(
+            f"{name} works on image batches of shape (N, C, H, W); got a batch of shape {tuple(x.shape)}. "
+            "Augment image datasets only (digits, mnist, fashion-mnist)."
+        )
+
+
+class RandomCrop:
+    """Pad every image by ``padding`` pixels and crop it back at a random offset (per image).
+
+    The padding takes each image's own minimum (``fill="min"``: the background of
+    MNIST-like images after normalisation, as zero-padding the raw pixels gives),
+    or a constant ``fill``.
+
+    Example:
+        >>> x = torch.ones(3, 1, 5, 5)
+        >>> out = RandomCrop(padding=1, fill=0.0)(x, torch.Generator().manual_seed(1))
+        >>> out.shape, bool((out.sum(dim=(1, 2, 3)) >= 16).all())  # at most one row and one column padded
+        (torch.Size([3, 1, 5, 5]), True)
+    """
+
+    def __init__(self, *, padding: int = 2, fill: float | str = "min") -> None:
+        self.padding = check_number(padding, name="padding", owner="RandomCrop", low=1, integer=True)
+        if fill != "min":
+            check_number(fill, name="fill", owner="RandomCrop")
+        self.fill = fill
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        _require_images(x, "RandomCrop")
+        n, _, height, width = x.shape
+        p = self.padding
+        padded = F.pad(x, (p, p, p, p), value=0.0)
+        if self.fill == "min":
+            background = x.amin(dim=(1, 2, 3)).view(n, 1, 1, 1)
+        else:
+            background = torch.full((n, 1, 1, 1), float(self.fill), dtype=x.dtype, device=x.device)
+        inside = torch.zeros_like(padded[:1, :1], dtype=torch.bool)
+        inside[..., p : p + height, p : p + width] = True
+        padded = torch.where(inside, padded, background)
+        offsets = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(x.device)
+        rows = (offsets[0, :, None] + torch.arange(height, device=x.device)).view(n, 1, height, 1)
+        cols = (offsets[1, :, None] + torch.arange(width, device=x.device)).view(n, 1, 1, width)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+        return padded[batch, channel, rows, cols]
+
+    def __repr__(self) -> str:
+        fill = "" if self.fill == "min" else f", fill={self.fill}"
+        return f"RandomCrop(padding={self.padding}{fill})"
+
+
+class HorizontalFlip:
+    """Mirror each image left-right with probability ``p`` (drawn per image).
+
+    Example:
+        >>> x = torch.tensor([[[[1.0, 2.0]]]])
+        >>> HorizontalFlip(p=1.0)(x, torch.Generator())
+        tensor([[[[2., 1.]]]])
+    """
+
+    def __init__(self, *, p: float = 0.5) -> None:
+        self.p = check_number(p, name="p", owner="HorizontalFlip", low=0.0, high=1.0)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        _require_images(x, "HorizontalFlip")
+        flip = (torch.rand(len(x), generator=generator) < self.p).to(x.device).view(-1, 1, 1, 1)
+        return torch.where(flip, x.flip(3), x)
+
+    def __repr__(self) -> str:
+        return f"HorizontalFlip(p={self.p})"
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[BatchTransform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x, generator)
+        return x
+
+    def __repr__(self) -> str:
+        return f"Compose({', '.join(map(repr, self.transforms))})"
+
+
+_SPEC = {
+    r"crop(\d+)": lambda m: RandomCrop(padding=int(m.group(1))),
+    r"flip": lambda m: HorizontalFlip(),
+    r"flip([01](?:\.\d+)?)": lambda m: HorizontalFlip(p=float(m.group(1))),
+}
+
+
+def parse(spec: str) -> Compose | None:
+    """``"crop2,flip"`` -> the transform; ``""`` or ``"none"`` -> ``None``.
+
+    Items: ``cropN`` (random crop with N-pixel padding), ``flip`` (horizontal flip,
+    p = 0.5) and ``flipP`` (flip with probability P).
+    """
+    if spec.strip().lower() in ("", "none"):
+        return None
+    transforms = []
+    for item in spec.split(","):
+        item = item.strip().lower()
+        for pattern, make in _SPEC.items():
+            match = re.fullmatch(pattern, item)
+            if match:
+                transforms.append(make(match))
+                break
+        else:
+            raise ValueError(
+                f"Unknown augmentation {item!r} in {spec!r}; expected comma-separated items from: "
+                "cropN (random crop with N-pixel padding, e.g. crop2), flip, flipP (e.g. flip0.5)."
+            )
+    return Compose(transforms)

@@ -1,0 +1,257 @@
+"""The per-batch core: ``backward(net, x, y, rule)`` in place of ``loss.backward()``.
+
+It runs the forward pass the way the rule needs (each block's input detached
+under a local rule, one graph through every stage under a global one),
+backpropagates each stage's loss (under a local rule as soon as it is computed,
+so only one stage's graph is alive at a time), and returns every stage's loss
+and the exit logits. The optimiser, LR schedule, gradient clipping, mixed
+precision and any distributed wrapper stay the caller's. ``train_step``, every
+schedule, the Trainer and the benchmarks are built on ``run_stages`` below, so
+there is one implementation of "how a rule trains a stage".
+
+A plain PyTorch loop with a rule:
+
+    >>> import torch
+    >>> import locallearn as ll
+    >>> ds = ll.data.load("synthetic")
+    >>> net = ll.build_mlp(ds.input_shape, (32, 32), ds.num_classes)
+    >>> rule = ll.prepare(net, "predsim")  # before the optimiser: setup may add parameters
+    >>> opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    >>> for x, y in zip(ds.x_train.split(64), ds.y_train.split(64)):
+    ...     opt.zero_grad()
+    ...     step = ll.backward(net, x, y, rule)
+    ...     opt.step()
+    >>> len(step.losses), step.logits[-1].shape
+    (2, torch.Size([36, 4]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from locallearn.net import LocalNet
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss became NaN or infinite."""
+
+
+@dataclass
+class StepResult:
+    """What one ``backward`` call returns: each stage's loss (NaN where the rule gave
+    none) and each stage's exit logits (detached), in the order of the stages run."""
+
+    losses: list[float]
+    logits: list[torch.Tensor]
+
+
+# Rules created from a name by ``backward``/``prepare``, per net: the same name gives
+# the same instance on every call, so its setup runs once and its state persists.
+_NAMED_RULES: "weakref.WeakKeyDictionary[nn.Module, dict[str, LocalRule]]" = weakref.WeakKeyDictionary()
+_PREPARED: "weakref.WeakKeyDictionary[nn.Module, list[LocalRule]]" = weakref.WeakKeyDictionary()
+
+
+def _resolve(net: LocalNet, rule: str | LocalRule) -> LocalRule:
+    if isinstance(rule, str):
+        named = _NAMED_RULES.setdefault(net, {})
+        if rule not in named:
+            named[rule] = RULES.create(rule)
+        return named[rule]
+    return RULES.create(rule)
+
+
+def _check_net(net: nn.Module) -> None:
+    if not isinstance(net, LocalNet):
+        raise TypeError(
+            f"locallearn needs a LocalNet (stages of block + head); got a {type(net).__name__}. "
+            "Cut your own model into stages with locallearn.wrap(model, split=[...])."
+        )
+
+
+def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
+    """Run ``rule``'s ``setup`` on ``net`` once (later calls do nothing) and return the rule.
+
+    Call it before building the optimiser: a rule's setup may add parameters (predsim's
+    similarity projection) or convert layers (feedback alignment), and an optimiser built
+    earlier would never see them.
+
+    Example:
+        >>> import locallearn as ll
+        >>> net = ll.build_mlp((4,), (8,), 3)
+        >>> before = sum(p.numel() for p in net.parameters())
+        >>> rule = ll.prepare(net, "predsim")
+        >>> sum(p.numel() for p in net.parameters()) > before, ll.prepare(net, "predsim") is rule
+        (True, True)
+    """
+    _check_net(net)
+    rule = _resolve(net, rule)
+    done = _PREPARED.setdefault(net, [])
+    if not any(r is rule for r in done):
+        rule.setup(net)
+        done.append(rule)
+    return rule
+
+
+def _trainable(net: nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def check_optimizers(net: LocalNet, optimizers: torch.optim.Optimizer | Iterable[torch.optim.Optimizer | None]) -> None:
+    """Raise a clear error if a trainable parameter of ``net`` is held by none of ``optimizers``."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = [optimizers]
+    held = {id(p) for opt in optimizers if opt is not None for group in opt.param_groups for p in group["params"]}
+    names = {id(p): name for name, p in net.named_parameters()}
+    missing = [names[id(p)] for p in _trainable(net) if id(p) not in held]
+    if missing:
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(
+            f"{len(missing)} trainable parameters of the net are in no optimiser ({listed}); they would never "
+            "be trained. Build the optimiser after locallearn.prepare(net, rule), from net.parameters()."
+        )
+
+
+def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    if y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(
+            f"Labels must be a 1-D tensor of integer class indices; got shape {tuple(y.shape)} and dtype {y.dtype}. "
+            + ("Flatten them with y.view(-1)." if y.dim() == 2 and y.shape[1] == 1 else "")
+        )
+    if len(x) != len(y):
+        raise ValueError(f"The batch has {len(x)} inputs but {len(y)} labels; expected one label per input.")
+
+
+def _stage_loss(rule: LocalRule, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
+    try:
+        return rule.stage_loss(out, y)
+    except (IndexError, RuntimeError) as error:
+        if "out of bounds" not in str(error):
+            raise
+        raise ValueError(
+            f"Stage {out.index}'s exit gives {out.logits.shape[-1]} scores per sample, but the labels reach "
+            f"{int(y.max())}; build the net with num_classes equal to the data's number of classes."
+        ) from error
+
+
+def _local_backward(loss: torch.Tensor, rule: LocalRule, stage: int) -> None:
+    try:
+        loss.backward()
+    except RuntimeError as error:
+        if "second time" not in str(error):
+            raise
+        raise RuntimeError(
+            f"Rule {rule.name!r} is not local: it declares detach_inputs=True, but the loss of stage {stage} "
+            "reaches into an earlier stage's graph. A local rule's loss may depend only on its own stage."
+        ) from error
+
+
+def run_stages(
+    net: LocalNet,
+    rule: LocalRule,
+    h: torch.Tensor,
+    y: torch.Tensor,
+    stages: Sequence[int],
+    *,
+    x: torch.Tensor | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    context: str = "",
+) -> StepResult:
+    """Forward ``stages`` (consecutive indices) from their first input ``h`` and backpropagate
+    each stage's loss as ``rule`` says. Gradients accumulate into ``.grad``; nothing is stepped.
+
+    ``x`` is the network input the batch came from (``h`` itself when the stages start at 0),
+    handed to the rule in ``StageOutput.x``. With ``scaler`` each loss is scaled before its
+    backward; with ``autocast_dtype`` the forward runs under ``torch.autocast``. ``context``
+    (e.g. " at epoch 3") goes into the error raised on a NaN or infinite loss.
+    """
+    stages = list(stages)
+    if stages and stages[0] == 0:
+        h, y = rule.transform_batch(h, y)
+        x = h
+    last = len(net.stages) - 1
+    losses: list[float] = []
+    logits: list[torch.Tensor] = []
+    pending: list[torch.Tensor] = []
+    autocast = (
+        torch.autocast(h.device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
+    )
+    for k in stages:
+        stage = net.stages[k]
+        h_in = h.detach() if rule.detach_inputs else h
+        with autocast:
+            h_out = stage.block(h_in)
+            out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=stage.head(h_out), x=x)
+            loss = _stage_loss(rule, out, y)
+        logits.append(out.logits.detach())
+        losses.append(math.nan if loss is None else loss.item())
+        if loss is not None:
+            if not math.isfinite(losses[-1]):
+                raise NonFiniteLossError(
+                    f"The loss of stage {k} became {losses[-1]}{context} (rule {rule.name!r}). "
+                    "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
+                )
+            if scaler is not None:
+                loss = scaler.scale(loss)
+            if rule.detach_inputs:
+                _local_backward(loss, rule, k)
+            else:
+                pending.append(loss)
+        h = h_out
+    if pending:
+        (torch.stack(pending).sum() if len(pending) > 1 else pending[0]).backward()
+    return StepResult(losses=losses, logits=logits)
+
+
+def backward(
+    net: LocalNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    rule: str | LocalRule,
+    *,
+    optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer | None] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> StepResult:
+    """Train-side forward and backward of one batch under ``rule``: use it in place of ``loss.backward()``.
+
+    ``rule`` is a registered name (the same name gives the same instance on this net) or
+    an instance. The first call runs the rule's ``setup`` (see ``prepare``); if that adds
+    parameters, which an optimiser built before could not hold, it raises a clear error,
+    unless ``optimizer`` is given and holds every trainable parameter. With a ``GradScaler``
+    the losses are scaled (step with ``scaler.step(opt)``); wrap the call in
+    ``torch.autocast`` yourself for mixed precision, as with ``loss.backward()``.
+
+    Example:
+        >>> import torch
+        >>> import locallearn as ll
+        >>> net = ll.build_mlp((4,), (8, 8), 3)
+        >>> step = ll.backward(net, torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]), "local")
+        >>> all(p.grad is not None for p in net.stages[0].parameters()), len(step.losses)
+        (True, 2)
+    """
+    _check_net(net)
+    _check_batch(x, y)
+    resolved = _resolve(net, rule)
+    if not any(r is resolved for r in _PREPARED.get(net, [])):
+        before = {id(p) for p in _trainable(net)}
+        prepare(net, resolved)
+        if optimizer is not None:
+            check_optimizers(net, optimizer)
+        else:
+            added = [name for name, p in net.named_parameters() if p.requires_grad and id(p) not in before]
+            if added:
+                raise ValueError(
+                    f"Rule {resolved.name!r} added {len(added)} trainable parameters to the net in its setup "
+                    f"({', '.join(added[:3])}{', ...' if len(added) > 3 else ''}); an optimiser built before this "
+                    "call does not hold them. Call locallearn.prepare(net, rule) before building the optimiser "
+                    "(or pass optimizer= to this call to have it checked)."
+                )
+    return run_stages(net, resolved, x, y, range(len(net.stages)), x=x, scaler=scaler)
