@@ -8,6 +8,7 @@ Example:
 
 from locallearn.schedules.base import SCHEDULES, NonFiniteLossError, Schedule, TrainState, train_step
 from locallearn.schedules.decoupled import Decoupled
+from locallearn.schedules.freezeout import Freezeout
 from locallearn.schedules.pipeline import Pipeline
 from locallearn.schedules.sequential import Sequential
 from locallearn.schedules.simultaneous import Simultaneous
@@ -16,6 +17,6 @@ create = SCHEDULES.create
 names = SCHEDULES.names
 
 __all__ = [
-    "SCHEDULES", "Decoupled", "NonFiniteLossError", "Pipeline", "Schedule", "Sequential", "Simultaneous", "TrainState",
-    "create", "names", "train_step",
+    "SCHEDULES", "Decoupled", "Freezeout", "NonFiniteLossError", "Pipeline", "Schedule", "Sequential", "Simultaneous",
+    "TrainState", "create", "names", "train_step",
 ]
