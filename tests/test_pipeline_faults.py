@@ -1,0 +1,133 @@
+"""Pipeline workers under faults (issue 12): a killed or stopped worker is named, within 10 s, none left behind.
+
+Each test injects the fault inside a worker process and records, from that process, its pid and
+the wall-clock time of the fault; the bound is on the time from the fault to the error, with the
+default ``timeout_s`` of 60 s, so only the heartbeat and the exit watch can meet it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import locallearn as ll
+from locallearn import io
+from locallearn.rules.local import LocalCrossEntropy
+from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError
+
+BOUND_S = 10.0
+
+
+class SignalRule(LocalCrossEntropy):
+    """``local``; the worker training stage ``stage`` sends itself ``signum`` at its ``step``-th update.
+    Every worker appends ``pid <pid>`` to ``log`` once, and the faulting one ``fault <time>``."""
+
+    def __init__(self, *, stage: int, step: int, signum: int, log: str) -> None:
+        self.stage, self.step, self.signum, self.log = stage, step, signum, log
+        self.calls = 0
+        self.recorded = False
+
+    def stage_loss(self, out, y):
+        if not self.recorded:
+            self.recorded = True
+            _append(self.log, f"pid {os.getpid()}")
+        if out.index == self.stage:
+            self.calls += 1
+            if self.calls == self.step:
+                _fault(self.log, self.signum)
+        return super().stage_loss(out, y)
+
+
+def _append(log: str, line: str) -> None:
+    with open(log, "a") as f:
+        f.write(line + "\n")
+
+
+def _fault(log: str, signum: int) -> None:
+    _append(log, f"fault {time.time()}")
+    os.kill(os.getpid(), signum)
+
+
+def _entries(log: Path, kind: str) -> list[float]:
+    return [float(value) for key, value in (line.split() for line in log.read_text().splitlines()) if key == kind]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _fit_until_it_fails(trainer: ll.Trainer, log: Path) -> tuple[str, float]:
+    """The error's message and the seconds from the fault to the error reaching the caller."""
+    with pytest.raises(PipelineWorkerError) as info:
+        trainer.fit()
+    raised = time.time()
+    (fault,) = _entries(log, "fault")
+    return str(info.value), raised - fault
+
+
+def _assert_no_worker_left(log: Path) -> None:
+    assert multiprocessing.active_children() == []
+    pids = [int(p) for p in _entries(log, "pid")]
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+
+
+def _trainer(data, rule) -> ll.Trainer:
+    ll.seed_everything(0)
+    net = ll.build_mlp(data.input_shape, (32, 32), data.num_classes)
+    config = ll.TrainConfig(epochs=1, batch_size=16, progress=False)
+    return ll.Trainer(net, data, rule=rule, schedule=Pipeline(workers=2), config=config)  # default timeout_s: 60
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_killed_worker_is_named_within_the_bound(synthetic, tmp_path, rank):
+    log = tmp_path / "log"
+    trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGKILL, log=str(log)))
+    message, took = _fit_until_it_fails(trainer, log)
+    assert message == f"Pipeline worker {rank} (stage {rank}) died during epoch 0: killed by signal SIGKILL."
+    assert took < BOUND_S
+    _assert_no_worker_left(log)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_stopped_worker_is_named_stalled_within_the_bound(synthetic, tmp_path, rank):
+    log = tmp_path / "log"
+    trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGSTOP, log=str(log)))
+    message, took = _fit_until_it_fails(trainer, log)
+    assert message.startswith(f"Pipeline worker {rank} (stage {rank}) stalled during epoch 0: no heartbeat for ")
+    assert "its process is stopped" in message
+    assert took < BOUND_S
+    _assert_no_worker_left(log)
+
+
+def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fails(synthetic, tmp_path, monkeypatch):
+    """Worker 0 dies while it saves its stages; worker 1 then fails in the closing barrier with "Connection
+    reset by peer". The cause is worker 0, whatever order the parent sees the two exits in."""
+    log = tmp_path / "log"
+    save = io.save_checkpoint
+
+    def save_or_die(path, payload):
+        if Path(path).name == "worker0.pt":
+            time.sleep(0.5)  # worker 1 reaches the barrier first
+            _fault(str(log), signal.SIGKILL)
+        save(path, payload)
+
+    monkeypatch.setattr(io, "save_checkpoint", save_or_die)  # the forked workers inherit it
+    trainer = _trainer(synthetic, SignalRule(stage=0, step=10**9, signum=signal.SIGKILL, log=str(log)))
+    message, took = _fit_until_it_fails(trainer, log)
+    assert message == "Pipeline worker 0 (stage 0) died during epoch 0: killed by signal SIGKILL."
+    assert took < BOUND_S
+    _assert_no_worker_left(log)
+
+
+def test_stall_s_is_validated():
+    with pytest.raises(ValueError, match="The 'stall_s' parameter of Pipeline must be a float > 1.0. Got 0.5 instead."):
+        Pipeline(stall_s=0.5)
