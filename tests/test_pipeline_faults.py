@@ -19,6 +19,7 @@ import locallearn as ll
 from locallearn import io
 from locallearn.rules.local import LocalCrossEntropy
 from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError
+from test_pipeline import _gone
 
 BOUND_S = 10.0
 
@@ -55,14 +56,6 @@ def _fault(log: str, signum: int) -> None:
 
 def _entries(log: Path, kind: str) -> list[float]:
     return [float(value) for key, value in (line.split() for line in log.read_text().splitlines()) if key == kind]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _fit_until_it_fails(trainer: ll.Trainer, log: Path) -> tuple[str, float]:
