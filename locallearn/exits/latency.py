@@ -9,15 +9,15 @@ stream of the given batch size. It plugs into everything that takes a cost
 table: calibration (``sweep``, ``for_budget``, ``for_latency_budget``), the
 cascaded cost (eq. 12), the placement condition (eq. 4) and the report.
 
-Timing protocol: every module is run ``rounds`` times over the whole stream
-and the fastest round is kept (other jobs on a shared machine only ever add
-time); stages are measured in turn within a round, so slow periods spread
-over all of them.
+Timing protocol: every module runs every batch of the stream ``rounds`` times,
+taking turns with the other modules, and the fastest run of each batch is
+kept (other jobs on a shared machine only ever add time); the per-sample cost
+is the sum over batches divided by the number of samples.
 
 :func:`compare_speedup` puts the table's prediction beside a measurement:
 predicted speed-up = ``C_full / mean_i C_{exit_i}`` from the table and the
 exits taken, measured = time of the full network / time of the early-exit
-runner on the same batches (fastest of ``rounds`` interleaved passes).
+runner on the same batches (the same protocol, the two taking turns).
 
 Example:
     >>> import torch
@@ -42,13 +42,19 @@ from .runner import EarlyExitRunner, _eval_mode, _stages, run_full
 from .thresholds import Thresholds
 
 
-def _fastest(fn: Callable[[], Any], rounds: int) -> float:
-    best = float("inf")
+def _per_batch_fastest(fns: dict[Any, Callable[[torch.Tensor], Any]], streams: dict[Any, list[torch.Tensor]], rounds: int) -> dict[Any, float]:
+    """Per method, the sum over its batches of the fastest of ``rounds`` wall-clock runs of that batch. The
+    methods take turns on every batch and round, so a slow moment of a shared machine hits all of them, and
+    a batch has to be slowed in every round to count slow."""
+    best = {name: [float("inf")] * len(streams[name]) for name in fns}
     for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for i in range(max(len(v) for v in streams.values())):
+            for name, fn in fns.items():
+                if i < len(streams[name]):
+                    start = time.perf_counter()
+                    fn(streams[name][i])
+                    best[name][i] = min(best[name][i], time.perf_counter() - start)
+    return {name: sum(times) for name, times in best.items()}
 
 
 def _check(x: torch.Tensor, batch_size: int, rounds: int, owner: str) -> None:
@@ -69,13 +75,11 @@ def stage_latency(net: Any, x: torch.Tensor, *, batch_size: int = 256, rounds: i
         inputs = [list(x.split(batch_size))]
         for stage in stages:  # every stage's input stream, computed once
             inputs.append([stage.block(h) for h in inputs[-1]])
-        best_b, best_h = [float("inf")] * len(stages), [float("inf")] * len(stages)
-        for _ in range(rounds):
-            for k, stage in enumerate(stages):
-                best_b[k] = min(best_b[k], _fastest(lambda: [stage.block(h) for h in inputs[k]], 1))
-                best_h[k] = min(best_h[k], _fastest(lambda: [stage.head(h) for h in inputs[k + 1]], 1))
-        blocks = [t / len(x) for t in best_b]
-        heads = [t / len(x) for t in best_h]
+        fns = {("block", k): s.block for k, s in enumerate(stages)} | {("head", k): s.head for k, s in enumerate(stages)}
+        streams = {("block", k): inputs[k] for k in range(len(stages))} | {("head", k): inputs[k + 1] for k in range(len(stages))}
+        best = _per_batch_fastest(fns, streams, rounds)
+    blocks = [best["block", k] / len(x) for k in range(len(stages))]
+    heads = [best["head", k] / len(x) for k in range(len(stages))]
     return CostTable(blocks=tuple(blocks), heads=tuple(heads), unit="s")
 
 
@@ -94,7 +98,7 @@ def layer_latency(layers: Sequence[nn.Module], x: torch.Tensor, *, batch_size: i
     try:
         stream, times = list(x.split(batch_size)), []
         for layer in layers:
-            times.append(_fastest(lambda: [layer(h) for h in stream], rounds) / len(x))
+            times.append(_per_batch_fastest({"layer": layer}, {"layer": stream}, rounds)["layer"] / len(x))
             stream = [layer(h) for h in stream]
     finally:
         for m, mode in zip(layers, modes):
@@ -108,19 +112,16 @@ def compare_speedup(
     """Predicted (from ``costs`` and the exits the runner takes on ``x``) against measured wall-clock speed-up
     of the early-exit runner over the full network, at ``batch_size``.
 
-    The full network and the runner take turns on the same batches, ``rounds`` times; the fastest pass of
-    each is kept. Returns seconds per sample of both, both speed-ups and ``measured / predicted``.
+    The full network and the runner take turns on every batch, ``rounds`` times; the fastest run of each
+    batch is kept. Returns seconds per sample of both, both speed-ups and ``measured / predicted``.
     """
     _check(x, batch_size, rounds, "compare_speedup")
     runner = EarlyExitRunner(net, thresholds)
     batches = list(x.split(batch_size))
     exits = torch.cat([runner.run(xb).exit for xb in batches])
     predicted = costs.full / float(per_sample_cost(exits, costs).mean())
-    best = {"full": float("inf"), "early_exit": float("inf")}
-    fns = {"full": lambda: [run_full(net, xb) for xb in batches], "early_exit": lambda: [runner.run(xb) for xb in batches]}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], _fastest(fn, 1))
+    fns = {"full": lambda xb: run_full(net, xb), "early_exit": runner.run}
+    best = _per_batch_fastest(fns, dict.fromkeys(fns, batches), rounds)
     measured = best["full"] / best["early_exit"]
     return {
         "batch_size": batch_size,
