@@ -173,3 +173,31 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 def test_every_command_that_runs_a_network_takes_device(argv, capsys):
     assert main([*argv, "--device", "cuda"]) == 2
     assert "sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_the_pipeline_reads_its_batches_from_a_dataloader_as_from_tensors(synthetic):
+    nets = []
+    for data in (synthetic, _loader(synthetic.x_train, synthetic.y_train, 32, seed=0)):
+        ll.seed_everything(0)
+        nets.append(ll.build_mlp(synthetic.input_shape, (32, 32), synthetic.num_classes))
+        result = ll.train(nets[-1], data, val_data=[(synthetic.x_val, synthetic.y_val)], batch_size=32,
+                          schedule=ll.schedules.create("pipeline", workers=2), epochs=2, progress=False)
+        assert len(result.history[-1]["worker_samples_per_s"]) == 2 and result.final("val")[-1] > 0.5
+    for a, b in zip(*(net.parameters() for net in nets)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_a_run_on_a_seeded_dataloader_resumes_exactly(digits, tmp_path):
+    def trainer() -> ll.Trainer:
+        ll.seed_everything(0)
+        config = ll.TrainConfig(epochs=2, batch_size=64, progress=False, eval_every=0, checkpoint_path=str(tmp_path / "r.pt"))
+        return ll.Trainer(ll.build_mlp((1, 8, 8), (32, 32), 10, dropout=0.1),
+                          _loader(digits.x_train, digits.y_train, 64, seed=5), config=config)
+
+    whole = trainer()
+    whole.fit()
+    trainer().fit(epochs=1)
+    resumed = trainer()
+    resumed.load_checkpoint(tmp_path / "r.pt")
+    resumed.fit()
+    assert all(torch.equal(a, b) for a, b in zip(whole.net.parameters(), resumed.net.parameters()))

@@ -21,11 +21,12 @@ from locallearn.device import resolve_device
 from locallearn.bench.suites import SUITES
 
 MEMORY = "memory"
+DATA_PATH = "data-path"  # augmentation and DataLoader cost against in-memory tensors
 README = "readme"  # not a suite: rewrites the READMEs' generated blocks from the committed results
 
 
 def suite_names() -> list[str]:
-    return [*SUITES, MEMORY, README]
+    return [*SUITES, MEMORY, DATA_PATH, README]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +80,10 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         from locallearn.bench.memory import run_memory
 
         path = run_memory(out=out, data_dir=args.data_dir, command=command)
+    elif args.suite == DATA_PATH:
+        from locallearn.bench.data_path import run_data_path
+
+        path = run_data_path(out=out, data_dir=args.data_dir, epochs=args.epochs or 3, command=command)
     else:
         from locallearn.bench.report import write_report
         from locallearn.bench.runner import run_suite
