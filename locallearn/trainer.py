@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import locallearn
-from locallearn import io
+from locallearn import distributed, io
 from locallearn._params import check_choice, check_number
 from locallearn.data import Dataset, augment
 from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches
@@ -47,7 +47,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
-    lr_schedule: str = "none"  # none | cosine | step (x0.25 at 50 % and 75 % of a stage's epochs)
+    lr_schedule: str = "none"  # none | cosine | step (x0.25 at 50, 75 % of a stage's epochs) | steps (also 87.5, 94 %)
     seed: int = 0  # shuffling and dropout; build the net after seed_everything(seed) for its init
     eval_every: int = 1  # evaluate every exit on val and test every N epochs (0: only at the end)
     checkpoint_path: str | None = None  # saved atomically after every epoch when set
@@ -63,7 +63,7 @@ class TrainConfig:
         check_choice(self.optimizer, name="optimizer", owner=owner, choices=OPTIMIZERS)
         check_number(self.lr, name="lr", owner=owner, low=0.0, low_inclusive=False)
         check_number(self.weight_decay, name="weight_decay", owner=owner, low=0.0)
-        check_choice(self.lr_schedule, name="lr_schedule", owner=owner, choices=("none", "cosine", "step"))
+        check_choice(self.lr_schedule, name="lr_schedule", owner=owner, choices=("none", "cosine", "step", "steps"))
         check_number(self.eval_every, name="eval_every", owner=owner, low=0, integer=True)
         augment.parse(self.augment)  # an unknown augmentation fails here, before any training
         check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
@@ -135,6 +135,9 @@ class Trainer:
         self.rule = RULES.create(rule)
         self.schedule = SCHEDULES.create(schedule)
         self.schedule.check(self.rule)
+        parallel = distributed.wanted(self.schedule)  # under torchrun: data-parallel (locallearn.distributed)
+        if parallel:
+            self.device = distributed.process_device(self.device)
         self.data = data
         self.train_source = self._train_source(data)
         self.eval_data: dict[str, Dataset | Batches | None] = {
@@ -144,6 +147,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.net = net.to(self.device)
         prepare(self.net, self.rule)
+        self.data_parallel = distributed.start(self.net, self.train_source, self.device) if parallel else None
         self.optimizers = [self._optimizer(stage) for stage in self.net.stages]
         self.total_epochs = self.schedule.total_epochs(num_stages=len(self.net.stages), epochs=self.config.epochs)
         self.lr_schedulers = [self._lr_scheduler(opt) for opt in self.optimizers]
@@ -180,6 +184,7 @@ class Trainer:
             "data": data,
             "data_source": self.train_source.describe(),
             "net": {"stages": len(self.net.stages), "parameters": sum(p.numel() for p in self.net.parameters())},
+            "data_parallel": None if self.data_parallel is None else self.data_parallel.describe(),
         }
 
     def _optimizer(self, stage: torch.nn.Module) -> torch.optim.Optimizer | None:
@@ -196,7 +201,8 @@ class Trainer:
         epochs = self.config.epochs
         if self.config.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [epochs // 2, (3 * epochs) // 4], gamma=0.25)
+        fractions = (0.5, 0.75) if self.config.lr_schedule == "step" else (0.5, 0.75, 0.875, 0.94)  # steps: local-loss
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(f * epochs + 1e-9) for f in fractions], gamma=0.25)
 
     def _eval_batches(self, split: str, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if split not in ("train", "val", "test"):
@@ -249,6 +255,7 @@ class Trainer:
             epochs=self.config.epochs,
             scaler=self.scaler,
             autocast_dtype=self.autocast_dtype,
+            data_parallel=self.data_parallel,
         )
         for cb in self.callbacks:
             cb.on_fit_start(self)
@@ -261,6 +268,8 @@ class Trainer:
             trained = self.schedule.train_epoch(state)
             record: dict[str, Any] = {"epoch": self.epoch, "epoch_time_s": time.perf_counter() - start}
             record.update(state.stats, stages_trained=trained)
+            if self.data_parallel is not None:
+                record.update(self.data_parallel.end_epoch())
             for k in trained:
                 if self.lr_schedulers[k] is not None:
                     self.lr_schedulers[k].step()
@@ -272,7 +281,7 @@ class Trainer:
                     record[f"{split}_accuracy"] = self.evaluate(split)
                 bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}")
             self.result.history.append(record)
-            if self.config.checkpoint_path:
+            if self.config.checkpoint_path and (self.data_parallel is None or self.data_parallel.rank == 0):
                 self.save_checkpoint(self.config.checkpoint_path)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, record)

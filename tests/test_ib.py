@@ -16,7 +16,7 @@ from locallearn.schedules.base import TrainState, train_step
 from locallearn.testing import check_rule, check_schedule
 from locallearn.trainer import TrainConfig, Trainer
 
-VARIANTS = [{"variant": "hsic"}, {"variant": "hsic", "sigma": None}, {"variant": "kde"}]
+VARIANTS = [{"variant": "hsic"}, {"variant": "hsic", "sigma": None}, {"variant": "hsic", "x_source": "stage"}, {"variant": "kde"}]
 
 
 def test_hsic_variant_meets_the_rule_contract():
@@ -45,7 +45,12 @@ def test_kde_variant_is_local():
 @pytest.mark.parametrize("name", schedules.names())
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: "-".join(map(str, kw.values())))
 def test_plugs_into_every_schedule(name, kw):
-    check_schedule(schedules.create(name), rule=rules.create("ib", **kw))
+    rule = rules.create("ib", **kw)
+    if name == "pipeline" and rule.needs_input:  # its later workers never see the network input
+        with pytest.raises(ValueError, match="reads the network input at every stage"):
+            check_schedule(schedules.create(name), rule=rule)
+        return
+    check_schedule(schedules.create(name), rule=rule)
 
 
 def _stage_output(batch: int = 24, dtype: torch.dtype = torch.float32) -> tuple[StageOutput, torch.Tensor]:
@@ -53,7 +58,7 @@ def _stage_output(batch: int = 24, dtype: torch.dtype = torch.float32) -> tuple[
     stage = Stage(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()), torch.nn.Linear(5, 3)).to(dtype)
     x = torch.randn(batch, 6, dtype=dtype)
     h = stage.block(x)
-    return StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h)), torch.arange(batch) % 3
+    return StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h), x=x), torch.arange(batch) % 3
 
 
 def _paper_nhsic(a: torch.Tensor, b: torch.Tensor, sigma: float, epsilon: float = 1e-5) -> torch.Tensor:
@@ -81,6 +86,24 @@ def test_hsic_loss_is_the_papers_bottleneck_objective_plus_a_detached_readout():
     kw = dict(sigma=2.0, scale_by_dim=True, normalization="cca")
     (hsic_tensor(out2.h_out, out2.h_in, **kw) - 7.0 * hsic_tensor(out2.h_out, labels, **kw)).backward()
     torch.testing.assert_close(block_grad, out2.stage.block[0].weight.grad)
+
+
+def test_hsic_compresses_the_network_input_at_every_stage_as_the_paper():
+    torch.manual_seed(1)
+    x = torch.randn(24, 8, dtype=torch.float64)
+    stage = Stage(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()), torch.nn.Linear(5, 3)).double()
+    h_in = torch.tanh(x @ torch.randn(8, 6, dtype=torch.float64))  # what a first stage would hand on
+    h = stage.block(h_in)
+    y = torch.arange(24) % 3
+    out = StageOutput(index=1, is_last=True, stage=stage, h_in=h_in, h_out=h, logits=stage.head(h), x=x)
+    labels, readout = F.one_hot(y, 3).double(), F.cross_entropy(out.logits, y)
+    for source, compressed in (("network", x), ("stage", h_in)):
+        loss = rules.create("ib", lambda_y=7.0, sigma=2.0, x_source=source).stage_loss(out, y)
+        want = _paper_nhsic(h, compressed, 2.0) - 7.0 * _paper_nhsic(h, labels, 2.0) + readout
+        torch.testing.assert_close(loss, want, rtol=1e-8, atol=1e-8)
+    assert rules.create("ib").needs_input and not rules.create("ib", x_source="stage").needs_input
+    with pytest.raises(ValueError, match="needs the network input, StageOutput.x"):
+        rules.create("ib").stage_loss(StageOutput(1, True, stage, h_in, h, out.logits), y)
 
 
 def test_hsic_cosine_normalisation_is_a_named_option():
@@ -144,6 +167,7 @@ def test_larger_beta_compresses_the_representation(synthetic):
     ({"sigma": 0.0}, "'sigma' parameter of InformationBottleneck must be a float > 0.0"),
     ({"noise_var": 0}, "'noise_var' parameter of InformationBottleneck must be a float > 0.0"),
     ({"normalization": "none"}, "'normalization' parameter of InformationBottleneck must be one of 'cca', 'cosine'"),
+    ({"x_source": "input"}, "'x_source' parameter of InformationBottleneck must be one of 'network', 'stage'"),
 ])
 def test_bad_hyper_parameters_raise(kw, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):

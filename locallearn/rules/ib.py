@@ -6,9 +6,10 @@
   paper's normalised form ``tr(Kx (Kx + eps m I)^-1 Ky (Ky + eps m I)^-1)`` on centred kernels
   (``normalization="cca"``; see ``locallearn.info.hsic``); ``normalization="cosine"`` is the
   older HSIC(X,Y)/sqrt(HSIC(X,X) HSIC(Y,Y)), a departure from the paper (its compression
-  term is several times weaker at the paper's sigma and lambda_y). X is the stage's own input
-  ``h_in``: for the first stage that is the network input, as in the paper; for later stages
-  it is the previous stage's output, a layer-local bottleneck. The head learns by
+  term is several times weaker at the paper's sigma and lambda_y). X is the network input
+  ``StageOutput.x`` for every stage, as in the paper (``x_source="network"``);
+  ``x_source="stage"`` takes the stage's own input ``h_in`` instead (the previous stage's
+  output: a layer-local bottleneck, a departure from the paper). The head learns by
   cross-entropy on detached features, so it reads the representation out without shaping it
   (the paper trains its output layer separately).
 * ``variant="kde"`` (nonlinear IB, Kolchinsky, Tracey & Wolpert): noise N(0, noise_var) is
@@ -23,7 +24,7 @@
 Example:
     >>> from locallearn import rules
     >>> rules.create("ib", variant="kde", beta=0.5).get_params()
-    {'variant': 'kde', 'lambda_y': 50.0, 'sigma': 5.0, 'normalization': 'cca', 'beta': 0.5, 'noise_var': 1.0}
+    {'variant': 'kde', 'lambda_y': 50.0, 'sigma': 5.0, 'normalization': 'cca', 'x_source': 'network', 'beta': 0.5, 'noise_var': 1.0}
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class InformationBottleneck(LocalRule):
         lambda_y: hsic: weight of the label term (paper: 50).
         sigma: hsic: kernel width (paper: 5); ``None`` takes the median distance of each batch.
         normalization: hsic: ``"cca"`` (the paper's nHSIC) or ``"cosine"`` (a departure, see above).
+        x_source: hsic: ``"network"`` (the network input, as the paper) or ``"stage"`` (the stage's input).
         beta: kde: weight of the I(X;T) upper bound.
         noise_var: kde: variance of the noise added to the stage output.
 
@@ -56,12 +58,13 @@ class InformationBottleneck(LocalRule):
         >>> from torch import nn
         >>> from locallearn.net import Stage
         >>> stage = Stage(nn.Linear(4, 8), nn.Linear(8, 3)); x = torch.randn(16, 4); h = stage.block(x)
-        >>> out = StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h))
+        >>> out = StageOutput(index=0, is_last=False, stage=stage, h_in=x, h_out=h, logits=stage.head(h), x=x)
         >>> InformationBottleneck(variant="hsic").stage_loss(out, torch.arange(16) % 3).ndim
         0
     """
 
     detach_inputs = True
+    needs_input = True  # the default (hsic, x_source="network"); an instance that does not sets False
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class InformationBottleneck(LocalRule):
         lambda_y: float = 50.0,
         sigma: float | None = 5.0,
         normalization: str = "cca",
+        x_source: str = "network",
         beta: float = 0.1,
         noise_var: float = 1.0,
     ) -> None:
@@ -79,6 +83,8 @@ class InformationBottleneck(LocalRule):
         self.sigma = None if sigma is None else check_number(sigma, name="sigma", owner=owner, low=0.0,
                                                             low_inclusive=False)
         self.normalization = check_choice(normalization, name="normalization", owner=owner, choices=("cca", "cosine"))
+        self.x_source = check_choice(x_source, name="x_source", owner=owner, choices=("network", "stage"))
+        self.needs_input = variant == "hsic" and x_source == "network"
         self.beta = check_number(beta, name="beta", owner=owner, low=0.0)
         self.noise_var = check_number(noise_var, name="noise_var", owner=owner, low=0.0, low_inclusive=False)
 
@@ -89,7 +95,13 @@ class InformationBottleneck(LocalRule):
         t = out.h_out.flatten(1)
         labels = F.one_hot(y, out.logits.shape[1]).to(t.dtype)
         kw = dict(sigma=self.sigma, scale_by_dim=True, normalization=self.normalization)
-        bottleneck = hsic_tensor(t, out.h_in.flatten(1), **kw) - self.lambda_y * hsic_tensor(t, labels, **kw)
+        x = out.h_in if self.x_source == "stage" else out.x
+        if x is None:
+            raise ValueError(
+                "ib(variant='hsic', x_source='network') needs the network input, StageOutput.x, which this caller did "
+                "not set; set it, or pass x_source='stage' to compress the stage's own input instead."
+            )
+        bottleneck = hsic_tensor(t, x.flatten(1), **kw) - self.lambda_y * hsic_tensor(t, labels, **kw)
         readout = F.cross_entropy(out.stage.head(out.h_out.detach()), y)
         return bottleneck + readout
 
