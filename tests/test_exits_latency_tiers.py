@@ -135,3 +135,17 @@ def test_tier_plan_refuses_bad_input():
         plan.bytes_per_exit(input_bytes=1, feature_bytes=(1, 2, 3))
     with pytest.raises(ValueError, match="CostTable.unit"):
         CostTable(blocks=(1.0,), heads=(0.0,), unit="")
+
+
+def test_analyse_exits_with_a_latency_table_reports_predicted_and_measured_speed_up(trained):
+    from locallearn.exits import analyse_exits
+
+    ds, net = trained
+    report = analyse_exits(net, (ds.x_val, ds.y_val), (ds.x_test, ds.y_test), policy="max-prob", max_drop=0.02,
+                           cost="latency", timing_batch_size=64, measure_speedup=True)
+    assert report["cost_unit"] == "s" and report["runner"]["agrees_with_offline"]
+    # the table's prediction on test is 1 / the relative cost of the exits taken there
+    assert report["speedup"]["predicted_speedup"] == pytest.approx(1 / report["relative_cost"])
+    assert report["speedup"]["measured_speedup"] > 0
+    with pytest.raises(ValueError, match="'cost' parameter of analyse_exits"):
+        analyse_exits(net, (ds.x_val, ds.y_val), (ds.x_test, ds.y_test), cost="energy")

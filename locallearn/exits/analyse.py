@@ -1,5 +1,6 @@
-"""The whole early-exit analysis of one trained network: cache logits, count FLOPs, calibrate on
-validation, evaluate on test, check the real runner, write the report and figures.
+"""The whole early-exit analysis of one trained network: cache logits, cost the stages (counted FLOPs, or
+wall time measured on this machine), calibrate on validation, evaluate on test, check the real runner
+(and, when asked, its measured speed-up beside the one the cost table predicts), write the report and figures.
 
 Example:
     >>> import torch, tempfile
@@ -22,7 +23,9 @@ from torch import nn
 
 from .calibrate import sweep
 from .collect import collect_exit_logits
+from .._params import check_choice
 from .cost import stage_costs
+from .latency import compare_speedup, stage_latency
 from .policies import ExitPolicy
 from .report import exit_report, plot_accuracy_cost, plot_exit_histogram
 from .runner import EarlyExitRunner
@@ -32,15 +35,24 @@ from .thresholds import Outcomes, evaluate
 def analyse_exits(
     net: nn.Module, val_xy: tuple[torch.Tensor, torch.Tensor], test_xy: tuple[torch.Tensor, torch.Tensor], *,
     policy: str | ExitPolicy = "entropy", max_drop: float = 0.005, out_dir: str | Path | None = None, batch_size: int = 1024,
+    cost: str = "flops", timing_batch_size: int = 256, measure_speedup: bool = False,
 ) -> dict[str, Any]:
     """Calibrate ``policy`` on ``val_xy`` for at most ``max_drop`` accuracy loss, report on ``test_xy``.
+
+    ``cost="latency"`` costs the stages in seconds per sample measured at ``timing_batch_size`` on the
+    validation inputs (``stage_latency``) instead of counted FLOPs; ``measure_speedup`` adds the runner's
+    measured wall-clock speed-up on the test inputs beside the table's prediction (``compare_speedup``).
 
     Writes ``val_logits.pt``, ``test_logits.pt``, ``report.json``, ``accuracy_cost.png`` and
     ``exit_histogram.png`` into ``out_dir`` when given.
     """
     val = collect_exit_logits(net, *val_xy, split="val", batch_size=batch_size)
     test = collect_exit_logits(net, *test_xy, split="test", batch_size=batch_size)
-    costs = stage_costs([s.block for s in net.stages], [s.head for s in net.stages], tuple(val_xy[0].shape[1:]))
+    check_choice(cost, name="cost", owner="analyse_exits", choices=("flops", "latency"))
+    if cost == "latency":
+        costs = stage_latency(net, val_xy[0][:2048], batch_size=timing_batch_size)
+    else:
+        costs = stage_costs([s.block for s in net.stages], [s.head for s in net.stages], tuple(val_xy[0].shape[1:]))
     frontier = sweep(val, policy, costs)
     thresholds = frontier.target(max_drop)
     result = evaluate(test, thresholds, costs)
@@ -60,6 +72,8 @@ def analyse_exits(
             "mean_counted_flops": float(runner.flops.mean()),
         },
     )
+    if measure_speedup:
+        report["speedup"] = compare_speedup(net, thresholds, test_xy[0], costs, batch_size=timing_batch_size)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
