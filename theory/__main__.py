@@ -36,11 +36,17 @@ CHECKS = [
 ]
 
 
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    return out.stdout.strip()
+
+
 def _revision() -> str:
+    """The commit, marked when theory/ or locallearn/ differ from it (other than RESULTS.md)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip()
+        changed = [line for line in _git("status", "--porcelain", "--", "theory", "locallearn").splitlines()
+                   if not line.endswith("RESULTS.md")]
+        return _git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -37,7 +37,7 @@ def train_stage(
     step and after the last (``steps + 1`` values) and, if asked, the stage's state after ``snapshot_at`` steps."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"train_stage's optimizer must be one of {sorted(OPTIMIZERS)}. Got {optimizer!r} instead.")
-    optimizer = OPTIMIZERS[optimizer](stage.parameters(), lr=lr)
+    step_rule = OPTIMIZERS[optimizer](stage.parameters(), lr=lr)
     curve, snapshot = [], None
     for step in range(steps + 1):
         loss = stage_loss(stage, h, y)
@@ -46,9 +46,9 @@ def train_stage(
             snapshot = {k: v.detach().clone() for k, v in stage.state_dict().items()}
         if step == steps:
             break
-        optimizer.zero_grad()
+        step_rule.zero_grad()
         loss.backward()
-        optimizer.step()
+        step_rule.step()
     return curve, snapshot
 
 

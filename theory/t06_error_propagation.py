@@ -57,7 +57,7 @@ def run_budget(*, budget: int, reference_steps: int, num_stages: int = 4, width:
 
 def check(*, fast: bool = False) -> Result:
     start = time.process_time()
-    budgets, reference, stages = ((25, 100), 400, 3) if fast else ((10, 25, 50, 100, 200, 400), 1500, 4)
+    budgets, reference, stages = ((25, 100), 400, 3) if fast else ((10, 25, 50, 100, 200, 400), 1000, 4)
     rows = [run_budget(budget=b, reference_steps=reference, num_stages=stages) for b in budgets]
     held = [r["final_loss"] <= r["bound"] + 1e-6 for r in rows]
     finals = [r["final_loss"] for r in rows]

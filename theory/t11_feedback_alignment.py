@@ -57,13 +57,18 @@ def alignment(fa_model: nn.Sequential, twin: nn.Sequential, x: torch.Tensor, y: 
     return out
 
 
+def fa_mlp(data: ll.data.Dataset, *, hidden: int = 128, seed: int = 0) -> tuple[nn.Sequential, nn.Sequential]:
+    """A plain MLP ``inputs-hidden-hidden-classes`` (tanh) and its FA-converted copy (same initial weights)."""
+    torch.manual_seed(seed)
+    twin = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(data.input_shape), hidden), nn.Tanh(),
+                         nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, data.num_classes))
+    return twin, feedback.convert(copy.deepcopy(twin), mode="fa")
+
+
 def train_and_measure(data: ll.data.Dataset, *, hidden: int = 128, epochs: int = 20, lr: float = 0.05,
                       seed: int = 0) -> list[dict]:
     """SGD on an FA-converted MLP ``64-hidden-hidden-10`` (tanh); the angles at the start and after every epoch."""
-    torch.manual_seed(seed)
-    twin = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                         nn.Linear(hidden, data.num_classes))
-    model = feedback.convert(copy.deepcopy(twin), mode="fa")
+    twin, model = fa_mlp(data, hidden=hidden, seed=seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     x, y = data.x_train, data.y_train
     rows = [{"epoch": 0, **alignment(model, twin, x, y)}]

@@ -7,8 +7,8 @@ with noise added only at measurement, ``T_k = h_k(X) + s Z_k`` (the construction
 plane), are not a Markov chain, and there the inequality need not hold: reported beside.
 
 Example:
-    >>> first_rise([3.0, 2.0, 2.5, 1.0], tolerance=0.1)
-    2
+    >>> first_rise([3.0, 2.0, 2.5, 1.0], tolerance=0.1)  # I(X;T_3) > I(X;T_2)
+    3
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ OPTIONS = {"binning": {"discrete_x": True}, "kde": {"noise_var": NOISE**2}, "neu
 
 
 def first_rise(values: Sequence[float], *, tolerance: float) -> int | None:
-    """The first layer (1-based index into ``values``) whose value exceeds the previous by more than ``tolerance``."""
-    return next((k for k in range(1, len(values)) if values[k] > values[k - 1] + tolerance), None)
+    """The first layer k (``values[k - 1]`` is I(X;T_k)) whose value exceeds the previous one by more than ``tolerance``."""
+    return next((k + 1 for k in range(1, len(values)) if values[k] > values[k - 1] + tolerance), None)
 
 
 def noisy_chain(*, gain: float, propagate: bool, points: int = 256, draws: int = 8, width: int = 3, layers: int = 4,
@@ -80,7 +80,9 @@ def check(*, fast: bool = False) -> Result:
                              "gain": gain, "estimator": name, "I(X;T_1..T_L)": values,
                              "first_rise_at_layer": rise})
     keeps = sorted(n for n, flags in held.items() if all(flags))
-    breaks = sorted(n for n in held if n not in keeps)
+    breaks = [f"{r['estimator']} (gain {r['gain']:g}: T_{r['first_rise_at_layer'] - 1} -> T_{r['first_rise_at_layer']} "
+              f"{r['I(X;T_1..T_L)'][r['first_rise_at_layer'] - 2]:.3f} -> {r['I(X;T_1..T_L)'][r['first_rise_at_layer'] - 1]:.3f})"
+              for r in rows if r["chain"].startswith("Markov") and r["first_rise_at_layer"] is not None]
     verdict = HOLDS if not breaks else (FAILS if not keeps else CONDITIONAL)
     summary = (f"on the Markov chain the estimates never rise (tolerance 1 % of layer 1) for {', '.join(keeps) or 'none'}; "
                f"they rise for {', '.join(breaks) or 'none'}; with noise at measurement only, estimates rise in "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 import locallearn as ll
@@ -23,3 +24,13 @@ def test_T11_fa_update_aligns_with_the_gradient():
         assert 75 < first[key] < 105  # B independent of W at initialisation: near-orthogonal
         assert last[key] < first[key] - 5
     assert last["delta_h2"] < 70 and last["W2"] < 70  # the layer under the output aligns most
+
+
+def test_T11_angle_agrees_with_locallearn_alignment_where_it_exists():
+    alignment = pytest.importorskip("locallearn.alignment")  # another engineer's module: cross-check, not a dependency
+    data = ll.data.load("digits")
+    twin, model = t11_feedback_alignment.fa_mlp(data, seed=1)
+    x, y = data.x_train[:256], data.y_train[:256]
+    ours = t11_feedback_alignment.alignment(model, twin, x, y)
+    theirs = {row["layer"]: row["update_angle"] for row in alignment.layer_alignment(model, x, y)}
+    assert abs(ours["W1"] - theirs["1"]) < 1e-3 and abs(ours["W2"] - theirs["3"]) < 1e-3

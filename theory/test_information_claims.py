@@ -6,7 +6,7 @@ from theory import t12_data_processing as t12
 
 
 def test_first_rise():
-    assert t12.first_rise([1.0, 0.9, 0.95], tolerance=0.01) == 2
+    assert t12.first_rise([1.0, 0.9, 0.95], tolerance=0.01) == 3  # I(X;T_3) > I(X;T_2)
     assert t12.first_rise([1.0, 0.9, 0.905], tolerance=0.01) is None
 
 
