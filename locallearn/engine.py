@@ -31,13 +31,24 @@ import contextlib
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import torch
 from torch import nn
 
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+class GradSync(Protocol):
+    """Told by ``run_stages`` when stages' gradients are complete on this process, so it can average
+    them across processes while the next stage computes (``locallearn.distributed.GradientAverager``)."""
+
+    def stage_done(self, stages: list[int], batch_size: int) -> None:
+        """The backward of ``stages`` is done on a batch of ``batch_size`` samples; start averaging."""
+
+    def wait(self) -> None:
+        """Return once every gradient handed to ``stage_done`` holds its average over the processes."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -164,6 +175,7 @@ def run_stages(
     scaler: torch.amp.GradScaler | None = None,
     autocast_dtype: torch.dtype | None = None,
     context: str = "",
+    grad_sync: GradSync | None = None,
 ) -> StepResult:
     """Forward ``stages`` (consecutive indices) from their first input ``h`` and backpropagate
     each stage's loss as ``rule`` says. Gradients accumulate into ``.grad``; nothing is stepped.
@@ -171,7 +183,9 @@ def run_stages(
     ``x`` is the network input the batch came from (``h`` itself when the stages start at 0),
     handed to the rule in ``StageOutput.x``. With ``scaler`` each loss is scaled before its
     backward; with ``autocast_dtype`` the forward runs under ``torch.autocast``. ``context``
-    (e.g. " at epoch 3") goes into the error raised on a NaN or infinite loss.
+    (e.g. " at epoch 3") goes into the error raised on a NaN or infinite loss. ``grad_sync``
+    hears of each stage's gradients as soon as its backward is done (under a global rule: all the
+    stages, after the one backward) and is waited for before returning (data-parallel training).
     """
     stages = list(stages)
     if stages and stages[0] == 0:
@@ -203,11 +217,17 @@ def run_stages(
                 loss = scaler.scale(loss)
             if rule.detach_inputs:
                 _local_backward(loss, rule, k)
+                if grad_sync is not None:
+                    grad_sync.stage_done([k], len(y))
             else:
                 pending.append(loss)
         h = h_out
     if pending:
         (torch.stack(pending).sum() if len(pending) > 1 else pending[0]).backward()
+        if grad_sync is not None:
+            grad_sync.stage_done(stages, len(y))
+    if grad_sync is not None:
+        grad_sync.wait()
     return StepResult(losses=losses, logits=logits)
 
 
@@ -219,6 +239,7 @@ def backward(
     *,
     optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer | None] | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    grad_sync: GradSync | None = None,
 ) -> StepResult:
     """Train-side forward and backward of one batch under ``rule``: use it in place of ``loss.backward()``.
 
@@ -227,7 +248,9 @@ def backward(
     parameters, which an optimiser built before could not hold, it raises a clear error,
     unless ``optimizer`` is given and holds every trainable parameter. With a ``GradScaler``
     the losses are scaled (step with ``scaler.step(opt)``); wrap the call in
-    ``torch.autocast`` yourself for mixed precision, as with ``loss.backward()``.
+    ``torch.autocast`` yourself for mixed precision, as with ``loss.backward()``. Under torchrun,
+    ``grad_sync=locallearn.distributed.DataParallel(net).grad_sync`` averages each stage's
+    gradients across the processes as soon as its backward is done (see ``locallearn.distributed``).
 
     Example:
         >>> import torch
@@ -254,4 +277,4 @@ def backward(
                     "call does not hold them. Call locallearn.prepare(net, rule) before building the optimiser "
                     "(or pass optimizer= to this call to have it checked)."
                 )
-    return run_stages(net, resolved, x, y, range(len(net.stages)), x=x, scaler=scaler)
+    return run_stages(net, resolved, x, y, range(len(net.stages)), x=x, scaler=scaler, grad_sync=grad_sync)

@@ -10,6 +10,7 @@ from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.compare import format_table, plan_grid, run_grid, spec_label, summarise
 from locallearn.compare_report import write_outputs
+from locallearn.distributed import is_writer
 
 GRID_KEYS = ("rules", "schedules", "models", "seeds")
 
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("Every combination of the grid was refused; nothing to run.")
     print(f"{len(plan.specs)} configurations x {seeds} seeds: {', '.join(spec_label(s) for s in plan.specs)}")
     records = run_grid(plan.specs, seeds=list(range(seeds)))
+    if not is_writer():  # under torchrun rank 0 reports and writes
+        return 0
     io.write_json(args.out, records)
     paths = write_outputs(records, args.out, command=args.command_line)
     print(format_table(summarise(records)))

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)
     result = trainer.fit()
+    if trainer.data_parallel is not None and trainer.data_parallel.rank != 0:  # data-parallel: rank 0 reports, writes
+        return 0
     for k, (val, test) in enumerate(zip(result.final("val"), result.final("test"))):
         print(f"exit {k + 1}: val {100 * val:.2f} %  test {100 * test:.2f} %")
     times = [r["epoch_time_s"] for r in result.history]

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import torch
 
@@ -23,6 +23,9 @@ from locallearn.data.batches import LoaderBatches, TensorBatches, epoch_order
 from locallearn.engine import NonFiniteLossError, run_stages
 from locallearn.net import LocalNet
 from locallearn.rules.base import LocalRule
+
+if TYPE_CHECKING:
+    from locallearn.distributed import DataParallel
 
 __all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "mean_losses", "require_local_rule", "train_step"]
 
@@ -35,6 +38,8 @@ class TrainState:
     The data is a batch ``source`` (``locallearn.data.batches``); given only
     ``x_train``/``y_train`` tensors, the state builds the in-memory source itself.
     ``scaler`` and ``autocast_dtype`` carry the trainer's mixed-precision settings.
+    With ``data_parallel`` (under torchrun) ``train_step`` trains this process's shard of each
+    batch and averages the gradients across the processes.
     """
 
     net: LocalNet
@@ -50,6 +55,7 @@ class TrainState:
     source: TensorBatches | LoaderBatches | None = None
     scaler: torch.amp.GradScaler | None = None
     autocast_dtype: torch.dtype | None = None
+    data_parallel: "DataParallel | None" = None
 
     def __post_init__(self) -> None:
         if self.source is None:
@@ -79,14 +85,19 @@ def train_step(
     ``locallearn.backward``) and steps each stage's optimiser. ``x`` is the network input
     the batch came from, for rules that read it (``h`` itself when the stages start at 0).
     Returns each stage's loss (NaN where the rule gave none); raises ``NonFiniteLossError``
-    on a NaN/inf loss.
+    on a NaN/inf loss. Data-parallel, ``h``, ``y`` and ``x`` are the global batch: this process
+    trains on its shard, and the losses are those of its shard.
     """
+    data_parallel = state.data_parallel
+    if data_parallel is not None:
+        h, y, x = data_parallel.shard(h, y, x)
     for k in stages:
         if state.optimizers[k] is not None:
             state.optimizers[k].zero_grad(set_to_none=True)
     result = run_stages(
         state.net, state.rule, h, y, stages, x=x, scaler=state.scaler,
         autocast_dtype=state.autocast_dtype, context=f" at epoch {state.epoch}",
+        grad_sync=None if data_parallel is None else data_parallel.grad_sync,
     )
     for k in stages:
         optimizer = state.optimizers[k]
@@ -110,6 +121,11 @@ class Schedule:
     """Base class of every schedule."""
 
     name: ClassVar[str]
+    # Under torchrun: True if the schedule trains data-parallel (every update through ``train_step`` on
+    # global batches, nothing kept per process between updates); ``owns_process_group`` if the ranks are
+    # the schedule's own workers instead (``pipeline``).
+    data_parallel: ClassVar[bool] = False
+    owns_process_group: ClassVar[bool] = False
 
     def total_epochs(self, *, num_stages: int, epochs: int) -> int:
         """How many trainer epochs a run of ``epochs`` (per stage) takes."""

@@ -47,6 +47,8 @@ SPACINGS = {"linear": 1, "squared": 2, "cubic": 3}
 class Freezeout(Schedule):
     """FreezeOut (Brock et al. 2017); see the module docstring for the schedule and its options."""
 
+    data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
+
     def __init__(self, *, t0: float = 0.5, spacing: str = "linear", scale_lr: bool = False, cache: bool = True) -> None:
         self.t0 = check_number(t0, name="t0", owner="Freezeout", low=0.0, high=1.0, low_inclusive=False)
         self.spacing = check_choice(spacing, name="spacing", owner="Freezeout", choices=SPACINGS)

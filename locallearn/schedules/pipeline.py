@@ -71,6 +71,7 @@ import torch.distributed as dist
 from locallearn import io
 from locallearn._params import check_choice, check_number
 from locallearn.data.batches import TensorBatches
+from locallearn.distributed import launched as launched_by_torchrun
 from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
@@ -97,13 +98,6 @@ def split_stages(num_stages: int, workers: int) -> list[list[int]]:
     return groups
 
 
-def launched_by_torchrun() -> bool:
-    """True inside a process group or a process that ``torchrun`` started."""
-    if not dist.is_available():
-        return False
-    return dist.is_initialized() or all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))
-
-
 @SCHEDULES.register("pipeline")
 class Pipeline(Schedule):
     """Local learning as a multi-process pipeline: one worker per stage group, outputs sent forward only.
@@ -127,6 +121,8 @@ class Pipeline(Schedule):
         >>> record["worker_stages"], len(record["test_accuracy"])
         ([[0], [1]], 2)
     """
+
+    owns_process_group = True  # under torchrun its ranks are the stage groups, not data replicas
 
     def __init__(
         self,

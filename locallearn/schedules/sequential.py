@@ -31,6 +31,8 @@ class Sequential(Schedule):
         12
     """
 
+    data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
+
     def __init__(self, *, cache_batch_size: int | None = None) -> None:
         if cache_batch_size is not None:
             check_number(cache_batch_size, name="cache_batch_size", owner="Sequential", low=1, integer=True)

@@ -16,6 +16,8 @@ class Simultaneous(Schedule):
         5
     """
 
+    data_parallel = True  # each update is a train_step on a global batch
+
     def train_epoch(self, state: TrainState) -> list[int]:
         stages = range(len(state.net.stages))
         losses = [train_step(state, x, y, stages) for x, y in state.train_batches()]
