@@ -38,6 +38,7 @@ from typing import Any, Iterable, Sequence
 import locallearn
 from locallearn import data as datasets
 from locallearn import io
+from locallearn.data import BatchData
 from locallearn.experiment import RunSpec, run
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
@@ -244,8 +245,11 @@ def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str,
     }
 
 
-def run_grid(specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None) -> list[dict[str, Any]]:
-    """Train every spec once per seed (seed-major); one record per run. ``callback(record)`` after each run."""
+def run_grid(
+    specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None, data: datasets.Dataset | BatchData | None = None
+) -> list[dict[str, Any]]:
+    """Train every spec once per seed (seed-major); one record per run. ``callback(record)`` after each run.
+    ``data`` (a ``Dataset``, or a ``BatchData`` of DataLoaders) replaces the specs' named data sets."""
     specs = list(specs)
     loaded: dict[tuple, datasets.Dataset] = {}
     machine = io.machine()
@@ -253,10 +257,10 @@ def run_grid(specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = 
     for seed in seeds:
         for spec in specs:
             source = (spec.data, spec.data_dir)
-            if source not in loaded:
+            if data is None and source not in loaded:
                 loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir)
             spec = dataclasses.replace(spec, seed=seed)
-            records.append(run_record(spec, run(spec, loaded[source]), machine))
+            records.append(run_record(spec, run(spec, data or loaded[source]), machine))
             if callback is not None:
                 callback(records[-1])
     order = {_key_id(config_key(s)): i for i, s in enumerate(specs)}
@@ -270,9 +274,11 @@ def compare(
     seeds: Sequence[int],
     schedules: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
+    data: datasets.Dataset | BatchData | None = None,
 ) -> list[dict[str, Any]]:
-    """Plan the grid (refused combinations left out), then train it once per seed; one record per run."""
-    return run_grid(plan_grid(base, rules=rules, schedules=schedules, models=models).specs, seeds=seeds)
+    """Plan the grid (refused combinations left out), then train it once per seed; one record per run.
+    ``data`` replaces the named data set of ``base``: a ``Dataset`` or a ``BatchData`` of DataLoaders."""
+    return run_grid(plan_grid(base, rules=rules, schedules=schedules, models=models).specs, seeds=seeds, data=data)
 
 
 def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from locallearn import data as datasets
 from locallearn._params import check_choice
 from locallearn.builders import build_cnn, build_mlp
-from locallearn.data import Dataset
+from locallearn.data import BatchData, Dataset
 from locallearn.net import LocalNet
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything
 
@@ -53,12 +53,20 @@ class RunSpec:
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     progress: bool = True
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str) -> RunSpec:
+        """The spec stored in ``values`` (e.g. a checkpoint's); an unknown field is one line naming ``source``."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{source} holds a run spec with unknown fields ({', '.join(unknown)}); was it written by another locallearn version?")
+        return cls(**values)
+
     def train_config(self) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
 
-def build_net(spec: RunSpec, ds: Dataset) -> LocalNet:
+def build_net(spec: RunSpec, ds: Dataset | BatchData) -> LocalNet:
     """The LocalNet a spec names, for the dataset's input shape."""
     check_choice(spec.model, name="model", owner="RunSpec", choices=MODELS)
     if spec.model == "mlp":
@@ -67,25 +75,28 @@ def build_net(spec: RunSpec, ds: Dataset) -> LocalNet:
     return build_cnn(ds.input_shape, spec.channels, ds.num_classes, head=head)
 
 
-def make_trainer(spec: RunSpec, ds: Dataset | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
-    """Seed, load the data (unless given), build the net and its trainer."""
+def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Seed, load the data (unless given: a ``Dataset`` or, for data as loaders, a ``BatchData``),
+    build the net and its trainer."""
     ds = ds or datasets.load(spec.data, data_dir=spec.data_dir)
     seed_everything(spec.seed)
     net = build_net(spec, ds)
     from locallearn import rules, schedules
 
+    splits = {"data": ds} if isinstance(ds, Dataset) else {"data": ds.train, "val_data": ds.val, "test_data": ds.test}
     trainer = Trainer(
         net,
-        ds,
+        **splits,
         rule=rules.create(spec.rule, **spec.rule_kw),
         schedule=schedules.create(spec.schedule, **spec.schedule_kw),
         config=spec.train_config(),
         callbacks=callbacks,
     )
     trainer.result.config["spec"] = dataclasses.asdict(spec)
+    trainer.result.config["data"] = ds.name
     return trainer
 
 
-def run(spec: RunSpec, ds: Dataset | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
+def run(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train one run and return its result."""
     return make_trainer(spec, ds, callbacks).fit()

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +26,22 @@ import locallearn
 from locallearn import distributed, io
 from locallearn._params import check_choice, check_number
 from locallearn.data import Dataset, augment
-from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches
+from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches, iterate_quietly
 from locallearn.device import resolve_device
 from locallearn.engine import prepare
 from locallearn.net import LocalNet
+from locallearn.resume import RESUME_LOG, check_resume
 from locallearn.rules import RULES, LocalRule
 from locallearn.schedules import SCHEDULES, Schedule, TrainState
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+#: What a training checkpoint holds, and the type of each entry (checked before anything is loaded).
+CHECKPOINT_ENTRIES = {
+    "format": int, "config": dict, "epoch": int, "net": dict, "optimizers": list, "lr_schedulers": list,
+    "torch_rng": torch.Tensor, "history": list,
+}
 
 
 @dataclass
@@ -183,7 +190,11 @@ class Trainer:
             "train": {**dataclasses.asdict(self.config), "resolved_device": str(self.device)},
             "data": data,
             "data_source": self.train_source.describe(),
-            "net": {"stages": len(self.net.stages), "parameters": sum(p.numel() for p in self.net.parameters())},
+            "net": {
+                "stages": len(self.net.stages),
+                "parameters": sum(p.numel() for p in self.net.parameters()),
+                "architecture": hashlib.sha256(repr(self.net).encode()).hexdigest()[:16],  # layers, sizes, activations
+            },
             "data_parallel": None if self.data_parallel is None else self.data_parallel.describe(),
         }
 
@@ -215,7 +226,7 @@ class Trainer:
             for start in range(0, len(x), batch_size):
                 yield x[start : start + batch_size].to(self.device), y[start : start + batch_size].to(self.device)
         else:
-            for xb, yb in source:
+            for xb, yb in iterate_quietly(source):
                 yield xb.to(self.device), yb.to(self.device)
 
     def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,26 +321,33 @@ class Trainer:
         )
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint written by ``save_checkpoint``; ``fit`` then continues from it."""
-        payload = io.load_checkpoint(path)
-        if payload.get("format") != 1:
+        """Restore a checkpoint written by ``save_checkpoint``; ``fit`` then continues from it.
+
+        The checkpoint's config must match this trainer's, field by field (``locallearn.resume``):
+        a change is refused in one line naming the field. The changes a resume may make (more
+        epochs, another device or checkpoint path...) are recorded in ``result.config["resumed"]``."""
+        payload = io.load_checkpoint(path, required=CHECKPOINT_ENTRIES)
+        if payload["format"] != 1:
             raise ValueError(f"Checkpoint {path} is not a locallearn training checkpoint (format 1).")
-        saved, mine = payload["config"], self.result.config
-        for key in ("rule", "schedule", "net"):
-            if saved[key] != mine[key]:
-                raise ValueError(f"Checkpoint {path} was made with {key} {saved[key]}, this trainer has {mine[key]}.")
-        self.net.load_state_dict(payload["net"])
-        for opt, s in zip(self.optimizers, payload["optimizers"]):
-            if opt is not None:
-                opt.load_state_dict(s)
-        for sched, s in zip(self.lr_schedulers, payload["lr_schedulers"]):
-            if sched is not None:
-                sched.load_state_dict(s)
+        epochs_may_grow = self.config.lr_schedule == "none" and self.total_epochs == self.config.epochs
+        changes = check_resume(payload["config"], self.result.config, path=path, epochs_may_grow=epochs_may_grow)
+        try:
+            self.net.load_state_dict(payload["net"])
+            for opt, s in zip(self.optimizers, payload["optimizers"], strict=True):
+                if opt is not None:
+                    opt.load_state_dict(s)
+            for sched, s in zip(self.lr_schedulers, payload["lr_schedulers"], strict=True):
+                if sched is not None:
+                    sched.load_state_dict(s)
+            if self.scaler is not None and payload.get("scaler") is not None:
+                self.scaler.load_state_dict(payload["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ValueError(f"Checkpoint {path} does not fit this run: {type(error).__name__}: {reason}") from None
         self._rng_state = payload["torch_rng"]
-        if self.scaler is not None and payload.get("scaler") is not None:
-            self.scaler.load_state_dict(payload["scaler"])
         self.epoch = payload["epoch"]
         self.result.history = list(payload["history"])
+        self.result.config[RESUME_LOG] = [*payload["config"].get(RESUME_LOG, []), {"epoch": self.epoch, "changes": changes}]
 
 
 def train(

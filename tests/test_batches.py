@@ -201,3 +201,19 @@ def test_a_run_on_a_seeded_dataloader_resumes_exactly(digits, tmp_path):
     resumed.load_checkpoint(tmp_path / "r.pt")
     resumed.fit()
     assert all(torch.equal(a, b) for a, b in zip(whole.net.parameters(), resumed.net.parameters()))
+
+
+def test_compare_runs_a_grid_on_data_given_as_dataloaders(digits):
+    from locallearn.compare import compare
+    from locallearn.experiment import RunSpec
+
+    loaders = ll.data.BatchData(
+        "digits-as-loaders", _loader(digits.x_train, digits.y_train, 64, seed=0),
+        val=DataLoader(TensorDataset(digits.x_val, digits.y_val), batch_size=128),
+        test=DataLoader(TensorDataset(digits.x_test, digits.y_test), batch_size=128), num_classes=10,
+    )
+    records = compare(RunSpec(widths=(32, 32), epochs=2, progress=False), rules=["local", "e2e"], seeds=[0], data=loaders)
+    assert [r["config"]["data"] for r in records] == ["digits-as-loaders"] * 2
+    in_memory = compare(RunSpec(widths=(32, 32), epochs=2, batch_size=64, progress=False), rules=["local"], seeds=[0])
+    streamed = compare(RunSpec(widths=(32, 32), epochs=2, batch_size=64, progress=False), rules=["local"], seeds=[0], data=loaders)
+    assert streamed[0]["history"][-1]["test_accuracy"] == pytest.approx(in_memory[0]["history"][-1]["test_accuracy"], abs=1e-6)

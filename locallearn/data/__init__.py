@@ -8,9 +8,9 @@ Example:
 """
 
 from locallearn.data import augment
-from locallearn.data.batches import LoaderBatches, SeededSampler, TensorBatches, as_batches
+from locallearn.data.batches import BatchData, LoaderBatches, SeededSampler, TensorBatches, as_batches
 from locallearn.data.dataset import Dataset, split_train_val_test
 from locallearn.data.idx import IdxFormatError, read_idx
 from locallearn.data.loaders import DATASETS, load, names
 
-__all__ = ["DATASETS", "Dataset", "LoaderBatches", "SeededSampler", "TensorBatches", "as_batches", "augment", "IdxFormatError", "load", "names", "read_idx", "split_train_val_test"]
+__all__ = ["DATASETS", "BatchData", "Dataset", "LoaderBatches", "SeededSampler", "TensorBatches", "as_batches", "augment", "IdxFormatError", "load", "names", "read_idx", "split_train_val_test"]

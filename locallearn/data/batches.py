@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -46,6 +47,19 @@ def epoch_order(n: int, *, seed: int, epoch: int) -> torch.Tensor:
 def augment_generator(*, seed: int, epoch: int) -> torch.Generator:
     """The generator of an epoch's augmentation draws (a stream apart from the shuffling)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch + 500_000_001)
+
+
+def iterate_quietly(loader: Iterable[Any]) -> Iterator[Any]:
+    """``iter(loader)`` that leaves torch's global random stream as it found it.
+
+    Starting a ``DataLoader`` iterator draws a seed for its workers from torch's global
+    generator; it is given back, so reading a loader does not change a seeded run's
+    weight initialisation or dropout.
+    """
+    state = torch.get_rng_state()
+    batches = iter(loader)
+    torch.set_rng_state(state)
+    return batches
 
 
 class SeededSampler(Sampler[int]):
@@ -160,12 +174,7 @@ class LoaderBatches:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         non_blocking = self.device.type == "cuda"
-        # Starting a DataLoader iterator draws a seed for its workers from torch's global generator;
-        # it is given back, so a loader leaves the training's random stream (dropout...) as it found it.
-        state = torch.get_rng_state()
-        batches = iter(self.loader)
-        torch.set_rng_state(state)
-        for number, batch in enumerate(batches):
+        for number, batch in enumerate(iterate_quietly(self.loader)):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(torch.is_tensor(t) for t in batch)):
                 raise TypeError(
                     f"Batch {number} of the training data is a {type(batch).__name__}; expected a pair "
@@ -188,3 +197,31 @@ def as_batches(data: Iterable[Any], *, device: torch.device | str = "cpu") -> Te
             f"got a {type(data).__name__}."
         )
     return LoaderBatches(data, device=device)
+
+
+@dataclass(frozen=True)
+class BatchData:
+    """A data set given as batch iterables (``DataLoader``s), with what building a net needs.
+
+    It stands where a ``Dataset`` does in ``locallearn.experiment`` and ``compare``, so a grid
+    of rules can run on data that only exists as loaders. ``val`` / ``test`` may be ``None``
+    (that split is then not evaluated).
+
+    Example:
+        >>> import torch
+        >>> batches = [(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))]
+        >>> BatchData("toy", batches, val=batches, test=None, num_classes=2).input_shape
+        (2,)
+    """
+
+    name: str
+    train: Iterable[Any]
+    val: Iterable[Any] | None
+    test: Iterable[Any] | None
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, read from the first training batch."""
+        x, _ = next(iterate_quietly(self.train))
+        return tuple(x.shape[1:])
