@@ -144,7 +144,7 @@ def test_information_plane_callback_reads_a_dataloader_split(digits, tmp_path):
     ll.train(ll.build_mlp((1, 8, 8), (16, 16), 10), _loader(digits.x_train, digits.y_train, 64, 0),
              val_data=DataLoader(TensorDataset(digits.x_val, digits.y_val), batch_size=64),
              callbacks=[plane], epochs=1, progress=False)
-    assert [(p["epoch"], p["stage"]) for p in plane.points] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [(p["epoch"], p["stage"]) for p in plane.points] == [(0, 1), (0, 2), (1, 1), (1, 2)]  # stages from 1
 
 
 def test_device_auto_falls_back_and_unknown_devices_are_refused():
