@@ -10,7 +10,10 @@ from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.dfa import DirectFeedbackAlignment
 from locallearn.rules.e2e import EndToEnd
 from locallearn.rules.fa_heads import FixedRandomHeads
+from locallearn.rules.forward_forward import ForwardForward
+from locallearn.rules.forward_gradient import ForwardGradient
 from locallearn.rules.ib import InformationBottleneck
+from locallearn.rules.infopro import InfoPro
 from locallearn.rules.joint import JointSupervision
 from locallearn.rules.joint_cost import JointCostPenalty
 from locallearn.rules.local import LocalCrossEntropy
@@ -22,5 +25,8 @@ names = RULES.names
 __all__ = [
     "RULES", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
     "JointCostPenalty",
+    "InfoPro",
+    "ForwardForward",
+    "ForwardGradient",
     "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "StageOutput", "create", "names",
 ]

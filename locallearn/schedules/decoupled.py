@@ -104,12 +104,14 @@ class OutputTap(LocalRule):
         self.name = rule.name
         self.detach_inputs = rule.detach_inputs
         self.outputs: dict[int, torch.Tensor] = {}
+        self.batches: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # (y, x) as the stage saw them
 
     def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rule.transform_batch(x, y)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         self.outputs[out.index] = out.h_out.detach()
+        self.batches[out.index] = (y, out.x)  # after the rule's transform_batch (Forward-Forward's rows)
         return self.rule.stage_loss(out, y)
 
 
@@ -195,7 +197,7 @@ class Decoupled(Schedule):
                 h, yb, xb = batch
                 losses[k].append(train_step(tapped, h, yb, [k], x=xb)[0])
                 if k + 1 < num_stages:
-                    buffers[k + 1].push(tap.outputs.pop(k), yb, xb)
+                    buffers[k + 1].push(tap.outputs.pop(k), *tap.batches.pop(k))
         state.stats["train_loss"] = [float(sum(column) / len(column)) if column else math.nan for column in losses]
         state.stats["updates"] = [len(column) for column in losses]
         state.stats["starved"] = starved

@@ -1,0 +1,221 @@
+"""``infopro``: information propagation local loss (Wang, Ni, Song, Yang & Huang, ICLR 2021).
+
+Greedy local cross-entropy makes early stages throw away information about the
+input that later stages would need. InfoPro keeps it: each local stage ``k``
+minimises ``lambda1_k * R_k + lambda2_k * S_k``, where ``R_k`` is a
+reconstruction loss (a small decoder from the stage's features back to the
+network input: a lower bound on the information the features keep about it) and
+``S_k`` a supervised term (cross-entropy through the stage's head, or a
+supervised contrastive loss).
+
+Kept from the paper and the authors' code (blackfeather-wang/InfoPro-Pytorch):
+
+* the decoder for feature maps: bilinear upsampling (corners aligned) to the input's
+  size, ``Conv3x3 -> BatchNorm -> ReLU -> Conv3x3`` back to the input's channels,
+  sigmoid, binary cross-entropy against the image in [0, 1];
+* the weights: ``lambda`` interpolated linearly from ``(lambda1, lambda2)`` at the first
+  stage to ``(lambda1_end, lambda2_end)`` at the last local stage (ratio ``k / (L - 2)``);
+  defaults ``lambda1 = 5, lambda2 = 1``, the authors' CIFAR-10 ResNet-32, K = 2 setting;
+* the last stage learns from its own head's cross-entropy alone (the network's classifier);
+* ``supervision="contrast"``: SupCon (Khosla et al. 2020) on a projection to 128 dimensions,
+  temperature 0.07, as the authors' ``contrast`` mode; ``"ce"`` (default) is their
+  ``cross_entropy`` mode ("InfoPro (Softmax)" in the paper), which also trains the exit.
+
+Not kept / changed:
+
+* the network input is mapped to [0, 1] by the batch's own min and max (locallearn's
+  datasets are standardised; for Fashion-MNIST this recovers the raw pixels);
+* flat features (an MLP) get a one-layer linear decoder (the paper has conv nets only);
+* under ``"contrast"`` the stage's head is trained as a probe on detached features (by
+  cross-entropy) so that every exit predicts; the contrastive projection is ``0c2f``
+  (pool, Linear, ReLU, Linear) rather than the authors' ``1c2f`` (with one conv first).
+
+``setup`` attaches ``stage.aux["infopro"]`` (decoder, and projection under
+``"contrast"``) to every stage but the last. The rule reads the network input
+(``StageOutput.x``), so schedules that cannot carry it (the pipeline's later
+workers) refuse it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from locallearn._params import check_choice, check_number
+from locallearn.net import LocalNet
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.predsim import _feature_width
+
+
+def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """SupCon (Khosla et al. 2020) with one view per sample, on L2-normalised rows of ``z``.
+
+    For anchor ``i`` with positives ``P(i)`` (the other samples of its class):
+    ``-1/|P(i)| sum_p log(exp(z_i.z_p/T) / sum_{a != i} exp(z_i.z_a/T))``, averaged over
+    anchors that have a positive (0 when none has).
+
+    Example:
+        >>> z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> round(float(supervised_contrastive_loss(z, torch.tensor([0, 0, 1, 1]), temperature=1.0)), 4)
+        0.5514
+    """
+    z = F.normalize(z.flatten(1), dim=1)
+    logits = z @ z.t() / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (y[:, None] == y[None, :]) & ~self_mask
+    count = positives.sum(1)
+    has = count > 0
+    if not bool(has.any()):
+        return z.sum() * 0.0
+    per_anchor = log_prob.masked_fill(~positives, 0.0).sum(1)[has] / count[has]
+    return -per_anchor.mean()
+
+
+def _input_layout(net: LocalNet) -> tuple[str, int]:
+    """``("map", channels)`` or ``("flat", size)`` of the network input, read from its first layer."""
+    for module in net.stages[0].block.modules():
+        if isinstance(module, nn.Conv2d):
+            return "map", module.in_channels
+        if isinstance(module, nn.Linear):
+            return "flat", module.in_features
+    raise ValueError("infopro cannot tell the network input's shape: the first block has no Conv2d or Linear layer.")
+
+
+class Decoder(nn.Module):
+    """Features of one stage back to the network input; ``forward(h, like)`` returns logits of ``like``'s shape.
+
+    Example:
+        >>> dec = Decoder("map", 16, "map", 1, width_hidden=12)
+        >>> dec(torch.zeros(2, 16, 7, 7), torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 1, 28, 28])
+    """
+
+    def __init__(self, kind: str, width: int, input_kind: str, input_size: int, *, width_hidden: int = 12) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "map" and input_kind == "map":
+            self.net = nn.Sequential(
+                nn.Conv2d(width, width_hidden, 3, padding=1), nn.BatchNorm2d(width_hidden), nn.ReLU(),
+                nn.Conv2d(width_hidden, input_size, 3, padding=1),
+            )
+        else:
+            self.net = nn.Linear(width, input_size)
+
+    def forward(self, h: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if self.kind == "map" and h.dim() == 4 and like.dim() == 4:
+            return self.net(F.interpolate(h, size=like.shape[-2:], mode="bilinear", align_corners=True))
+        return self.net(h.flatten(1)).view_as(like)
+
+
+class InfoProAux(nn.Module):
+    """One stage's InfoPro modules (decoder, optional projection) and its two loss weights."""
+
+    def __init__(self, decoder: Decoder, projection: nn.Module | None, lambda_recon: float, lambda_sup: float) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.projection = projection
+        self.lambda_recon, self.lambda_sup = lambda_recon, lambda_sup
+
+
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``sigmoid(logits)`` against ``x`` mapped to [0, 1] by its min and max.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 2.0]])
+        >>> round(float(reconstruction_loss(torch.tensor([[-30.0, 30.0]]), x)), 6)
+        0.0
+    """
+    low, high = x.min(), x.max()
+    target = (x - low) / (high - low) if high > low else torch.zeros_like(x)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+@RULES.register("infopro")
+class InfoPro(LocalRule):
+    """InfoPro local loss: ``lambda1 * reconstruction + lambda2 * supervised`` per local stage.
+
+    Args:
+        lambda1, lambda2: weights of the reconstruction and supervised terms at the first stage.
+        lambda1_end, lambda2_end: the same at the last local stage (the one before the last
+            stage), linearly interpolated in between; ``None``: equal to the first stage's.
+        supervision: ``"ce"`` (cross-entropy through the stage's head) or ``"contrast"``.
+        temperature: SupCon temperature (``"contrast"`` only).
+        decoder_width: channels of the decoder's hidden conv layer (the authors' 12).
+
+    Example:
+        >>> import torch
+        >>> from locallearn import build_cnn
+        >>> net = build_cnn((1, 8, 8), (4, 8, 8), 3)
+        >>> rule = InfoPro(lambda2_end=3.0)
+        >>> rule.setup(net)
+        >>> [(a.lambda_recon, a.lambda_sup) for a in (s.aux["infopro"] for s in net.stages[:2])]
+        [(5.0, 1.0), (5.0, 3.0)]
+        >>> "infopro" in net.stages[2].aux  # the last stage learns from its head alone
+        False
+    """
+
+    detach_inputs = True
+    needs_input = True
+
+    def __init__(
+        self, *, lambda1: float = 5.0, lambda2: float = 1.0, lambda1_end: float | None = None,
+        lambda2_end: float | None = None, supervision: str = "ce", temperature: float = 0.07,
+        decoder_width: int = 12,
+    ) -> None:
+        owner = "InfoPro"
+        self.lambda1 = check_number(lambda1, name="lambda1", owner=owner, low=0.0)
+        self.lambda2 = check_number(lambda2, name="lambda2", owner=owner, low=0.0)
+        self.lambda1_end = None if lambda1_end is None else check_number(lambda1_end, name="lambda1_end", owner=owner, low=0.0)
+        self.lambda2_end = None if lambda2_end is None else check_number(lambda2_end, name="lambda2_end", owner=owner, low=0.0)
+        self.supervision = check_choice(supervision, name="supervision", owner=owner, choices=("ce", "contrast"))
+        self.temperature = check_number(temperature, name="temperature", owner=owner, low=0.0, low_inclusive=False)
+        self.decoder_width = check_number(decoder_width, name="decoder_width", owner=owner, low=1, integer=True)
+
+    def stage_weights(self, index: int, num_stages: int) -> tuple[float, float]:
+        """``(lambda1_k, lambda2_k)`` of local stage ``index`` (ratio ``k / (L - 2)``, 0 when L <= 2)."""
+        ratio = index / (num_stages - 2) if num_stages > 2 else 0.0
+        end1 = self.lambda1 if self.lambda1_end is None else self.lambda1_end
+        end2 = self.lambda2 if self.lambda2_end is None else self.lambda2_end
+        return self.lambda1 * (1 - ratio) + end1 * ratio, self.lambda2 * (1 - ratio) + end2 * ratio
+
+    def setup(self, net: LocalNet) -> None:
+        input_kind, input_size = _input_layout(net)
+        for k, stage in enumerate(net.stages[:-1]):
+            weights = self.stage_weights(k, len(net.stages))
+            if "infopro" in stage.aux:
+                stage.aux["infopro"].lambda_recon, stage.aux["infopro"].lambda_sup = weights
+                continue
+            kind, width = _feature_width(stage, k)
+            projection = None
+            if self.supervision == "contrast":
+                pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if kind == "map" else [nn.Flatten()]
+                projection = nn.Sequential(*pool, nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 128))
+            decoder = Decoder(kind, width, input_kind, input_size, width_hidden=self.decoder_width)
+            device = next(stage.parameters()).device
+            stage.aux["infopro"] = InfoProAux(decoder, projection, *weights).to(device)
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
+        if out.is_last:
+            return F.cross_entropy(out.logits, y)
+        aux = out.stage.aux["infopro"] if "infopro" in out.stage.aux else None
+        if aux is None:
+            raise RuntimeError("infopro: run setup(net) first (the trainer does), so each stage has its decoder.")
+        if out.x is None:
+            raise RuntimeError(
+                "infopro reconstructs the network input, but this step gave no StageOutput.x; "
+                "use a schedule that carries the input (simultaneous, sequential, decoupled)."
+            )
+        recon = reconstruction_loss(aux.decoder(out.h_out, out.x), out.x)
+        if aux.projection is not None:
+            supervised, probe = supervised_contrastive_loss(aux.projection(out.h_out), y, self.temperature), True
+        else:
+            supervised, probe = F.cross_entropy(out.logits, y), aux.lambda_sup == 0
+        loss = aux.lambda_recon * recon + aux.lambda_sup * supervised
+        if probe:  # the exit learns on detached features when the block's loss does not train it
+            loss = loss + F.cross_entropy(out.stage.head(out.h_out.detach()), y)
+        return loss

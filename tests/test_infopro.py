@@ -1,0 +1,120 @@
+"""InfoPro local loss and DGL heads: the paper's formulas written out, and the rule trains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import locallearn as ll
+from locallearn import rules
+from locallearn.heads import DGLHead, make_head
+from locallearn.rules.base import StageOutput
+from _digits import digits_accuracy
+from locallearn.rules.infopro import InfoPro, supervised_contrastive_loss
+from locallearn.testing import check_rule
+
+
+def _stage_output(net, k, x):
+    h = x
+    for stage in net.stages[:k]:
+        h = stage.block(h)
+    h_out = net.stages[k].block(h.detach())
+    return StageOutput(index=k, is_last=k == len(net.stages) - 1, stage=net.stages[k], h_in=h, h_out=h_out,
+                       logits=net.stages[k].head(h_out), x=x)
+
+
+def test_the_loss_is_lambda1_bce_reconstruction_plus_lambda2_cross_entropy():
+    torch.manual_seed(0)
+    net = ll.build_cnn((1, 8, 8), (4, 6, 6), 3)
+    rule = InfoPro(lambda1=2.0, lambda2=0.5)
+    rule.setup(net)
+    x, y = torch.randn(5, 1, 8, 8) * 2 + 1, torch.tensor([0, 1, 2, 0, 1])
+    out = _stage_output(net, 1, x)
+    decoder = net.stages[1].aux["infopro"].decoder
+    up = F.interpolate(out.h_out, size=(8, 8), mode="bilinear", align_corners=True)
+    p = torch.sigmoid(decoder.net(up))
+    t = (x - x.min()) / (x.max() - x.min())
+    bce = -(t * torch.log(p) + (1 - t) * torch.log(1 - p)).mean()
+    ce = -torch.log_softmax(out.logits, 1)[torch.arange(5), y].mean()
+    torch.testing.assert_close(rule.stage_loss(out, y), 2.0 * bce + 0.5 * ce)
+    last = _stage_output(net, 2, x)
+    torch.testing.assert_close(rule.stage_loss(last, y), F.cross_entropy(last.logits, y))
+
+
+def test_weights_are_interpolated_from_the_first_to_the_last_local_stage():
+    rule = InfoPro(lambda1=5.0, lambda2=0.0, lambda1_end=2.0, lambda2_end=3.0)
+    # L = 5 stages: local stages 0..3, ratio k / (L - 2)
+    assert [rule.stage_weights(k, 5) for k in range(4)] == [
+        pytest.approx((5 - 3 * k / 3, 3 * k / 3)) for k in range(4)
+    ]
+    assert rule.stage_weights(0, 2) == (5.0, 0.0)  # one local stage: the first stage's weights
+
+
+def test_supervised_contrastive_loss_against_a_loop():
+    torch.manual_seed(1)
+    z, y, t = torch.randn(7, 5), torch.tensor([0, 1, 0, 2, 1, 0, 3]), 0.5
+    zn = z / z.norm(dim=1, keepdim=True)
+    terms = []
+    for i in range(7):
+        others = [a for a in range(7) if a != i]
+        positives = [p for p in others if y[p] == y[i]]
+        if not positives:
+            continue  # class 2 and 3 anchors have no positive
+        denominator = sum(math.exp(float(zn[i] @ zn[a]) / t) for a in others)
+        terms.append(-sum(float(zn[i] @ zn[p]) / t - math.log(denominator) for p in positives) / len(positives))
+    assert float(supervised_contrastive_loss(z, y, t)) == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+
+
+def test_reconstruction_alone_trains_the_block_and_the_exit_still_learns():
+    torch.manual_seed(2)
+    net = ll.build_cnn((1, 8, 8), (4, 4), 3)
+    rule = InfoPro(lambda2=0.0)
+    rule.setup(net)
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    rule.stage_loss(_stage_output(net, 0, x), y).backward()
+    stage = net.stages[0]
+    assert stage.block[0].weight.grad.abs().sum() > 0
+    assert stage.head.linear.weight.grad.abs().sum() > 0
+    assert stage.aux["infopro"].decoder.net[0].weight.grad.abs().sum() > 0
+
+
+def test_a_step_without_the_network_input_is_a_clear_error():
+    net = ll.build_mlp((4,), (8, 8), 3)
+    rule = InfoPro()
+    rule.setup(net)
+    out = _stage_output(net, 0, torch.randn(2, 4))
+    out.x = None
+    with pytest.raises(RuntimeError, match="reconstructs the network input"):
+        rule.stage_loss(out, torch.tensor([0, 1]))
+
+
+def test_bad_parameters_get_clear_errors():
+    with pytest.raises(ValueError, match="'supervision' parameter of InfoPro must be one of"):
+        InfoPro(supervision="mse")
+    with pytest.raises(ValueError, match="'lambda1' parameter of InfoPro must be a float >= 0"):
+        InfoPro(lambda1=-1)
+    with pytest.raises(ValueError, match="DGLHead expects a \\(C, H, W\\) feature map"):
+        DGLHead((16,), 10)
+
+
+@pytest.mark.parametrize("options", [{}, {"supervision": "contrast"}])
+def test_conforms_with_the_dgl_head(options):
+    check_rule(rules.create("infopro", **options), head="dgl", conv=True)
+
+
+@pytest.mark.parametrize("schedule", ["simultaneous", "sequential"])
+def test_trains_on_digits(schedule):
+    accuracy = digits_accuracy("infopro", widths=(8, 16), epochs=3, schedule=schedule, cnn=True)
+    assert accuracy[-1] > 0.6  # chance is 0.1
+
+
+def test_dgl_head_layers():
+    head = make_head("dgl", (8, 6, 6), 10, convs=2, kernel_size=3, mlp_layers=1)
+    kinds = [type(m).__name__ for m in head.layers]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d",
+                     "Flatten", "Linear", "ReLU", "Linear"]
+    assert head.layers[0].weight.shape == (8, 8, 3, 3) and head.layers[8].in_features == 8 * 2 * 2
+    assert head(torch.zeros(3, 8, 6, 6)).shape == (3, 10)
