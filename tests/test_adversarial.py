@@ -38,7 +38,7 @@ def _one_line_error(capsys, code: int, *, expected_code: int = 2) -> str:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("run") / "run.pt"
-    assert cli.main([*TRAIN, "--epochs", "1", "--checkpoint", str(path)]) == 0
+    assert cli.main([*TRAIN, "--epochs", "2", "--checkpoint", str(path)]) == 0
     return path
 
 
@@ -129,6 +129,100 @@ def test_a_required_entry_of_the_wrong_type_is_named(tmp_path):
         io.load_checkpoint(path, required={"net": dict})
     with pytest.raises(ValueError, match="its 'epoch' entry is missing"):
         io.load_checkpoint(path, required={"epoch": int})
+
+
+# -- resuming with another configuration ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (["--lr", "0.5"], "train.lr is 0.001 there, 0.5 now"),
+        (["--seed", "1"], "train.seed is 0 there, 1 now"),
+        (["--batch-size", "16"], "train.batch_size is 32 there, 16 now"),
+        (["--activation", "tanh"], "net.architecture is"),
+        (["--optimizer", "sgd"], "train.optimizer is 'adam' there, 'sgd' now"),
+        (["--lr-schedule", "cosine"], "train.lr_schedule is 'none' there, 'cosine' now"),
+        (["--epochs", "1"], "train.epochs is 2 there, 1 now (a resumed run may only add epochs)"),
+        (["--rule", "joint"], "rule.name is 'local' there, 'joint' now"),
+    ],
+)
+def test_resume_refuses_a_changed_config_naming_the_field(checkpoint, tmp_path, capsys, change, field):
+    before = checkpoint.read_bytes()
+    out = tmp_path / "r.json"
+    args = [*TRAIN, "--epochs", "2", "--checkpoint", str(checkpoint), "--resume", "--out", str(out), *change]
+    err = _one_line_error(capsys, cli.main(args))
+    assert "was made with another configuration: " in err and field in err
+    assert not out.exists() and checkpoint.read_bytes() == before
+
+
+def test_more_epochs_resume_exactly_and_the_change_is_recorded(checkpoint, tmp_path):
+    resumed, straight = tmp_path / "resumed.pt", tmp_path / "straight.pt"
+    resumed.write_bytes(checkpoint.read_bytes())
+    out = tmp_path / "r.json"
+    assert cli.main([*TRAIN, "--epochs", "3", "--checkpoint", str(resumed), "--resume", "--out", str(out)]) == 0
+    assert cli.main([*TRAIN, "--epochs", "3", "--checkpoint", str(straight)]) == 0
+    record = io.read_json(out)
+    moved = [str(checkpoint), str(resumed)]  # the copy resumes under another path: recorded, allowed
+    changes = {"train.epochs": [2, 3], "train.checkpoint_path": moved, "spec.epochs": [2, 3], "spec.checkpoint_path": moved}
+    assert record["config"]["resumed"] == [{"epoch": 2, "changes": changes}]
+    assert record["config"]["train"]["epochs"] == 3 and len(record["history"]) == 3
+    for a, b in zip(io.load_checkpoint(resumed)["net"].values(), io.load_checkpoint(straight)["net"].values()):
+        assert torch.equal(a, b)
+
+
+def test_more_epochs_are_refused_when_the_lr_schedule_depends_on_them(tmp_path, capsys):
+    path = tmp_path / "run.pt"
+    assert cli.main([*TRAIN, "--epochs", "2", "--lr-schedule", "cosine", "--checkpoint", str(path)]) == 0
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--epochs", "3", "--lr-schedule", "cosine", "--checkpoint", str(path), "--resume"]))
+    assert "train.epochs is 2 there, 3 now (the schedule or the LR schedule depends on the epoch count" in err
+
+
+def test_resume_through_the_api_names_a_changed_optimizer(synthetic, tmp_path):
+    def trainer(**config):
+        ll.seed_everything(0)
+        net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
+        return ll.Trainer(net, synthetic, config=ll.TrainConfig(epochs=1, progress=False, **config))
+
+    trainer().save_checkpoint(tmp_path / "a.pt")
+    with pytest.raises(ValueError, match="train.optimizer is 'adam' there, 'sgd' now; train.momentum"):
+        trainer(optimizer="sgd", momentum=0.5).load_checkpoint(tmp_path / "a.pt")
+    with pytest.raises(ValueError, match="train.lr_schedule is 'none' there, 'step' now"):
+        trainer(lr_schedule="step").load_checkpoint(tmp_path / "a.pt")
+
+
+def test_a_checkpoint_with_a_valid_checksum_but_missing_entries_is_named(synthetic, tmp_path):
+    path = tmp_path / "c.pt"
+    io.save_checkpoint(path, {"format": 1})
+    trainer = ll.Trainer(ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes), synthetic)
+    with pytest.raises(ValueError, match="is not a locallearn training checkpoint: its 'config' entry is missing"):
+        trainer.load_checkpoint(path)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_the_net_is_one_line(synthetic, tmp_path):
+    def trainer():
+        ll.seed_everything(0)
+        return ll.Trainer(ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes), synthetic,
+                          config=ll.TrainConfig(epochs=1, progress=False))
+
+    path = tmp_path / "c.pt"
+    trainer().save_checkpoint(path)
+    payload = io.load_checkpoint(path)
+    first = next(iter(payload["net"]))
+    payload["net"][first] = torch.zeros(3, 3)
+    path.unlink()
+    io.save_checkpoint(path, payload)
+    with pytest.raises(ValueError, match=r"c.pt does not fit this run: RuntimeError: Error\(s\) in loading state_dict"):
+        trainer().load_checkpoint(path)
+
+
+def test_a_run_spec_with_an_unknown_field_is_named(checkpoint, tmp_path, capsys):
+    payload = io.load_checkpoint(checkpoint)
+    payload["config"]["spec"]["colour"] = "blue"
+    path = tmp_path / "odd.pt"
+    io.save_checkpoint(path, payload)
+    err = _one_line_error(capsys, cli.main(["exits", "--checkpoint", str(path), "--out", str(tmp_path / "x")]))
+    assert "holds a run spec with unknown fields (colour)" in err
 
 
 # -- bad files --------------------------------------------------------------------------------

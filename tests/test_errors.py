@@ -136,7 +136,7 @@ def test_checkpoint_of_another_rule_is_refused(tmp_path, synthetic):
     net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
     ll.Trainer(net, synthetic, rule="local", config=ll.TrainConfig(epochs=1, progress=False)).save_checkpoint(tmp_path / "a.pt")
     other = ll.Trainer(ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes), synthetic, rule="joint")
-    with pytest.raises(ValueError, match="was made with rule"):
+    with pytest.raises(ValueError, match="was made with another configuration: rule.name is .local. there, .joint. now"):
         other.load_checkpoint(tmp_path / "a.pt")
 
 
