@@ -25,11 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def load_trained(path: str, data_dir: str | None = None, device: str = "cpu"):
     """The trained net (on ``device``) and its dataset, rebuilt from a checkpoint's run spec."""
-    payload = io.load_checkpoint(path)
-    spec_dict = payload.get("config", {}).get("spec")
+    payload = io.load_checkpoint(path, required={"config": dict, "net": dict})
+    spec_dict = payload["config"].get("spec")
     if spec_dict is None:
         raise ValueError(f"Checkpoint {path} has no run spec; write it with `locallearn train --checkpoint`.")
-    spec = RunSpec(**{**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None, "device": device})
+    spec = RunSpec.from_dict(source=f"Checkpoint {path}", values={**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None, "device": device})
     ds = datasets.load(spec.data, data_dir=spec.data_dir)
     trainer = make_trainer(spec, ds)
     trainer.net.load_state_dict(payload["net"])
