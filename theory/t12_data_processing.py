@@ -39,18 +39,13 @@ def noisy_chain(*, gain: float, propagate: bool, points: int = 256, draws: int =
     """``X`` (each point repeated ``draws`` times) and ``[T_1, ..., T_L]``; weights N(0, gain^2 / fan_in)."""
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(points, 2, generator=g) * 2 - 1).repeat_interleave(draws, 0)
-    clean, noisy, out = x, x, []
+    h, out = x, []
     for _ in range(layers):
-        w = torch.randn(width, clean.shape[1], generator=g) * gain / clean.shape[1] ** 0.5
+        w = torch.randn(width, h.shape[1], generator=g) * gain / h.shape[1] ** 0.5
         b = 0.1 * torch.randn(width, generator=g)
-        z = NOISE * torch.randn(len(x), width, generator=g)
-        if propagate:
-            noisy = torch.tanh(noisy @ w.T + b) + z
-            out.append(noisy)
-        else:
-            clean = torch.tanh(clean @ w.T + b)
-            out.append(clean + z)
-        clean = noisy if propagate else clean
+        clean = torch.tanh(h @ w.T + b)
+        out.append(clean + NOISE * torch.randn(len(x), width, generator=g))
+        h = out[-1] if propagate else clean  # the next layer sees the noisy T_k, or the clean h_k
     return x, out
 
 
