@@ -69,7 +69,8 @@ def load_data(args: argparse.Namespace) -> Dataset:
 def trained(model: str, rule: str, seed: int, ds: Dataset, args: argparse.Namespace, **rule_kw: Any):
     """The trained net of (model, rule, seed), from ``--work`` when there."""
     trainer = make_trainer(spec(model, rule, seed, args, rule_kw=rule_kw), ds)
-    path = Path(args.work) / f"{model}_{rule}_seed{seed}.pt"
+    options = "".join(f"_{k}{v}" for k, v in sorted(rule_kw.items()))
+    path = Path(args.work) / f"{model}_{rule}{options}_seed{seed}.pt"
     if path.exists():
         trainer.net.load_state_dict(io.load_checkpoint(path)["net"])
     else:
@@ -119,6 +120,19 @@ def part_heads(ds: Dataset, args: argparse.Namespace) -> list[dict[str, Any]]:
                     fit_sklearn_heads(net, ds.x_train, ds.y_train, estimators, pool=2, max_samples=args.sklearn_samples, seed=seed)
                 fit_s = time.process_time() - start
                 records.append({"model": model, "seed": seed, "method": method, "head_fit_cpu_s": fit_s, **exits_record(net.eval(), ds, args)})
+                print(f"  {model} seed {seed} {method}: {records[-1]['exit_test_accuracy']}", flush=True)
+    return records
+
+
+def part_softcost(ds: Dataset, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``joint`` beside ``joint-cost`` (the soft cost of eq. 13-14 as a penalty) at a few penalty weights."""
+    records = []
+    for model in args.models:
+        for seed in args.seeds:
+            for penalty in (0.0, *args.penalties):
+                net = trained(model, "joint", seed, ds, args) if penalty == 0 else trained(model, "joint-cost", seed, ds, args, penalty=penalty)
+                method = "joint" if penalty == 0 else f"joint-cost, penalty {penalty:g}"
+                records.append({"model": model, "seed": seed, "method": method, **exits_record(net, ds, args)})
                 print(f"  {model} seed {seed} {method}: {records[-1]['exit_test_accuracy']}", flush=True)
     return records
 
@@ -232,11 +246,15 @@ def header(title: str, meta: dict[str, Any], *, epochs: int | None = None, seeds
 
 def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     groups: dict[tuple, list] = {}
-    if part == "heads":
-        lines = header("Backbone first, then heads, beside joint and local", meta) + [
-            "`bth X`: an `e2e` backbone trained through its last exit only, frozen, then auxiliary exits fitted on its "
-            f"eval-mode features ({meta['args']['head_epochs']} epochs for neural heads; scikit-learn classifiers on "
-            f"{meta['args']['sklearn_samples']} training images, conv maps average-pooled to 2x2). Early exit: max-prob, "
+    if part in ("heads", "softcost"):
+        title = "Backbone first, then heads, beside joint and local" if part == "heads" else "joint-cost: the soft cost (eq. 13-14) as a training penalty"
+        what = ("`bth X`: an `e2e` backbone trained through its last exit only, frozen, then auxiliary exits fitted on its "
+                f"eval-mode features ({meta['args']['head_epochs']} epochs for neural heads; scikit-learn classifiers on "
+                f"{meta['args']['sklearn_samples']} training images, conv maps average-pooled to 2x2).") if part == "heads" else (
+                "`joint-cost`: the `joint` loss plus penalty x the soft expected relative FLOPs of eq. 13-14 (smooth max-prob "
+                "exit, threshold 0.9, temperature 0.05), trained like `joint`.")
+        lines = header(title, meta) + [
+            what + " Early exit: max-prob, "
             f"calibrated on validation for <= {meta['args']['max_drop']} pt with the measured latency table (batch 256).", "",
             "| model | method | exit accuracy % (test) | test drop pt | time saved (table) % | predicted speed-up | measured speed-up (batch 256) | head fit CPU s |",
             "|---|---|---|---|---|---|---|---|"]
@@ -270,13 +288,17 @@ def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> 
             f"{meta['args']['seeds'][0]}; max-prob calibrated on validation with these costs for <= {meta['args']['max_drop']} pt. "
             "eq. 4 gain per exit (f_k S_k - r_k h_k, ms per sample; > 0: the exit pays off). Bytes: mean per test sample "
             "counted by the runner (the tensors it hands across tier boundaries) vs the formula S_exit.", "",
-            "| model | stages on | full network ms | eq. 12 ms (test) | exit fractions | eq. 4 gain ms (exit 0, 1) | bytes measured | bytes formula | max diff | bytes without exits | test acc % (last exit) | budget half-way from C_0 to full: budget ms; test ms, acc % |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "Break-even: eq. 4 says exit k pays off when the share of the samples reaching it that leave there, "
+            "f_k / r_k, exceeds h_k / S_k (its head's cost over the cost a leaving sample skips).", "",
+            "| model | stages on | full network ms | eq. 12 ms (test) | exit fractions | eq. 4 gain ms (exit 0, 1) | break-even f_k/r_k (exit 0, 1) | bytes measured | bytes formula | max diff | bytes without exits | test acc % (last exit) | budget half-way from C_0 to full: budget ms; test ms, acc % |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in records:
             gains = ", ".join(f"{1e3 * g:+.3f}" for g in r["eq4_gain_s"])
+            blocks, heads = r["table_s"]["blocks"], r["table_s"]["heads"]
+            even = ", ".join(f"{heads[k] / (sum(blocks[k + 1:]) + heads[-1]):.2g}" for k in range(len(blocks) - 1))
             b = r["budget_half_way"]
             lines.append(f"| {r['model']} | {'/'.join(r['assignment'])} | {1e3 * r['full_s']:.2f} | {1e3 * r['eq12_expected_s']:.2f} | "
-                         f"{[round(f, 2) for f in r['exit_fractions']]} | {gains} | {r['bytes_measured_mean']:.1f} | {r['bytes_formula_mean']:.1f} | "
+                         f"{[round(f, 2) for f in r['exit_fractions']]} | {gains} | {even} | {r['bytes_measured_mean']:.1f} | {r['bytes_formula_mean']:.1f} | "
                          f"{r['bytes_max_abs_diff']:g} | {r['bytes_no_exit']:.0f} | {100 * r['test_accuracy']:.2f} ({100 * r['last_exit_accuracy']:.2f}) | "
                          f"{1e3 * b['budget_s']:.2f}; {1e3 * b['test_expected_s']:.2f}, {100 * b['test_accuracy']:.2f} |")
         lines += ["", "Feature bytes per sample (input, h_0, h_1, h_2): " + "; ".join(
@@ -299,7 +321,8 @@ def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", nargs="+", choices=("heads", "latency", "tiers", "freezeout", "all"), default=["all"])
+    p.add_argument("--part", nargs="+", choices=("heads", "latency", "tiers", "freezeout", "softcost", "all"), default=["all"])
+    p.add_argument("--penalties", type=float, nargs="+", default=[0.3, 1.0], help="joint-cost penalty weights (softcost part)")
     p.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=list(MODELS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--epochs", type=int, default=2)
@@ -317,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     threadpool_limits(1)  # scikit-learn's BLAS too: one thread, like torch
-    parts = ("latency", "tiers", "heads", "freezeout") if "all" in args.part else tuple(args.part)
+    parts = ("latency", "tiers", "heads", "freezeout", "softcost") if "all" in args.part else tuple(args.part)
     if args.report_only:
         for part in parts:
             saved = io.read_json(OUT / f"{part}.json")
@@ -327,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.work).mkdir(parents=True, exist_ok=True)
     for part in parts:
         load = os.getloadavg()[0]
-        records = {"heads": part_heads, "latency": part_latency, "tiers": part_tiers, "freezeout": part_freezeout}[part](ds, args)
+        records = {"heads": part_heads, "latency": part_latency, "tiers": part_tiers, "freezeout": part_freezeout,
+                   "softcost": part_softcost}[part](ds, args)
         meta = {"command": "python benchmarks/survey_exits.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 "git": git_revision(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "machine": io.machine(), "load": [round(load, 2), round(os.getloadavg()[0], 2)], "args": vars(args)}
