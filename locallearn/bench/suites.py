@@ -168,22 +168,44 @@ _add(
         ),
     )
 )
-_add(
-    Suite(
-        name="gap-cnn",
+def _gap_suite(name: str, label: str, channels: tuple[int, ...]) -> Suite:
+    """Issue 14's CNN benchmark, one suite per model so that the two can run side by side."""
+    return Suite(
+        name=name,
         description=(
-            "Fashion-MNIST, CNN 16-32-32 and 32-64-128 (conv head per stage), e2e against local and infopro "
+            f"Fashion-MNIST, CNN {label} (conv head per stage), e2e against local and infopro "
             "(issue 14: does a local rule close the gap to e2e, with exits that improve with depth?), 3 seeds"
         ),
         base=RunSpec(epochs=2, batch_size=128, lr=1e-3),
         datasets=("fashion-mnist",),
-        models={"cnn-16-32-32": {"model": "cnn", "channels": (16, 32, 32)},
-                "cnn-32-64-128": {"model": "cnn", "channels": (32, 64, 128)}},
+        models={f"cnn-{label}": {"model": "cnn", "channels": channels}},
         schedules={"simultaneous": ("e2e", "local", "infopro")},
         seeds=3,
         notes=(
             "No augmentation; Adam lr 1e-3, batch 128, constant learning rate; 2 epochs for every rule, the most "
-            "that fits issue 14's CPU budget of about 40 core-minutes for the whole grid; full training split.",
+            "that fits issue 14's CPU budget of about 40 core-minutes for both CNNs; full training split.",
+        ),
+    )
+
+
+_add(_gap_suite("gap-cnn", "16-32-32", (16, 32, 32)))
+_add(_gap_suite("gap-cnn-wide", "32-64-128", (32, 64, 128)))
+_add(
+    Suite(
+        name="ff-fg-mlp",
+        description=(
+            "Fashion-MNIST, MLP 4x500: forward-forward and forward-gradient beside e2e and local "
+            "(issue 14; Hinton's Forward-Forward MLP is 4x2000 on MNIST, 60 epochs)"
+        ),
+        base=RunSpec(epochs=3, batch_size=128, lr=1e-3),
+        datasets=("fashion-mnist",),
+        models={"mlp-4x500": {"model": "mlp", "widths": (500, 500, 500, 500)}},
+        schedules={"simultaneous": ("e2e", "local", "forward-forward", "forward-gradient")},
+        seeds=1,
+        notes=(
+            "No augmentation; Adam lr 1e-3, batch 128, constant learning rate, 3 epochs, one seed (CPU budget). "
+            "Forward-Forward's exits score each label by goodness (exit 1: layer 1; exit k: layers 2..k summed), "
+            "so its evaluation runs the net once per label.",
         ),
     )
 )
