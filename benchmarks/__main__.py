@@ -1,4 +1,4 @@
-"""``python -m benchmarks SUITE [--seeds N] [--epochs E] [--out DIR]``; see benchmarks/README.md."""
+"""``python -m benchmarks NAME [options]`` (a suite, a program or ``readme``); see benchmarks/README.md."""
 
 import sys
 

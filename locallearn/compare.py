@@ -106,7 +106,9 @@ class Entry:
 
 
 def _options(kw: dict[str, Any]) -> str:
-    return "".join(f":{k}={v!r}" if isinstance(v, str) else f":{k}={v}" for k, v in sorted(kw.items()))
+    """``:key=value`` for each option, a string quoted only where it would read back as another type."""
+    return "".join(f":{k}={v}" if not isinstance(v, str) or parse_value(v) == v else f":{k}={v!r}"
+                   for k, v in sorted(kw.items()))
 
 
 def spec_label(spec: RunSpec) -> str:

@@ -20,7 +20,7 @@ def test_callback_records_every_stage_at_the_chosen_epochs(synthetic, tmp_path):
     plane = InformationPlane(estimator_kw={"bins": 10, "value_range": (-1, 1)}, epochs=[0, 2], max_samples=200,
                              out_dir=str(tmp_path))
     Trainer(net, synthetic, config=TrainConfig(epochs=2, progress=False), callbacks=[plane]).fit()
-    assert [(p["epoch"], p["stage"]) for p in plane.points] == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    assert [(p["epoch"], p["stage"]) for p in plane.points] == [(0, 1), (0, 2), (2, 1), (2, 2)]  # stages from 1
     # The last point must equal a direct estimate on the same subset with the trained net.
     x, y = synthetic.split("train")
     keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:200].sort().values
@@ -51,6 +51,6 @@ def test_cli_writes_json_png_and_run_record(tmp_path, capsys):
                  "--estimator", "kde", "--every", "2", "--max-samples", "150", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     points = json.loads((tmp_path / "infoplane.json").read_text())["points"]
-    assert sorted({p["epoch"] for p in points}) == [0, 2] and {p["stage"] for p in points} == {0, 1}
+    assert sorted({p["epoch"] for p in points}) == [0, 2] and {p["stage"] for p in points} == {1, 2}
     assert (tmp_path / "infoplane.png").exists() and (tmp_path / "run.json").exists()
     assert "stage 2: test" in capsys.readouterr().out

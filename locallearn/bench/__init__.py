@@ -1,12 +1,14 @@
 """The benchmark harness: suites of rules x schedules x models x datasets x seeds, resumable, measured
-for accuracy of every exit, time and memory, written as CSV, Markdown (with published anchors) and plots.
+for accuracy of every exit, time and memory, written as CSV, Markdown (with published anchors) and plots;
+programs (``locallearn.bench.programs``) for the benchmarks that are not a training grid, with the same
+resumable store, provenance and report shape; and the READMEs' generated numbers (``readme``).
 
-Run it as ``locallearn bench SUITE`` or ``python -m benchmarks SUITE`` (see benchmarks/README.md).
+Run it as ``locallearn bench NAME`` or ``python -m benchmarks NAME`` (see benchmarks/README.md).
 
 Example:
     >>> from locallearn.bench import SUITES, SavedTensorMeter
-    >>> sorted(SUITES)
-    ['engine', 'fashion', 'paper', 'quick']
+    >>> {"quick", "engine", "fashion", "bio"} <= set(SUITES)
+    True
 """
 
 from locallearn.bench.cell import run_cell, step_memory

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import torch
 
+from locallearn.commands.paths import check_outputs
 from locallearn.device import resolve_device
 
 from locallearn.bench.suites import SUITES
@@ -26,12 +27,14 @@ README = "readme"  # not a suite: rewrites the READMEs' generated blocks from th
 
 
 def suite_names() -> list[str]:
-    return [*SUITES, MEMORY, DATA_PATH, README]
+    from locallearn.bench.programs import PROGRAMS
+
+    return [*SUITES, MEMORY, DATA_PATH, *PROGRAMS, README]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a benchmark run."""
-    parser.add_argument("suite", help=f"one of: {', '.join(suite_names())}")
+    parser.add_argument("suite", help=f"one of: {', '.join(suite_names())} (a program takes its own options: NAME --help)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: the suite's)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per cell (default: the suite's)")
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         return run_readme(check=args.check)
     resolve_device(args.device)  # a GPU asked for and missing fails before any work
     out = Path(args.out or Path("benchmarks") / "results" / args.suite)
+    check_outputs(folders={"--out": str(out)})  # before any cell runs
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory
 
@@ -115,9 +119,17 @@ def run_readme(*, check: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks") -> int:
-    args = build_parser().parse_args(argv)
+    """Run a suite, a program (its own options: ``NAME --help``) or ``readme``."""
+    from locallearn.bench.programs import PROGRAMS, run_program
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run(args, prog=prog)
+        if argv and argv[0] in PROGRAMS:
+            path = run_program(argv[0], argv[1:], prog=prog)
+            print(Path(path).read_text())
+            print(f"results in {path.parent}")
+            return 0
+        return run(build_parser().parse_args(argv), prog=prog)
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

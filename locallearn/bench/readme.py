@@ -116,18 +116,18 @@ def bio(root: Path = ROOT) -> str:
 
 def early_exit(root: Path = ROOT) -> str:
     """FLOPs saved, accuracy drop and measured speed-up of the entropy exit policy (mean over rules and seeds)."""
-    result = io.read_json(root / RESULTS / "early_exit.json")
-    entropy = [r["policies"]["entropy"] for r in result["records"]]
+    records = io.read_json(root / RESULTS / "early_exit" / "cells.json")
+    entropy = [r["policies"]["entropy"] for r in records]
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     speed = {t["batch"]: [] for p in entropy for t in p["timing"]}
     for p in entropy:
         for t in p["timing"]:
             speed[t["batch"]].append(t["speedup"])
-    rules = sorted({r["rule"] for r in result["records"]})
-    return (f"the entropy policy, calibrated on validation for <= {result['meta']['max_drop']} pt, saves "
+    rules = sorted({r["rule"] for r in records})
+    return (f"the entropy policy, calibrated on validation for <= {records[0]['cell']['max_drop']} pt, saves "
             f"{100 * mean([p['flops_saved_fraction'] for p in entropy]):.0f} % of the FLOPs at a test accuracy drop of "
             f"{mean([p['accuracy_drop_pt'] for p in entropy]):.2f} pt (mean over {', '.join(rules)} and "
-            f"{len(result['meta']['seeds'])} seeds); measured wall-clock speed-up on this CPU: "
+            f"{len({r['seed'] for r in records})} seeds); measured wall-clock speed-up on this CPU: "
             + ", ".join(f"{mean(v):.2f}x at batch {b}" for b, v in sorted(speed.items(), reverse=True)) + ".")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from locallearn import io
 from locallearn.bench import plots, tables
@@ -68,8 +68,7 @@ def write_report(suite: Suite, cells: list[dict[str, Any]], *, out: str | Path) 
     write_text(out / "results.csv", tables.to_csv(tables.tidy_rows(cells)))
     plots.plot_accuracy_per_exit(rows, out / "accuracy_per_exit.png")
     plots.plot_accuracy_vs_time(rows, out / "accuracy_vs_time.png")
-    parts = [f"# Benchmark suite `{suite.name}`", "", suite.description + ".", *[f"\n{n}" for n in suite.notes], "",
-             "## Accuracy, time and memory", "", tables.markdown_table(rows), ""]
+    parts = ["## Accuracy, time and memory", "", tables.markdown_table(rows), ""]
     anchors = tables.anchor_table(rows)
     if anchors:
         parts += ["## Published anchors beside ours", "", anchors, ""]
@@ -88,8 +87,16 @@ def write_report(suite: Suite, cells: list[dict[str, Any]], *, out: str | Path) 
                   "timings taken in different invocations.", ""]
     parts += ["## How it was measured", "", *[f"- {n}" for n in MEASUREMENT_NOTES], "",
               "Plots: [accuracy per exit](accuracy_per_exit.png), [accuracy vs time](accuracy_vs_time.png); "
-              "every cell in [results.csv](results.csv) and [cells.json](cells.json).", "",
-              "## Provenance", "", *_provenance(out), ""]
+              "every cell in [results.csv](results.csv) and [cells.json](cells.json).", ""]
+    return write_markdown(out, title=f"Benchmark suite `{suite.name}`", description=suite.description, notes=suite.notes,
+                          body=parts)
+
+
+def write_markdown(out: str | Path, *, title: str, description: str, body: list[str], notes: Sequence[str] = ()) -> Path:
+    """``out/results.md`` in the shape every benchmark shares: title, what ran, ``body`` (lines), provenance."""
+    out = Path(out)
+    parts = [f"# {title}", "", description.rstrip(".") + ".", *[f"\n{n}" for n in notes], "", *body,
+             "## Provenance", "", *_provenance(out), ""]
     path = out / "results.md"
     write_text(path, "\n".join(parts))
     return path

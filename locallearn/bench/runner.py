@@ -36,6 +36,7 @@ from locallearn.bench.measure import load_average
 from locallearn.bench.suites import Cell, Suite
 
 STORE = "cells.json"
+RUNS = "runs.json"
 
 
 class CellStore:
@@ -73,6 +74,31 @@ def git_revision() -> dict[str, Any]:
     return {"commit": head.stdout.strip(), "package_modified": git("diff", "--quiet", "HEAD", "--", ".").returncode != 0}
 
 
+def start_invocation(out: Path, *, suite: str, command: str, cells: int, cells_to_run: int, **fields: Any) -> str:
+    """Append this invocation's provenance to ``out/runs.json`` (command, git commit, machine, date, load);
+    return its session id, which every record it produces carries."""
+    session = uuid.uuid4().hex[:8]
+    path = out / RUNS
+    runs = io.read_json(path) if path.is_file() else []
+    runs.append({
+        "session": session, "suite": suite, "command": command, **fields, "git": git_revision(), "machine": io.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_start": load_average(), "cells": cells,
+        "cells_to_run": cells_to_run,
+    })
+    io.write_json(path, runs)
+    return session
+
+
+def finish_invocation(out: Path, session: str) -> None:
+    """Record the end (load average, time) of the invocation ``session`` in ``out/runs.json``."""
+    path = out / RUNS
+    runs = io.read_json(path)
+    for run in runs:
+        if run["session"] == session:
+            run.update(load_end=load_average(), finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    io.write_json(path, runs)
+
+
 def run_suite(
     suite: Suite,
     *,
@@ -97,15 +123,8 @@ def run_suite(
     todo = [c for c in cells if c.key not in store]
     if not run or not todo:
         return result
-    session = uuid.uuid4().hex[:8]
-    meta_path = out / "runs.json"
-    runs = io.read_json(meta_path) if meta_path.is_file() else []
-    runs.append({
-        "session": session, "suite": suite.name, "command": command, "seeds": seeds, "epochs": epochs,
-        "git": git_revision(), "machine": io.machine(), "device": device, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_start": load_average(), "cells": len(cells), "cells_to_run": len(todo),
-    })
-    io.write_json(meta_path, runs)
+    session = start_invocation(out, suite=suite.name, command=command, cells=len(cells), cells_to_run=len(todo),
+                               seeds=seeds, epochs=epochs, device=device)
     loaded: dict[str, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)
@@ -123,6 +142,5 @@ def run_suite(
             result.ran += 1
     result.sort(key=lambda r: order[r["key"]])
     bar.close()
-    runs[-1].update(load_end=load_average(), finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    io.write_json(meta_path, runs)
+    finish_invocation(out, session)
     return result

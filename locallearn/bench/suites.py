@@ -209,3 +209,43 @@ _add(
         ),
     )
 )
+_add(
+    Suite(
+        name="bio",
+        description=(
+            "Biologically plausible rules on Fashion-MNIST at issue 3's size: MLP 3x1024, every bio rule (fa-heads, "
+            "predsim, predsim-bio, dfa) against local and e2e under simultaneous, Adam lr 5e-4, batch 128, 10 epochs, "
+            "3 seeds"
+        ),
+        base=RunSpec(epochs=10, batch_size=128, lr=5e-4),
+        datasets=("fashion-mnist",),
+        models={"mlp-3x1024": _FASHION_MLP},
+        schedules={"simultaneous": ("e2e", "local", "fa-heads", "predsim", "predsim-bio", "dfa")},
+        seeds=3,
+        notes=(
+            "No augmentation, no dropout, constant learning rate (the local-loss anchors: 200 epochs, jitter + flip, "
+            "dropout, step decays; the BioTorch anchors: LeNet, error on the model-selection split).",
+            "Replaces benchmarks/bio_rules.py; its committed results (benchmarks/results/bio_rules*.md, .json) stay "
+            "as they were written, with their commands.",
+        ),
+    )
+)
+_add(
+    Suite(
+        name="ib-fashion",
+        description=(
+            "Fashion-MNIST, MLP 3x256 (ReLU, linear head per stage): the ib rule in its HSIC and KDE variants "
+            "against local and e2e, Adam lr 1e-3, batch 128, 5 epochs, 3 seeds"
+        ),
+        base=RunSpec(epochs=5, batch_size=128, lr=1e-3),
+        datasets=("fashion-mnist",),
+        models={"mlp-3x256": {"model": "mlp", "widths": (256, 256, 256)}},
+        schedules={"simultaneous": ("e2e", "local", "ib:variant=hsic", "ib:variant=kde")},
+        seeds=3,
+        notes=(
+            "ib runs with its defaults of the day (`locallearn rules ib` lists them) apart from the variant.",
+            "Replaces benchmarks/ib_fashion.py; its committed results (benchmarks/results/ib_fashion.md, .json) stay "
+            "as they were written, with their command.",
+        ),
+    )
+)

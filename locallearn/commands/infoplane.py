@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
+from locallearn.commands.paths import check_outputs
 from locallearn.experiment import make_trainer
 from locallearn.info.plane import PLANE_ESTIMATORS, InformationPlane
 
@@ -39,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(folders={"--out": args.out})
     if args.every < 1:
         raise ValueError(f"--every must be >= 1; got {args.every}.")
     if args.estimator == "binning":
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     result.save(Path(args.out) / "run.json")
     for k, acc in enumerate(result.final("test")):
-        last = [p for p in plane.points if p["stage"] == k][-1]
+        last = [p for p in plane.points if p["stage"] == k + 1][-1]
         print(f"stage {k + 1}: test {100 * acc:.2f} %  I(X;T) {last['ixt']:.3f} bits  I(T;Y) {last['ity']:.3f} bits")
     print(f"information plane written to {args.out}/infoplane.json and infoplane.png")
     return 0

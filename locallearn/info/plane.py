@@ -72,7 +72,7 @@ class InformationPlane:
         >>> plane = InformationPlane(estimator_kw={"bins": 4})
         >>> plane.on_fit_start(trainer)
         >>> [(p["epoch"], p["stage"]) for p in plane.points]
-        [(0, 0), (0, 1)]
+        [(0, 1), (0, 2)]
     """
 
     def __init__(
@@ -138,7 +138,7 @@ class InformationPlane:
         for k, t in enumerate(features):
             ixt, ity = plane_point(x, t.flatten(1).cpu().numpy(), y, estimator=self.estimator,
                                    estimator_kw=self.estimator_kw)
-            self.points.append({"epoch": epoch, "stage": k, "ixt": ixt, "ity": ity})
+            self.points.append({"epoch": epoch, "stage": k + 1, "ixt": ixt, "ity": ity})  # stages numbered from 1
 
     def to_dict(self) -> dict[str, Any]:
         """The recorded numbers with everything needed to read them."""
@@ -177,36 +177,105 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         raise
 
 
-def plot_information_plane(points: Sequence[dict[str, Any]], path: str | Path, *, title: str = "") -> None:
-    """Save the usual figure: I(X;T) on x, I(T;Y) on y, one trajectory per stage, coloured by epoch.
-
-    Example:
-        >>> pts = [{"epoch": e, "stage": s, "ixt": 1 + e + s, "ity": 0.5 * e} for e in (0, 1) for s in (0, 1)]
-        >>> plot_information_plane(pts, Path(tempfile.mkdtemp()) / "p.png")
-    """
+def _epoch_norm(points: Sequence[dict[str, Any]]) -> Any:
     import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
     if not points:
         raise ValueError("No information-plane points to plot; record at least one epoch first.")
     epochs = sorted({p["epoch"] for p in points})
-    norm = matplotlib.colors.Normalize(vmin=min(epochs), vmax=max(max(epochs), min(epochs) + 1))
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    return matplotlib.colors.Normalize(vmin=min(epochs), vmax=max(max(epochs), min(epochs) + 1))
+
+
+def _draw_plane(ax: Any, points: Sequence[dict[str, Any]], norm: Any) -> None:
     markers = "os^Dvp*hX"
     for k in sorted({p["stage"] for p in points}):
         traj = sorted((p for p in points if p["stage"] == k), key=lambda p: p["epoch"])
         xs, ys = [p["ixt"] for p in traj], [p["ity"] for p in traj]
         ax.plot(xs, ys, color="0.75", lw=0.8, zorder=1)
         ax.scatter(xs, ys, c=[p["epoch"] for p in traj], cmap="viridis", norm=norm, s=28,
-                   marker=markers[k % len(markers)], edgecolors="k", linewidths=0.3, zorder=2,
-                   label=f"stage {k + 1}")
+                   marker=markers[(k - 1) % len(markers)], edgecolors="k", linewidths=0.3, zorder=2, label=f"stage {k}")
+
+
+def _finish(fig: Any, path: str | Path | None, own: bool) -> Any:
+    from matplotlib import pyplot as plt
+
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    if own:
+        plt.close(fig)  # returned and saved, not kept open by pyplot
+    return fig
+
+
+def plot_information_plane(points: Sequence[dict[str, Any]], path: str | Path | None = None, *, title: str = "",
+                           ax: Any = None) -> Any:
+    """The usual figure: I(X;T) on x, I(T;Y) on y, one trajectory per stage (numbered from 1), coloured by epoch.
+    Draws into ``ax`` when given (else a new figure), saves to ``path`` when given, returns the figure.
+
+    Example:
+        >>> pts = [{"epoch": e, "stage": s, "ixt": 1 + e + s, "ity": 0.5 * e} for e in (0, 1) for s in (1, 2)]
+        >>> fig = plot_information_plane(pts, Path(tempfile.mkdtemp()) / "p.png")
+        >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        ['stage 1', 'stage 2']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    norm = _epoch_norm(points)
+    own = ax is None
+    fig, ax = plt.subplots(figsize=(6, 4.5)) if own else (ax.figure, ax)
+    _draw_plane(ax, points, norm)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="epoch")
-    ax.set_xlabel("I(X;T) [bits]")
-    ax.set_ylabel("I(T;Y) [bits]")
-    ax.set_title(title)
+    ax.set(xlabel="I(X;T) [bits]", ylabel="I(T;Y) [bits]", title=title)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if own:
+        fig.tight_layout()
+    return _finish(fig, path, own)
+
+
+def plot_information_planes(runs: dict[str, Sequence[dict[str, Any]]], path: str | Path | None = None, *,
+                            hx: float | None = None, hy: float | None = None, columns: int | None = None,
+                            title: str = "") -> Any:
+    """Several runs' planes side by side (``runs``: panel title -> points) on shared axes and one epoch colour
+    scale, with the bounds I(X;T) <= H(X) (``hx`` bits, e.g. log2 of the number of distinct inputs) and
+    I(T;Y) <= H(Y) (``hy`` bits) drawn as dashed lines. Saves to ``path`` when given; returns the figure.
+
+    Example:
+        >>> pts = [{"epoch": e, "stage": s, "ixt": 1 + e + s, "ity": 0.5 * e} for e in (0, 1) for s in (1, 2)]
+        >>> fig = plot_information_planes({"a": pts, "b": pts}, hx=4.0, hy=1.0)
+        >>> len(fig.axes), fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])
+        (3, True)
+    """
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    if not runs:
+        raise ValueError("No runs to plot; give a mapping of panel titles to information-plane points.")
+    norm = _epoch_norm([p for points in runs.values() for p in points])
+    columns = columns or math.ceil(math.sqrt(len(runs)))
+    rows = math.ceil(len(runs) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns + 1, 3.4 * rows + 0.6), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, (name, points) in zip(axes.flat, runs.items()):
+        _draw_plane(ax, points, norm)
+        if hx is not None:
+            ax.axvline(hx, color="k", ls="--", lw=0.8, label="H(X)")
+        if hy is not None:
+            ax.axhline(hy, color="k", ls=":", lw=0.8, label="H(Y)")
+        ax.set_title(name, fontsize=9)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("I(T;Y) [bits]")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("I(X;T) [bits]")
+    axes.flat[0].legend(loc="lower right", fontsize=7)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes.flat), label="epoch")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path, own=True)
