@@ -56,11 +56,13 @@ def stage_features(net: ll.LocalNet, x: torch.Tensor) -> list[torch.Tensor]:
 
 def probe_run(data: ll.data.Dataset, *, rule: str, schedule: str, head: str, epochs: int, num_stages: int = 4,
               width: int = 64, lr: float = 3e-3, seed: int = 0) -> dict:
-    """Train one configuration, then probe ``x`` and every ``h_k``."""
+    """Train one configuration, then probe ``x`` and every ``h_k``. ``schedule`` may be a label of SCHEDULE_OPTIONS."""
     ll.seed_everything(seed)
     net = ll.build_mlp(data.input_shape, (width,) * num_stages, data.num_classes, head=head)
     config = ll.TrainConfig(epochs=epochs, lr=lr, batch_size=64, seed=seed, eval_every=0, progress=False)
-    exits = ll.Trainer(net, data, rule=rule, schedule=schedule, config=config).fit().final("test")
+    name, options = SCHEDULE_OPTIONS.get(schedule, (schedule, {}))
+    trainer = ll.Trainer(net, data, rule=rule, schedule=ll.schedules.create(name, **options), config=config)
+    exits = trainer.fit().final("test")
     layers = [data.x_train] + stage_features(net, data.x_train), [data.x_test] + stage_features(net, data.x_test)
     probes = [probe_accuracy(a, data.y_train, b, data.y_test) for a, b in zip(*layers)]
     return {
@@ -71,6 +73,9 @@ def probe_run(data: ll.data.Dataset, *, rule: str, schedule: str, head: str, epo
     }
 
 
+#: Schedules with options, by the label the table shows.
+SCHEDULE_OPTIONS = {"decoupled, stage 1 at half speed": ("decoupled", {"speeds": (0.5, 1.0, 1.0, 1.0)})}
+
 #: (data, rule, schedule, head, epochs): spirals need depth; digits are linearly separable from the start.
 CONFIGS = (
     ("spirals", "local", "sequential", "linear", 50),
@@ -78,6 +83,10 @@ CONFIGS = (
     ("spirals", "local", "simultaneous", "mlp", 100),
     ("spirals", "joint", "simultaneous", "linear", 100),
     ("spirals", "e2e", "simultaneous", "linear", 100),
+    ("spirals", "local", "decoupled, stage 1 at half speed", "linear", 100),
+    ("spirals", "fa-heads", "simultaneous", "linear", 100),
+    ("spirals", "predsim", "simultaneous", "linear", 100),
+    ("spirals", "dfa", "simultaneous", "linear", 100),
     ("digits", "local", "simultaneous", "linear", 15),
     ("digits", "local", "simultaneous", "mlp", 15),
 )
