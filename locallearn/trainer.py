@@ -49,7 +49,7 @@ class TrainConfig:
     """Hyper-parameters of a run (the rule's and schedule's own live in their objects)."""
 
     epochs: int = 5  # per stage for schedules that train one stage at a time
-    batch_size: int = 64
+    batch_size: int = 32  # the same default as RunSpec and the CLI, so that the API repeats the CLI's numbers
     optimizer: str = "adam"  # adam | adamw | sgd (one optimiser per stage)
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -61,7 +61,7 @@ class TrainConfig:
     augment: str = "none"  # train-time batch augmentation of image datasets, e.g. "crop2,flip"
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
     amp: bool = False  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
-    progress: bool = True
+    progress: bool = True  # a progress bar, shown only when the output is a terminal
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
@@ -270,7 +270,9 @@ class Trainer:
         )
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=not self.config.progress, desc=self.rule.name, leave=False)
+        # disable=None: tqdm shows the bar only when its output is a terminal (a log file gets no bar)
+        bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=None if self.config.progress else True,
+                   desc=self.rule.name, leave=False)
         self.net.train()
         torch.set_rng_state(self._rng_state)
         while self.epoch < stop:
