@@ -72,17 +72,13 @@ class Freezeout(Schedule):
         return rates
 
     def _set_rates(self, state: TrainState, t: float) -> list[int]:
-        """Set every stage's learning rate for fraction ``t``; return the stages still training."""
-        active = []
+        """Set every stage's learning rate for fraction ``t``; return the stages still training (a suffix)."""
+        n = len(state.optimizers)
         for k, optimizer in enumerate(state.optimizers):
-            if optimizer is None:
-                continue
-            for group in optimizer.param_groups:
+            for group in optimizer.param_groups if optimizer is not None else ():
                 base = group.setdefault("freezeout_base_lr", group["lr"])  # kept in the optimiser's state_dict
-                group["lr"] = self.learning_rates(base, t, len(state.optimizers))[k]
-            if t < self.freezing_points(len(state.optimizers))[k]:
-                active.append(k)
-        return active
+                group["lr"] = self.learning_rates(base, t, n)[k]
+        return [k for k, t_k in enumerate(self.freezing_points(n)) if t < t_k]
 
     @torch.no_grad()
     def _through_frozen(self, state: TrainState, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
