@@ -11,6 +11,7 @@ import functools
 import importlib
 import shlex
 import sys
+import warnings
 from typing import Sequence
 
 import torch
@@ -50,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         torch.set_num_threads(args.threads)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # a warning (e.g. a diverged run) is one line, like an error
+            warnings.showwarning = lambda message, *_, **__: print(f"locallearn {args.command}: warning: {message}", file=sys.stderr)
+            return args.run(args)
     except (ValueError, FileNotFoundError, ImportError, NonFiniteLossError, PipelineWorkerError) as error:
         print(f"locallearn {args.command}: error: {error}", file=sys.stderr)
         return 2

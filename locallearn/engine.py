@@ -188,6 +188,7 @@ def run_stages(
     stages, after the one backward) and is waited for before returning (data-parallel training).
     """
     stages = list(stages)
+    _check_batch(h, y)  # labels of shape (n, 1) from a loader: one line, not a cross-entropy trace
     if stages and stages[0] == 0:
         h, y = rule.transform_batch(h, y)
         x = h

@@ -28,6 +28,7 @@ from locallearn._params import check_choice, check_number
 from locallearn.data import Dataset, augment
 from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches, iterate_quietly
 from locallearn.device import resolve_device
+from locallearn.divergence import warn_if_diverged
 from locallearn.engine import prepare
 from locallearn.net import LocalNet
 from locallearn.resume import RESUME_LOG, check_resume
@@ -300,6 +301,8 @@ class Trainer:
                 cb.on_epoch_end(self, record)
             bar.update(1)
         bar.close()
+        if self.epoch == self.total_epochs:  # a finished run that diverged or learned nothing says so
+            warn_if_diverged(self.result.history, getattr(self.data, "num_classes", None))
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return self.result

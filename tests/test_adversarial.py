@@ -6,7 +6,9 @@ Every case here once failed silently or with a trace; each now gets one clear li
 from __future__ import annotations
 
 import os
+import re
 import signal
+import warnings
 import struct
 import subprocess
 import sys
@@ -15,13 +17,15 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import locallearn as ll
 from locallearn import cli, io
-from locallearn.data import IdxFormatError, read_idx
+from locallearn.data import Dataset, IdxFormatError, read_idx
+from locallearn.divergence import DivergenceWarning
 from locallearn.exits import EXIT_POLICIES, Thresholds
 
 TRAIN = ["train", "--data", "synthetic", "--widths", "16,16", "--no-progress"]
@@ -246,6 +250,155 @@ def test_results_and_checkpoints_get_the_mode_open_would_give(tmp_path, mask, mo
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
     assert (tmp_path / "c.pt").stat().st_mode & 0o777 == mode
+
+
+def _with(ds: Dataset, **changes) -> Dataset:
+    fields = {k: getattr(ds, k) for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+    return Dataset("odd", **{**fields, **changes}, num_classes=ds.num_classes)
+
+
+@pytest.mark.parametrize("split", ["val", "test", "train"])
+def test_nan_inputs_in_any_split_are_refused(synthetic, split):
+    x = getattr(synthetic, f"x_{split}").clone()
+    x[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=f"odd: the {split} inputs hold 1 non-finite values \\(NaN or inf\\)"):
+        _with(synthetic, **{f"x_{split}": x})
+
+
+def test_an_empty_training_split_is_refused(synthetic):
+    with pytest.raises(ValueError, match="odd: the training split is empty"):
+        _with(synthetic, x_train=synthetic.x_train[:0], y_train=synthetic.y_train[:0])
+
+
+def _idx(path: Path, array: np.ndarray) -> None:
+    code = {np.dtype(np.uint8): 0x08}[array.dtype]
+    dims = b"".join(n.to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(bytes([0, 0, code, array.ndim]) + dims + array.tobytes())
+
+
+def test_an_idx_folder_with_too_few_training_images_is_named(tmp_path, capsys):
+    images, labels = np.zeros((5000, 28, 28), np.uint8), np.zeros(5000, np.uint8)
+    for stem, array in [("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels),
+                        ("t10k-images-idx3-ubyte", images[:10]), ("t10k-labels-idx1-ubyte", labels[:10])]:
+        _idx(tmp_path / stem, array)
+    with pytest.raises(ValueError, match="holds 5000 training images; expected more than 5000, since 5000 of them form the validation split"):
+        ll.data.load("mnist", data_dir=tmp_path)
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--data", "mnist", "--data-dir", str(tmp_path)]))
+    assert "5000 training images" in err
+
+
+def test_a_file_given_as_the_data_folder_is_named_a_file(tmp_path):
+    path = tmp_path / "images.gz"
+    path.write_bytes(b"x")
+    with pytest.raises(ValueError, match="data folder .*images.gz is a file; expected a folder holding the four IDX files"):
+        ll.data.load("fashion-mnist", data_dir=path)
+
+
+def test_labels_of_shape_n_by_1_are_one_line(synthetic):
+    with pytest.raises(ValueError, match=r"odd: the train labels have shape \(420, 1\).*flatten them with y.view\(-1\)"):
+        _with(synthetic, y_train=synthetic.y_train[:, None])
+    net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
+    batches = [(synthetic.x_train[:32], synthetic.y_train[:32, None])]  # a loader's batches reach the engine
+    with pytest.raises(ValueError, match=r"Labels must be a 1-D tensor .* shape \(32, 1\).*Flatten them with y.view\(-1\)"):
+        ll.train(net, batches, epochs=1, progress=False)
+
+
+def test_a_net_with_fewer_outputs_than_classes_is_one_line(digits):
+    net = ll.build_mlp(digits.input_shape, (8,), 3)
+    with pytest.raises(ValueError, match="exit gives 3 scores per sample, but the labels reach 9; build the net with num_classes"):
+        ll.train(net, digits, epochs=1, progress=False)
+
+
+# -- runs that fail without an error ---------------------------------------------------------
+
+
+def test_a_diverged_run_warns_visibly(digits, tmp_path, capsys):
+    ll.seed_everything(0)
+    net = ll.build_mlp(digits.input_shape, (64, 64), digits.num_classes)
+    with pytest.warns(DivergenceWarning, match="the training loss reached .* the run diverged; lower the learning rate"):
+        result = ll.train(net, digits, epochs=1, lr=1e6, progress=False)
+    assert "diverged" in result.history[-1]["warning"]
+    out = tmp_path / "r.json"
+    code = cli.main(["train", "--data", "digits", "--widths", "64,64", "--epochs", "1", "--lr", "1e6", "--no-progress", "--out", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("locallearn train: warning: the training loss reached") and "\n" not in err
+    assert "diverged" in io.read_json(out)["history"][-1]["warning"]
+
+
+def test_a_run_that_learned_nothing_warns_and_a_healthy_one_does_not(digits):
+    ll.seed_everything(0)
+    with pytest.warns(DivergenceWarning, match="is at chance level .*the run learned nothing"):
+        ll.train(ll.build_mlp(digits.input_shape, (64,), digits.num_classes), digits, epochs=1, lr=1e-9, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)
+        ll.train(ll.build_mlp(digits.input_shape, (64,), digits.num_classes), digits, epochs=2, progress=False)
+
+
+# -- bad paths: refused before any training ----------------------------------------------------
+
+
+@pytest.fixture
+def unwritable(tmp_path) -> Path:
+    """A folder this process cannot create files in (a read-only folder; under root, sysfs)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    (folder / "probe").unlink()
+    if not os.path.isdir("/sys/kernel"):
+        pytest.skip("no unwritable folder: running as root without sysfs")
+    return Path("/sys/kernel")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any training fails the test: the commands must refuse their outputs first."""
+
+    def fit(self, epochs=None):
+        raise AssertionError("training started before the outputs were checked")
+
+    monkeypatch.setattr(ll.Trainer, "fit", fit)
+
+
+def _bad_output(case: str, tmp_path: Path, unwritable: Path) -> tuple[list[str], str]:
+    """The command line of a bad-output case and the message it must get."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    ckpt = str(tmp_path / "run.pt")
+    compare = ["compare", "--data", "synthetic", "--rules", "local", "--seeds", "1", "--epochs", "1", "--widths", "8", "--no-progress"]
+    infoplane = ["infoplane", "--data", "synthetic", "--widths", "8", "--epochs", "1", "--no-progress"]
+    return {
+        "compare-read-only": ([*compare, "--out", str(unwritable / "r.json")], "--out .*r.json cannot be written: Permission denied"),
+        "train-read-only": ([*TRAIN, "--out", str(unwritable / "r.json")], "--out .*r.json cannot be written: Permission denied"),
+        "checkpoint-read-only": ([*TRAIN, "--checkpoint", str(unwritable / "run.pt")], "--checkpoint .*run.pt cannot be written: Permission denied"),
+        "out-is-a-folder": ([*TRAIN, "--out", str(tmp_path)], "--out .* is a folder; expected a file path"),
+        "train-out-empty": ([*TRAIN, "--out", ""], "--out is empty; expected a path"),
+        "compare-out-empty": ([*compare, "--out", ""], "--out is empty; expected a path"),
+        "out-is-the-checkpoint": ([*TRAIN, "--out", ckpt, "--checkpoint", ckpt], "--out and --checkpoint name the same file"),
+        "file-above-out": ([*TRAIN, "--out", str(a_file / "r.json")], "cannot be written: .*a-file is a file, not a folder"),
+        "exits-out-is-a-file": (["exits", "--checkpoint", ckpt, "--out", str(a_file)], "--out .*a-file is a file; expected a folder"),
+        "exits-read-only": (["exits", "--checkpoint", ckpt, "--out", str(unwritable / "exits")], "cannot be written: Permission denied"),
+        "infoplane-read-only": ([*infoplane, "--out", str(unwritable / "plane")], "cannot be written: Permission denied"),
+        "bench-read-only": (["bench", "quick", "--out", str(unwritable / "bench")], "cannot be written: Permission denied"),
+    }[case]
+
+
+BAD_OUTPUTS = [
+    "compare-read-only", "train-read-only", "checkpoint-read-only", "out-is-a-folder", "train-out-empty", "compare-out-empty",
+    "out-is-the-checkpoint", "file-above-out", "exits-out-is-a-file", "exits-read-only", "infoplane-read-only", "bench-read-only",
+]
+
+
+@pytest.mark.parametrize("case", BAD_OUTPUTS)
+def test_a_bad_output_path_is_refused_before_any_training(case, tmp_path, unwritable, no_training, capsys):
+    args, message = _bad_output(case, tmp_path, unwritable)
+    err = _one_line_error(capsys, cli.main(args))
+    assert re.search(message, err), err
+    assert not (tmp_path / "run.pt").exists()
 
 
 # -- bad configs ------------------------------------------------------------------------------

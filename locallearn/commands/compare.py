@@ -8,6 +8,7 @@ from typing import Any
 
 from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
+from locallearn.commands.paths import check_outputs
 from locallearn.compare import format_table, plan_grid, run_grid, spec_label, summarise
 from locallearn.compare_report import write_outputs
 from locallearn.distributed import is_writer
@@ -57,6 +58,7 @@ def read_grid(path: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files={"--out": args.out})
     grid = read_grid(args.grid) if args.grid else {}
     seeds = grid.get("seeds", args.seeds)
     if not isinstance(seeds, int) or seeds < 1:

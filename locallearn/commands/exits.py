@@ -7,6 +7,7 @@ import argparse
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.commands.common import add_device_arguments
+from locallearn.commands.paths import check_outputs
 from locallearn.device import resolve_device
 from locallearn.exits import EXIT_POLICIES, analyse_exits
 from locallearn.experiment import RunSpec, make_trainer
@@ -37,6 +38,7 @@ def load_trained(path: str, data_dir: str | None = None, device: str = "cpu"):
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(folders={"--out": args.out})
     if not 0 <= args.target_drop <= 100:
         raise ValueError(f"--target-drop must be in points between 0 and 100 (0.5 = half a point). Got {args.target_drop}.")
     EXIT_POLICIES.get(args.policy)

@@ -13,8 +13,10 @@ from sklearn.model_selection import train_test_split
 class Dataset:
     """Train / validation / test tensors of one dataset, already normalised.
 
-    ``x_*`` are float32 of shape ``(n, *input_shape)``; ``y_*`` are int64 class
-    indices in ``[0, num_classes)``, checked at construction.
+    ``x_*`` are float32 of shape ``(n, *input_shape)``; ``y_*`` are 1-D int64 class
+    indices in ``[0, num_classes)``. Checked at construction: one label per input, the
+    same input shape in every split, a non-empty training split, finite inputs (no NaN
+    or inf) in every split, labels 1-D integers within the class range.
 
     Example:
         >>> import torch
@@ -33,8 +35,21 @@ class Dataset:
     num_classes: int
 
     def __post_init__(self) -> None:
+        if len(self.x_train) == 0:
+            raise ValueError(f"{self.name}: the training split is empty; expected at least one training sample.")
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if y.dim() != 1 or y.is_floating_point() or y.is_complex():
+                raise ValueError(
+                    f"{self.name}: the {split} labels have shape {tuple(y.shape)} and dtype {y.dtype}; expected a 1-D "
+                    "tensor of integer class indices" + (" (flatten them with y.view(-1))." if y.dim() == 2 and y.shape[1] == 1 else ".")
+                )
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                bad = int((~torch.isfinite(x)).sum())
+                raise ValueError(
+                    f"{self.name}: the {split} inputs hold {bad} non-finite values (NaN or inf); "
+                    "expected finite numbers: clean or impute them first."
+                )
             if x.shape[0] != y.shape[0]:
                 raise ValueError(
                     f"{self.name}: the {split} split has {x.shape[0]} inputs but {y.shape[0]} labels; "

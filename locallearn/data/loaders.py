@@ -66,6 +66,8 @@ def _find_idx(folder: Path, stem: str) -> Path:
 
 
 def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int = 5000) -> Dataset:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{name}: data folder {folder} is a file; expected a folder holding the four IDX files.")
     if not folder.is_dir():
         raise FileNotFoundError(f"{name}: data folder {folder} does not exist. {_HOW_TO_GET[name]}")
     try:
@@ -76,6 +78,11 @@ def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int 
     y_full = arrays["train_labels"].astype(np.int64)
     if len(x_full) != len(y_full):
         raise ValueError(f"{name}: {len(x_full)} training images but {len(y_full)} labels in {folder}.")
+    if len(x_full) <= val_size:
+        raise ValueError(
+            f"{name}: {folder} holds {len(x_full)} training images; expected more than {val_size}, "
+            f"since {val_size} of them form the validation split."
+        )
     order = np.random.default_rng(split_seed).permutation(len(x_full))
     val, train = np.sort(order[:val_size]), np.sort(order[val_size:])
     x_test = arrays["test_images"].astype(np.float32)[:, None] / 255.0
