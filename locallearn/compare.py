@@ -209,6 +209,19 @@ def stage_epoch_times(history: list[dict[str, Any]], stages: int) -> list[float 
     return out
 
 
+def whole_epoch_time(history: list[dict[str, Any]], epochs: int) -> float:
+    """Time of one epoch of the whole network: the median epoch (robust to a one-off warm-up) when every trainer
+    epoch trains every stage; else (one stage at a time) the total over the stages divided by the epochs, so that
+    it is comparable between schedules.
+
+    Example:
+        >>> whole_epoch_time([{"epoch_time_s": 1.0}, {"epoch_time_s": 3.0}], epochs=1)  # two one-stage epochs
+        4.0
+    """
+    times = [r["epoch_time_s"] for r in history]
+    return statistics.median(times) if len(times) == epochs else sum(times) / epochs
+
+
 def _history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The trainer's history with 1-based epoch and stage numbers (as every output of this module)."""
     out = []
@@ -223,8 +236,6 @@ def _history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str, Any]:
     """One run's record (see the module docstring)."""
     test, val = result.final("test"), result.final("val")
-    times = [r["epoch_time_s"] for r in result.history]
-    whole_epochs = len(times) == spec.epochs  # each trainer epoch trains every stage
     return {
         "label": spec_label(spec),
         "key": config_key(spec),
@@ -235,11 +246,9 @@ def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str,
         "seed": spec.seed,
         "epochs": spec.epochs,
         "exits": [{"exit": k + 1, "test_accuracy": t, "val_accuracy": v} for k, (t, v) in enumerate(zip(test, val))],
-        # time of one epoch of the whole network: the median epoch (robust to a one-off warm-up) when every trainer
-        # epoch trains every stage; else (one stage at a time) the total over the stages divided by the epochs
-        "epoch_time_s": statistics.median(times) if whole_epochs else sum(times) / spec.epochs,
+        "epoch_time_s": whole_epoch_time(result.history, spec.epochs),
         "stage_epoch_time_s": stage_epoch_times(result.history, len(test)),
-        "total_time_s": sum(times),
+        "total_time_s": sum(r["epoch_time_s"] for r in result.history),
         "history": _history(result.history),
         "config": result.config,
         "version": locallearn.__version__,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
+from locallearn.compare import stage_epoch_times, whole_epoch_time
 from locallearn.experiment import make_trainer
 
 
@@ -29,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for k, (val, test) in enumerate(zip(result.final("val"), result.final("test"))):
         print(f"exit {k + 1}: val {100 * val:.2f} %  test {100 * test:.2f} %")
-    times = [r["epoch_time_s"] for r in result.history]
-    print(f"time per epoch: {sum(times) / len(times):.3f} s")
+    per_stage = stage_epoch_times(result.history, len(trainer.net.stages))
+    print(f"time per epoch (whole network): {whole_epoch_time(result.history, trainer.config.epochs):.3f} s"
+          + ("" if all(t is None for t in per_stage) else
+             "; per stage-epoch: " + " / ".join("–" if t is None else f"{t:.3f}" for t in per_stage) + " s"))
     if args.out:
         result.save(args.out)
         print(f"results written to {args.out}")
