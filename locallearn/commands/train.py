@@ -6,6 +6,7 @@ import argparse
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.compare import stage_epoch_times, whole_epoch_time
+from locallearn.commands.paths import check_outputs
 from locallearn.experiment import make_trainer
 
 
@@ -20,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(files={"--out": args.out, "--checkpoint": args.checkpoint})
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint PATH naming the checkpoint to continue from.")
     trainer = make_trainer(spec_from_args(args, seed=args.seed, checkpoint_path=args.checkpoint))
