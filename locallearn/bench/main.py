@@ -17,7 +17,6 @@ from typing import Sequence
 import torch
 
 from locallearn.commands.paths import check_outputs
-from locallearn.commands.paths import check_outputs
 from locallearn.device import resolve_device
 
 from locallearn.bench.suites import SUITES
@@ -80,7 +79,6 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         return run_readme(check=args.check)
     resolve_device(args.device)  # a GPU asked for and missing fails before any work
     out = Path(args.out or Path("benchmarks") / "results" / args.suite)
-    check_outputs(folders={"--out": str(out)})  # before any cell runs
     check_outputs(folders={"--out": str(out)})  # before any cell runs
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.commands.paths import check_outputs
-from locallearn.commands.paths import check_outputs
 from locallearn.experiment import make_trainer
 from locallearn.info.plane import PLANE_ESTIMATORS, InformationPlane
 
@@ -41,7 +40,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(folders={"--out": args.out})
     check_outputs(folders={"--out": args.out})
     if args.every < 1:
         raise ValueError(f"--every must be >= 1; got {args.every}.")
