@@ -21,8 +21,13 @@ from locallearn.rules.local import LocalCrossEntropy
 from locallearn.schedules import pipeline
 from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError, split_stages
 
-LOCAL_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and not rules.RULES.get(name).needs_input]
-INPUT_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and rules.RULES.get(name).needs_input]
+def _pipelines(name: str) -> bool:
+    rule = rules.RULES.get(name)
+    return not rule.needs_input and rule.transform_batch is rules.LocalRule.transform_batch
+
+
+LOCAL_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and _pipelines(name)]
+REFUSED_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs and not _pipelines(name)]
 
 
 class FaultyRule(LocalCrossEntropy):
@@ -177,9 +182,9 @@ def test_every_local_rule_trains_in_the_pipeline(synthetic, rule):
     assert max(result.final("test")) > 1.5 / synthetic.num_classes
 
 
-@pytest.mark.parametrize("rule", INPUT_RULES)
-def test_rules_that_read_the_network_input_are_refused_before_any_worker_starts(rule):
-    with pytest.raises(ValueError, match="reads the network input at every stage"):
+@pytest.mark.parametrize("rule", REFUSED_RULES)
+def test_rules_that_read_the_input_or_build_their_batches_are_refused_before_any_worker_starts(rule):
+    with pytest.raises(ValueError, match="reads the network input at every stage|builds its own batches"):
         Pipeline(workers=2).check(rules.create(rule))
 
 

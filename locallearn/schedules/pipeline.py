@@ -154,6 +154,11 @@ class Pipeline(Schedule):
 
     def check(self, rule: LocalRule) -> None:
         require_local_rule("pipeline", rule)
+        if type(rule).transform_batch is not LocalRule.transform_batch:
+            raise ValueError(
+                f"Rule {rule.name!r} builds its own batches (transform_batch), whose size the pipeline's later "
+                "workers cannot know before receiving them; use the 'simultaneous' or 'decoupled' schedule for it."
+            )
         if rule.needs_input:
             raise ValueError(
                 f"Rule {rule.name!r} reads the network input at every stage, which the pipeline's later workers "
