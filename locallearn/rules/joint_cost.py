@@ -37,7 +37,10 @@ from locallearn.rules.joint import JointSupervision
 
 @RULES.register("joint-cost")
 class JointCostPenalty(JointSupervision):
-    """``joint`` plus ``penalty`` times the soft expected relative cost (eq. 13-14); see the module docstring."""
+    """Deep supervision plus ``penalty`` x the soft expected relative cost of the exits (survey eq. 13-14).
+
+    See the module docstring for the loss and its options.
+    """
 
     def __init__(
         self, *, weights: Sequence[float] | None = None, penalty: float = 0.1, threshold: float = 0.9,

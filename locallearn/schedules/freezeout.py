@@ -45,7 +45,10 @@ SPACINGS = {"linear": 1, "squared": 2, "cubic": 3}
 
 @SCHEDULES.register("freezeout")
 class Freezeout(Schedule):
-    """FreezeOut (Brock et al. 2017); see the module docstring for the schedule and its options."""
+    """Per-stage cosine learning rates annealed to zero at staggered freezing points; frozen stages stop running.
+
+    FreezeOut (Brock et al. 2017; survey eq. 10): see the module docstring for the schedule and its options.
+    """
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
 
