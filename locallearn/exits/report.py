@@ -56,17 +56,45 @@ def exit_report(data: ExitLogits, result: Evaluation, costs: CostTable | None = 
     return report
 
 
-def plot_accuracy_cost(
-    path: str | Path, curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
-    chosen: dict[str, tuple[float, float]] | None = None, title: str = "",
-) -> None:
-    """Accuracy (%) against relative cost for each named curve ``(costs, accuracies)``; ``chosen`` marks points."""
+def _figure(ax: Any, size: tuple[float, float]) -> tuple[Any, Any, bool]:
+    """``(figure, axes, own)``: a new figure when ``ax`` is None, else ``ax``'s."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+        return fig, ax, True
+    return ax.figure, ax, False
+
+
+def _save(fig: Any, path: str | Path | None, own: bool) -> Any:
+    import matplotlib.pyplot as plt
+
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    if own:
+        plt.close(fig)  # returned and saved, not kept open by pyplot
+    return fig
+
+
+def plot_accuracy_cost(
+    path: str | Path | None, curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+    chosen: dict[str, tuple[float, float]] | None = None, title: str = "", ax: Any = None,
+) -> Any:
+    """Accuracy (%) against relative cost for each named curve ``(costs, accuracies)``; ``chosen`` marks points.
+    Draws into ``ax`` when given (else a new figure), saves to ``path`` unless None, returns the figure.
+
+    Example:
+        >>> fig = plot_accuracy_cost(None, {"val": ([0.5, 1.0], [0.9, 0.95])}, chosen={"T": (0.5, 0.9)})
+        >>> [line.get_label() for line in fig.axes[0].get_lines()]
+        ['val', 'T']
+    """
+    fig, ax, own = _figure(ax, (5.5, 4))
     for name, (cost, accuracy) in curves.items():
         ax.plot(list(cost), [100 * a for a in accuracy], label=name, lw=1.2)
     for name, (cost, accuracy) in (chosen or {}).items():
@@ -76,29 +104,27 @@ def plot_accuracy_cost(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return _save(fig, path, own)
 
 
-def plot_exit_histogram(path: str | Path, histograms: dict[str, Sequence[int]], *, title: str = "") -> None:
-    """Side-by-side bars: how many samples left at each exit, per named run."""
-    import matplotlib
+def plot_exit_histogram(path: str | Path | None, histograms: dict[str, Sequence[int]], *, title: str = "",
+                        ax: Any = None) -> Any:
+    """Side-by-side bars: how many samples left at each exit (numbered from 1), per named run. Draws into ``ax``
+    when given (else a new figure), saves to ``path`` unless None, returns the figure.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    Example:
+        >>> fig = plot_exit_histogram(None, {"test": [5, 3, 2]})
+        >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        ['1', '2', '3']
+    """
+    fig, ax, own = _figure(ax, (5.5, 3.5))
     width = 0.8 / max(len(histograms), 1)
+    exits = max((len(c) for c in histograms.values()), default=0)
     for i, (name, counts) in enumerate(histograms.items()):
-        positions = torch.arange(len(counts)) + i * width
-        ax.bar(positions.tolist(), list(counts), width=width, label=name)
+        ax.bar([k + i * width for k in range(len(counts))], list(counts), width=width, label=name)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(exits)], [str(k + 1) for k in range(exits)])
     ax.set_xlabel("exit")
     ax.set_ylabel("samples")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return _save(fig, path, own)
