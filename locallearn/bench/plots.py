@@ -28,6 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from locallearn._plotting import finish  # noqa: E402
+
 # accuracy-vs-time x axes: row field -> axis label
 TIME_AXES = {
     "cpu_ratio": "CPU time per epoch / e2e's (same run)",
@@ -48,23 +50,12 @@ def _group(row: dict[str, Any]) -> tuple[str, str, int]:
     return row["data"], row.get("model_label", row["model"]), row["epochs"]
 
 
-def _finish(fig: Figure, path: str | Path | None, *, own: bool) -> Figure:
-    if own:
-        fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    if own:
-        plt.close(fig)  # returned, saved, but not kept open by pyplot
-    return fig
-
-
 def _panels(rows: Sequence[dict[str, Any]], draw: Callable[[Axes, list[dict[str, Any]]], None],
             path: str | Path | None, ax: Axes | None) -> Figure:
     """Draw every group of rows on its own panel of a new figure, or all rows on ``ax``."""
     if ax is not None:
         draw(ax, list(rows))
-        return _finish(ax.figure, path, own=False)
+        return finish(ax.figure, path, own=False)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(_group(r), []).append(r)
@@ -72,7 +63,7 @@ def _panels(rows: Sequence[dict[str, Any]], draw: Callable[[Axes, list[dict[str,
     for panel, ((data, model, epochs), mine) in zip(axes[0], groups.items()):
         draw(panel, mine)
         panel.set_title(f"{data}, {model}, {epochs} epochs")
-    return _finish(fig, path, own=True)
+    return finish(fig, path, own=True)
 
 
 def plot_accuracy_per_exit(rows: Sequence[dict[str, Any]], path: str | Path | None = None, *,
@@ -188,4 +179,4 @@ def plot_memory(rows: Sequence[dict[str, Any]], path: str | Path | None = None, 
         panel.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("peak saved bytes / e2e's")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return _finish(fig, path, own=ax is None)
+    return finish(fig, path, own=ax is None)

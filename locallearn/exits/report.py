@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .._plotting import axes_for, finish
 from .cache import ExitLogits
 from .cost import CostTable
 from .thresholds import Evaluation
@@ -56,32 +57,6 @@ def exit_report(data: ExitLogits, result: Evaluation, costs: CostTable | None = 
     return report
 
 
-def _figure(ax: Any, size: tuple[float, float]) -> tuple[Any, Any, bool]:
-    """``(figure, axes, own)``: a new figure when ``ax`` is None, else ``ax``'s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-        return fig, ax, True
-    return ax.figure, ax, False
-
-
-def _save(fig: Any, path: str | Path | None, own: bool) -> Any:
-    import matplotlib.pyplot as plt
-
-    if own:
-        fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    if own:
-        plt.close(fig)  # returned and saved, not kept open by pyplot
-    return fig
-
-
 def plot_accuracy_cost(
     path: str | Path | None, curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
     chosen: dict[str, tuple[float, float]] | None = None, title: str = "", ax: Any = None,
@@ -94,7 +69,7 @@ def plot_accuracy_cost(
         >>> [line.get_label() for line in fig.axes[0].get_lines()]
         ['val', 'T']
     """
-    fig, ax, own = _figure(ax, (5.5, 4))
+    fig, ax, own = axes_for(ax, (5.5, 4))
     for name, (cost, accuracy) in curves.items():
         ax.plot(list(cost), [100 * a for a in accuracy], label=name, lw=1.2)
     for name, (cost, accuracy) in (chosen or {}).items():
@@ -104,7 +79,7 @@ def plot_accuracy_cost(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path, own)
+    return finish(fig, path, own=own)
 
 
 def plot_exit_histogram(path: str | Path | None, histograms: dict[str, Sequence[int]], *, title: str = "",
@@ -117,7 +92,7 @@ def plot_exit_histogram(path: str | Path | None, histograms: dict[str, Sequence[
         >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
         ['1', '2', '3']
     """
-    fig, ax, own = _figure(ax, (5.5, 3.5))
+    fig, ax, own = axes_for(ax, (5.5, 3.5))
     width = 0.8 / max(len(histograms), 1)
     exits = max((len(c) for c in histograms.values()), default=0)
     for i, (name, counts) in enumerate(histograms.items()):
@@ -127,4 +102,4 @@ def plot_exit_histogram(path: str | Path | None, histograms: dict[str, Sequence[
     ax.set_ylabel("samples")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    return _save(fig, path, own)
+    return finish(fig, path, own=own)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .._params import check_choice, check_number
+from .._plotting import axes_for, finish
 from .binning import binning_mi
 from .kde import kde_mi
 
@@ -196,16 +197,6 @@ def _draw_plane(ax: Any, points: Sequence[dict[str, Any]], norm: Any) -> None:
                    marker=markers[(k - 1) % len(markers)], edgecolors="k", linewidths=0.3, zorder=2, label=f"stage {k}")
 
 
-def _finish(fig: Any, path: str | Path | None, own: bool) -> Any:
-    from matplotlib import pyplot as plt
-
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    if own:
-        plt.close(fig)  # returned and saved, not kept open by pyplot
-    return fig
-
-
 def plot_information_plane(points: Sequence[dict[str, Any]], path: str | Path | None = None, *, title: str = "",
                            ax: Any = None) -> Any:
     """The usual figure: I(X;T) on x, I(T;Y) on y, one trajectory per stage (numbered from 1), coloured by epoch.
@@ -219,19 +210,13 @@ def plot_information_plane(points: Sequence[dict[str, Any]], path: str | Path | 
     """
     import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     norm = _epoch_norm(points)
-    own = ax is None
-    fig, ax = plt.subplots(figsize=(6, 4.5)) if own else (ax.figure, ax)
+    fig, ax, own = axes_for(ax, (6, 4.5))
     _draw_plane(ax, points, norm)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=ax, label="epoch")
     ax.set(xlabel="I(X;T) [bits]", ylabel="I(T;Y) [bits]", title=title)
     ax.legend(loc="lower right", fontsize=8)
-    if own:
-        fig.tight_layout()
-    return _finish(fig, path, own)
+    return finish(fig, path, own=own)
 
 
 def plot_information_planes(runs: dict[str, Sequence[dict[str, Any]]], path: str | Path | None = None, *,
@@ -278,4 +263,4 @@ def plot_information_planes(runs: dict[str, Sequence[dict[str, Any]]], path: str
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=list(axes.flat), label="epoch")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path, own=True)
+    return finish(fig, path, own=True, tight=False)  # constrained layout
