@@ -159,7 +159,7 @@ def _local_backward(loss: torch.Tensor, rule: LocalRule, stage: int) -> None:
         if "second time" not in str(error):
             raise
         raise RuntimeError(
-            f"Rule {rule.name!r} is not local: it declares detach_inputs=True, but the loss of stage {stage} "
+            f"Rule {rule.name!r} is not local: it declares detach_inputs=True, but the loss of stage {stage + 1} "
             "reaches into an earlier stage's graph. A local rule's loss may depend only on its own stage."
         ) from error
 
@@ -211,7 +211,7 @@ def run_stages(
         if loss is not None:
             if not math.isfinite(losses[-1]):
                 raise NonFiniteLossError(
-                    f"The loss of stage {k} became {losses[-1]}{context} (rule {rule.name!r}). "
+                    f"The loss of stage {k + 1} became {losses[-1]}{context} (rule {rule.name!r}). "
                     "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
                 )
             if scaler is not None:

@@ -96,7 +96,7 @@ def train_step(
             state.optimizers[k].zero_grad(set_to_none=True)
     result = run_stages(
         state.net, state.rule, h, y, stages, x=x, scaler=state.scaler,
-        autocast_dtype=state.autocast_dtype, context=f" at epoch {state.epoch}",
+        autocast_dtype=state.autocast_dtype, context=f" at epoch {state.epoch + 1}",  # numbered from 1, as stages
         grad_sync=None if data_parallel is None else data_parallel.grad_sync,
     )
     for k in stages:
