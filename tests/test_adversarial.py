@@ -271,7 +271,7 @@ def test_an_empty_training_split_is_refused(synthetic):
 
 
 def _idx(path: Path, array: np.ndarray) -> None:
-    code = {np.dtype(np.uint8): 0x08}[array.dtype]
+    code = {np.dtype(np.uint8): 0x08, np.dtype(">f4"): 0x0D}[array.dtype]
     dims = b"".join(n.to_bytes(4, "big") for n in array.shape)
     path.write_bytes(bytes([0, 0, code, array.ndim]) + dims + array.tobytes())
 
@@ -285,6 +285,16 @@ def test_an_idx_folder_with_too_few_training_images_is_named(tmp_path, capsys):
         ll.data.load("mnist", data_dir=tmp_path)
     err = _one_line_error(capsys, cli.main([*TRAIN, "--data", "mnist", "--data-dir", str(tmp_path)]))
     assert "5000 training images" in err
+
+
+def test_an_all_nan_test_set_read_from_idx_files_is_refused_at_the_cli(tmp_path, capsys):
+    images, labels = np.zeros((5010, 28, 28), np.uint8), (np.arange(5010) % 10).astype(np.uint8)
+    _idx(tmp_path / "train-images-idx3-ubyte", images)
+    _idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    _idx(tmp_path / "t10k-images-idx3-ubyte", np.full((20, 28, 28), np.nan, dtype=">f4"))
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:20])
+    err = _one_line_error(capsys, cli.main([*TRAIN, "--data", "mnist", "--data-dir", str(tmp_path), "--epochs", "1"]))
+    assert err == "locallearn train: error: mnist: the test inputs hold 15680 non-finite values (NaN or inf); expected finite numbers: clean or impute them first."
 
 
 def test_a_file_given_as_the_data_folder_is_named_a_file(tmp_path):
