@@ -225,6 +225,21 @@ def part_freezeout(ds: Dataset, args: argparse.Namespace) -> list[dict[str, Any]
     return records
 
 
+def part_cosine(ds: Dataset, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``joint`` with a cosine learning-rate decay over the same epochs: the annealing of freezeout without the
+    freezing, to tell the two apart (accuracy; its own CPU time, not interleaved with the freezeout part)."""
+    records = []
+    for model in args.models:
+        for seed in args.freezeout_seeds:
+            trainer = make_trainer(spec(model, "joint", seed, args, epochs=args.freezeout_epochs, lr_schedule="cosine"), ds)
+            start = time.process_time()
+            trainer.fit()
+            records.append({"model": model, "seed": seed, "variant": "joint (simultaneous), cosine LR", "cpu_s": time.process_time() - start,
+                            "test_accuracy": trainer.result.final("test"), "val_accuracy": trainer.result.final("val")})
+            print(f"  {model} seed {seed} cosine: test {records[-1]['test_accuracy']}", flush=True)
+    return records
+
+
 def mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     values = [scale * v for v in values]
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -303,6 +318,17 @@ def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> 
                          f"{1e3 * b['budget_s']:.2f}; {1e3 * b['test_expected_s']:.2f}, {100 * b['test_accuracy']:.2f} |")
         lines += ["", "Feature bytes per sample (input, h_0, h_1, h_2): " + "; ".join(
             f"{r['model']}: {r['input_bytes']}, {', '.join(str(s) for s in r['feature_bytes'])}" for r in records if r["assignment"][0] == "device" and r["assignment"][1] == "edge")]
+    elif part == "cosine":
+        lines = header("joint with a cosine learning-rate decay (the annealing of freezeout, no freezing)", meta,
+                       epochs=meta["args"]["freezeout_epochs"], seeds=meta["args"]["freezeout_seeds"]) + [
+            "Trainer `lr_schedule=\"cosine\"` (per epoch) over the same epochs as the freezeout part; accuracy beside freezeout's. "
+            "Its CPU time was measured alone, not in turns with the freezeout runs.", "",
+            "| model, schedule | test acc % exit 0 / 1 / 2 | training + evaluation CPU s |", "|---|---|---|"]
+        for r in records:
+            groups.setdefault((r["model"], r["variant"]), []).append(r)
+        for (model, variant), rs in groups.items():
+            acc = " / ".join(mean_sd([r["test_accuracy"][k] for r in rs], 100, 2) for k in range(len(rs[0]["test_accuracy"])))
+            lines.append(f"| {model} {variant} | {acc} | {mean_sd([r['cpu_s'] for r in rs], 1, 1)} |")
     else:
         lines = header("Freezeout vs joint, same epochs", meta, epochs=meta["args"]["freezeout_epochs"], seeds=meta["args"]["freezeout_seeds"]) + [
             "Both train every exit with the `joint` rule. `freezeout`: stage i's learning rate follows "
@@ -321,7 +347,7 @@ def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", nargs="+", choices=("heads", "latency", "tiers", "freezeout", "softcost", "all"), default=["all"])
+    p.add_argument("--part", nargs="+", choices=("heads", "latency", "tiers", "freezeout", "cosine", "softcost", "all"), default=["all"])
     p.add_argument("--penalties", type=float, nargs="+", default=[0.3, 1.0], help="joint-cost penalty weights (softcost part)")
     p.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=list(MODELS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -340,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     threadpool_limits(1)  # scikit-learn's BLAS too: one thread, like torch
-    parts = ("latency", "tiers", "heads", "freezeout", "softcost") if "all" in args.part else tuple(args.part)
+    parts = ("latency", "tiers", "heads", "freezeout", "cosine", "softcost") if "all" in args.part else tuple(args.part)
     if args.report_only:
         for part in parts:
             saved = io.read_json(OUT / f"{part}.json")
@@ -351,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         load = os.getloadavg()[0]
         records = {"heads": part_heads, "latency": part_latency, "tiers": part_tiers, "freezeout": part_freezeout,
-                   "softcost": part_softcost}[part](ds, args)
+                   "cosine": part_cosine, "softcost": part_softcost}[part](ds, args)
         meta = {"command": "python benchmarks/survey_exits.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 "git": git_revision(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "machine": io.machine(), "load": [round(load, 2), round(os.getloadavg()[0], 2)], "args": vars(args)}
