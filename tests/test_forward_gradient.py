@@ -79,5 +79,6 @@ def test_bad_samples_is_a_clear_error():
         ForwardGradient(samples=0)
 
 
-def test_trains_on_digits():
-    assert min(digits_accuracy("forward-gradient")) > 0.5  # chance is 0.1
+@pytest.mark.parametrize("schedule", ["simultaneous", "sequential"])
+def test_trains_on_digits(schedule):
+    assert min(digits_accuracy("forward-gradient", schedule=schedule)) > 0.5  # chance is 0.1
