@@ -24,11 +24,12 @@ and the Trainer (``train``, ``compare``, the Python API) joins torchrun's proces
   processes.
 
 Why an all-reduce per stage through a hook in ``locallearn.engine.run_stages`` rather than
-``DistributedDataParallel`` per stage: under a local rule each stage's loss is backpropagated
-on its own, and DDP's reducer expects one backward per forward of the module it wraps, syncs
-on every backward (also the stages' heads run outside a wrapped block) and cannot weigh
-uneven shards; the hook is ~40 lines, does one bucketed all-reduce per stage, works the same
-for the Trainer, every data-parallel schedule and a hand-written ``locallearn.backward`` loop.
+``DistributedDataParallel`` per stage: DDP syncs inside the forward/backward of the module it
+wraps, but ``run_stages`` calls each stage's block and head apart (the rules read the block's
+input and output), so every stage would need its own wrapper called in a new way; DDP averages
+with equal weights, so an uneven batch would not give the global batch's gradient; and the hook
+is a few lines in the one place every path goes through, so the Trainer, every data-parallel
+schedule and a hand-written ``locallearn.backward`` loop share it.
 
 Schedules: ``simultaneous``, ``sequential`` and ``freezeout`` train data-parallel (every update
 is a ``train_step`` on a global batch; a feature cache is the same on every rank). ``decoupled``

@@ -32,6 +32,7 @@ RUNS = {  # name -> (rule, schedule, TrainConfig overrides)
     "e2e": ("e2e", "simultaneous", {}),
     "local-sequential": ("local", "sequential", {"epochs": 1}),
     "local-sgd": ("local", "simultaneous", {"optimizer": "sgd"}),
+    "local-freezeout": ("local", "freezeout", {}),
 }
 
 
