@@ -144,17 +144,34 @@ class AlignmentMonitor(Callback):
             self.measure(trainer.net, done)
 
 
-def plot(histories: dict[str, Sequence[dict]], path: str, *, step_label: str = "training step") -> None:
-    """One row per feedback mode (``histories``: mode -> records), one column per metric, one line per layer."""
-    import matplotlib
+def plot(histories: dict[str, Sequence[dict]], path: str | None = None, *, step_label: str = "training step",
+         axes: Any = None) -> Any:
+    """One row per feedback mode (``histories``: mode -> records), one column per metric, one line per layer.
+    Draws into ``axes`` (a rows x 3 array of axes) when given, else a new figure; saves to ``path`` when given;
+    returns the figure.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Example:
+        >>> h = {"fa": [{"step": s, "layer": "0", "update_angle": 80.0 - s, "feedback_angle": 88.0, "norm_ratio": 1.0}
+        ...             for s in (1, 2)]}
+        >>> fig = plot(h)
+        >>> [ax.get_title() for ax in fig.axes]
+        ['fa: update vs true gradient (deg)', 'fa: B vs W (deg)', 'fa: ||B|| / ||W||']
+    """
+    from locallearn._plotting import finish
 
     metrics = [("update_angle", "update vs true gradient (deg)"), ("feedback_angle", "B vs W (deg)"),
                ("norm_ratio", "||B|| / ||W||")]
-    fig, axes = plt.subplots(len(histories), len(metrics), figsize=(4 * len(metrics), 2.6 * len(histories)),
-                             squeeze=False)
+    own = axes is None
+    if own:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(histories), len(metrics), figsize=(4 * len(metrics), 2.6 * len(histories)),
+                                 squeeze=False)
+    else:
+        fig = axes[0][0].figure
     for row, (mode, history) in enumerate(histories.items()):
         layers = list(dict.fromkeys(r["layer"] for r in history))
         for col, (metric, title) in enumerate(metrics):
@@ -169,9 +186,7 @@ def plot(histories: dict[str, Sequence[dict]], path: str, *, step_label: str = "
             if row == len(histories) - 1:
                 ax.set_xlabel(step_label)
         axes[row][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return finish(fig, path, own=own)
 
 
 def _mlp(input_shape: Sequence[int], widths: Sequence[int], num_classes: int) -> nn.Sequential:
