@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="with readme: list the stale blocks and fail; write nothing")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="Run a locallearn benchmark suite.")
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run a locallearn benchmark suite.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_arguments(parser)
     return parser
 
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
             print(Path(path).read_text())
             print(f"results in {path.parent}")
             return 0
-        return run(build_parser().parse_args(argv), prog=prog)
+        return run(build_parser(prog).parse_args(argv), prog=prog)
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
