@@ -18,6 +18,7 @@ import pytest
 import locallearn as ll
 from locallearn import io
 from locallearn.rules.local import LocalCrossEntropy
+from locallearn.schedules import _pipeline_worker
 from locallearn.schedules.pipeline import Pipeline, PipelineWorkerError
 from test_pipeline import _gone
 
@@ -25,18 +26,14 @@ BOUND_S = 10.0
 
 
 class SignalRule(LocalCrossEntropy):
-    """``local``; the worker training stage ``stage`` sends itself ``signum`` at its ``step``-th update.
-    Every worker appends ``pid <pid>`` to ``log`` once, and the faulting one ``fault <time>``."""
+    """``local``; the worker training stage ``stage`` sends itself ``signum`` at its ``step``-th update,
+    after appending ``fault <time>`` to ``log``."""
 
     def __init__(self, *, stage: int, step: int, signum: int, log: str) -> None:
         self.stage, self.step, self.signum, self.log = stage, step, signum, log
         self.calls = 0
-        self.recorded = False
 
     def stage_loss(self, out, y):
-        if not self.recorded:
-            self.recorded = True
-            _append(self.log, f"pid {os.getpid()}")
         if out.index == self.stage:
             self.calls += 1
             if self.calls == self.step:
@@ -56,6 +53,20 @@ def _fault(log: str, signum: int) -> None:
 
 def _entries(log: Path, kind: str) -> list[float]:
     return [float(value) for key, value in (line.split() for line in log.read_text().splitlines()) if key == kind]
+
+
+@pytest.fixture
+def log(tmp_path, monkeypatch) -> Path:
+    """A file where every worker appends ``pid <pid>`` as it starts (before any fault can strike)."""
+    path = tmp_path / "log"
+    start_heartbeat = _pipeline_worker.start_heartbeat
+
+    def record_then_beat(beat):
+        _append(str(path), f"pid {os.getpid()}")
+        start_heartbeat(beat)
+
+    monkeypatch.setattr(_pipeline_worker, "start_heartbeat", record_then_beat)  # the forked workers inherit it
+    return path
 
 
 def _fit_until_it_fails(trainer: ll.Trainer, log: Path) -> tuple[str, float]:
@@ -81,8 +92,7 @@ def _trainer(data, rule) -> ll.Trainer:
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_a_killed_worker_is_named_within_the_bound(synthetic, tmp_path, rank):
-    log = tmp_path / "log"
+def test_a_killed_worker_is_named_within_the_bound(synthetic, log, rank):
     trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGKILL, log=str(log)))
     message, took = _fit_until_it_fails(trainer, log)
     assert message == f"Pipeline worker {rank} (stage {rank}) died during epoch 0: killed by signal SIGKILL."
@@ -91,8 +101,7 @@ def test_a_killed_worker_is_named_within_the_bound(synthetic, tmp_path, rank):
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_a_stopped_worker_is_named_stalled_within_the_bound(synthetic, tmp_path, rank):
-    log = tmp_path / "log"
+def test_a_stopped_worker_is_named_stalled_within_the_bound(synthetic, log, rank):
     trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGSTOP, log=str(log)))
     message, took = _fit_until_it_fails(trainer, log)
     assert message.startswith(f"Pipeline worker {rank} (stage {rank}) stalled during epoch 0: no heartbeat for ")
@@ -101,10 +110,9 @@ def test_a_stopped_worker_is_named_stalled_within_the_bound(synthetic, tmp_path,
     _assert_no_worker_left(log)
 
 
-def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fails(synthetic, tmp_path, monkeypatch):
+def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fails(synthetic, log, monkeypatch):
     """Worker 0 dies while it saves its stages; worker 1 then fails in the closing barrier with "Connection
     reset by peer". The cause is worker 0, whatever order the parent sees the two exits in."""
-    log = tmp_path / "log"
     save = io.save_checkpoint
 
     def save_or_die(path, payload):
