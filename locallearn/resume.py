@@ -7,7 +7,8 @@ returned so the Trainer records it in the results:
 
 * fields that decide only where and how often results are written or where the run
   computes: ``checkpoint_path``, ``progress``, ``eval_every``, ``device`` (and the resolved
-  device), ``data_dir``;
+  device), ``data_dir``, and the data-parallel world (``data_parallel``: the number of
+  processes and the backend; every process count trains on the same global batches);
 * ``epochs``, upward only, when the schedule trains every stage each epoch and no LR
   schedule depends on the count (otherwise the epochs already trained were planned for
   another total).
@@ -28,6 +29,8 @@ from typing import Any
 
 #: Fields (by their last name, under "train" or "spec") a resumed run may change freely.
 FREE = frozenset({"checkpoint_path", "progress", "eval_every", "device", "resolved_device", "data_dir"})
+#: Top-level sections a resumed run may change: the data-parallel world (the global batches are the same).
+FREE_SECTIONS = frozenset({"data_parallel"})
 #: Top-level entries left out of the comparison: the resume log itself; the command line's spec
 #: when one side has none (a checkpoint written by the CLI, resumed from Python).
 RESUME_LOG = "resumed"
@@ -63,7 +66,7 @@ def check_resume(saved: dict[str, Any], current: dict[str, Any], *, path: Any, e
     refused: list[str] = []
     for field, old, new in differences(saved, current):
         section, _, name = field.partition(".")
-        if section in ("train", "spec") and name in FREE:
+        if section in FREE_SECTIONS or (section in ("train", "spec") and name in FREE):
             allowed[field] = [old, new]
         elif section in ("train", "spec") and name == "epochs" and isinstance(old, int) and isinstance(new, int):
             if new > old and epochs_may_grow:

@@ -68,6 +68,7 @@ def _worker(rank: int, store_path: str, out: str) -> None:
     resumed.load_checkpoint(checkpoint)
     resumed.fit()
     saved["resumed"] = {"net": resumed.net.state_dict()}
+    saved["checkpoint"] = checkpoint
     saved["backward"] = {"net": _backward_loop(ds, rank)}
     try:
         distributed.DataParallel(_net(ds, 0)).shard(torch.zeros(1, 16), torch.zeros(1, dtype=torch.long))
@@ -139,6 +140,17 @@ def test_a_resumed_parallel_run_continues_exactly(parallel_runs, synthetic):
     single.fit()
     for rank in range(WORLD):
         _assert_same_net(parallel_runs[rank]["resumed"]["net"], single.net.state_dict())
+
+
+def test_a_checkpoint_of_two_processes_resumes_in_one(parallel_runs, synthetic):
+    single = _trainer(synthetic, "local")
+    single.fit()
+    resumed = _trainer(synthetic, "local")
+    resumed.load_checkpoint(parallel_runs[0]["checkpoint"])
+    resumed.fit()
+    _assert_same_net(resumed.net.state_dict(), single.net.state_dict())
+    change = resumed.result.config["resumed"][-1]["changes"]["data_parallel"]
+    assert change[0]["world_size"] == WORLD and change[1] is None
 
 
 def test_the_backward_path_averages_each_stages_gradients(parallel_runs, synthetic):
