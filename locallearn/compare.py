@@ -61,6 +61,24 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def split_entries(text: str) -> list[str]:
+    """Comma-separated entries, a comma inside brackets belonging to its entry's value.
+
+    Example:
+        >>> split_entries("local, mlp:widths=(32,32),joint:weights=[1,2]")
+        ['local', 'mlp:widths=(32,32)', 'joint:weights=[1,2]']
+    """
+    entries, depth, current = [], 0, ""
+    for char in text:
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            entries.append(current)
+            current = ""
+        else:
+            current += char
+    return [e.strip() for e in [*entries, current] if e.strip()]
+
+
 def parse_named(text: str, *, what: str) -> tuple[str, dict[str, Any]]:
     """``NAME[:KEY=VALUE...]`` -> ``(name, options)``.
 
@@ -119,6 +137,17 @@ def spec_label(spec: RunSpec) -> str:
         'predsim:beta=0.5@sequential'
     """
     return f"{spec.rule}{_options(spec.rule_kw)}@{spec.schedule}{_options(spec.schedule_kw)}"
+
+
+def model_label(spec: RunSpec) -> str:
+    """The model with its sizes, e.g. ``mlp 256-256-256`` or ``cnn 32-64-64``.
+
+    Example:
+        >>> model_label(RunSpec(model="cnn", channels=(16, 32)))
+        'cnn 16-32'
+    """
+    sizes = spec.widths if spec.model == "mlp" else spec.channels
+    return f"{spec.model} {'-'.join(map(str, sizes))}"
 
 
 def config_key(spec: RunSpec) -> dict[str, Any]:
@@ -242,6 +271,7 @@ def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str,
         "rule": spec.rule,
         "schedule": spec.schedule,
         "model": spec.model,
+        "model_label": model_label(spec),
         "data": spec.data,
         "seed": spec.seed,
         "epochs": spec.epochs,
@@ -340,7 +370,8 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         stages = len(first["stage_epoch_time_s"])
         rows.append({
             "label": first["label"], "key": first["key"], "rule": first["rule"], "schedule": first["schedule"],
-            "model": first["model"], "data": first["data"], "epochs": first["epochs"],
+            "model": first["model"], "model_label": first.get("model_label", first["model"]), "data": first["data"],
+            "epochs": first["epochs"],
             "seeds": len({r["seed"] for r in mine}),
             **exit_accuracies([_accuracy_lists(r) for r in mine]),
             "epoch_time_s": mean_std([r["epoch_time_s"] for r in mine]),
@@ -368,6 +399,6 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
         tm, ts = r["epoch_time_s"]
-        lines.append(f"| {r['label']} | {r['model']} | {r['data']} | {r['epochs']} | {r['seeds']} | {per_exit} "
+        lines.append(f"| {r['label']} | {r['model_label']} | {r['data']} | {r['epochs']} | {r['seeds']} | {per_exit} "
                      f"| {_pct(r['final'])} | {_pct(r['best'])} | {tm:.3f} ± {ts:.3f} | {_stage_times(r)} |")
     return "\n".join(lines)

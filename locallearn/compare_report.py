@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from locallearn import io
 from locallearn.compare import format_table, summarise
 
-CSV_FIELDS = ("label", "rule", "rule_options", "schedule", "schedule_options", "model", "data", "epochs", "seed", "exit",
+CSV_FIELDS = ("label", "rule", "rule_options", "schedule", "schedule_options", "model", "model_label", "data", "epochs", "seed", "exit",
               "is_last_exit", "test_accuracy", "val_accuracy", "epoch_time_s", "total_time_s")
 HISTORY_FIELDS = ("label", "seed", "epoch", "stages_trained", "epoch_time_s", "exit", "train_loss", "test_accuracy",
                   "val_accuracy")

@@ -21,7 +21,8 @@ def test_compare_writes_records_with_the_promised_keys(tmp_path, capsys):
     assert [e["exit"] for e in records[0]["exits"]] == [1, 2]  # exits numbered from 1
     assert records[0]["version"] == locallearn.__version__
     table = capsys.readouterr().out
-    assert "| local@simultaneous | mlp | synthetic | 1 | 2 |" in table and "| e2e@simultaneous | mlp | synthetic | 1 | 2 |" in table
+    assert "| local@simultaneous | mlp 16-16 | synthetic | 1 | 2 |" in table
+    assert "| e2e@simultaneous | mlp 16-16 | synthetic | 1 | 2 |" in table
 
 
 def test_unknown_rule_is_a_clean_error(tmp_path, capsys):

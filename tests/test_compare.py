@@ -55,6 +55,15 @@ def test_plan_applies_options_per_entry_and_skips_refused_combinations():
     assert plan.specs[2].rule_kw == {"beta": 0.5} and plan.specs[0].rule_kw == {}
 
 
+def test_model_entries_with_sizes_stay_apart_and_commas_inside_values_are_kept():
+    from locallearn.compare import split_entries
+
+    assert split_entries("mlp:widths=(8,8),mlp:widths=(16,16)") == ["mlp:widths=(8,8)", "mlp:widths=(16,16)"]
+    records = compare(BASE, rules=["local"], models=split_entries("mlp:widths=(8,8),mlp:widths=(16,16)"), seeds=[0])
+    rows = summarise(records)
+    assert [r["model_label"] for r in rows] == ["mlp 8-8", "mlp 16-16"]
+
+
 def test_plan_rejects_unknown_names_and_options_before_training():
     with pytest.raises(ValueError, match="has no parameter 'beta'"):
         plan_grid(BASE, rules=["local:beta=0.5"])
@@ -93,7 +102,7 @@ def test_cli_grid_writes_records_csv_markdown_and_figures(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert len(rows) == 3 * 2 and {r["exit"] for r in rows} == {"1", "2"}
-    assert "| local@sequential | mlp | synthetic |" in (tmp_path / "r.md").read_text()
+    assert "| local@sequential | mlp 8-8 | synthetic |" in (tmp_path / "r.md").read_text()
 
 
 def test_cli_per_entry_options_and_a_toml_grid(tmp_path, capsys):

@@ -9,7 +9,7 @@ from typing import Any
 from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.commands.paths import check_outputs
-from locallearn.compare import format_table, plan_grid, run_grid, spec_label, summarise
+from locallearn.compare import format_table, plan_grid, run_grid, spec_label, split_entries, summarise
 from locallearn.compare_report import write_outputs
 from locallearn.distributed import is_writer
 
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _split(text: str | None) -> list[str] | None:
-    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+    return None if text is None else split_entries(text)
 
 
 def read_grid(path: str) -> dict[str, Any]:
