@@ -122,3 +122,16 @@ def test_cli_bad_grid_file_is_a_clean_error(tmp_path, capsys):
     grid.write_text('{"rulez": ["local"]}')
     assert main(["compare", "--data", "synthetic", "--grid", str(grid), "--out", str(tmp_path / "r.json")]) == 2
     assert "must hold a table with some of rules" in capsys.readouterr().err
+
+
+def test_the_readme_grid_file_example_plans(tmp_path):
+    import re
+
+    from locallearn.bench.readme import ROOT
+    from locallearn.commands.compare import read_grid
+
+    (block,) = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (tmp_path / "grid.toml").write_text(block)
+    grid = read_grid(str(tmp_path / "grid.toml"))
+    plan = plan_grid(RunSpec(), rules=grid["rules"], models=grid["models"])
+    assert len(plan.specs) == 4 * 2 and not plan.skipped and grid["seeds"] == 3
