@@ -139,7 +139,7 @@ class AlignmentMonitor(Callback):
             self.measure(trainer.net, 0)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        done = record["epoch"] + 1  # epochs finished
+        done = record["epoch"]  # epochs finished (epochs are numbered from 1)
         if done % self.every == 0:
             self.measure(trainer.net, done)
 

@@ -225,15 +225,16 @@ def plan_grid(
 
 
 def stage_epoch_times(history: list[dict[str, Any]], stages: int) -> list[float | None]:
-    """Median time of one epoch of each stage, from the epochs that trained that stage alone (None if none did).
+    """Median time of one epoch of each stage, from the epochs that trained that stage alone (None if none did);
+    ``stages_trained`` numbers stages from 1, as the trainer's history.
 
     Example:
-        >>> stage_epoch_times([{"epoch_time_s": 1.0, "stages_trained": [0]}, {"epoch_time_s": 3.0, "stages_trained": [1]}], 2)
+        >>> stage_epoch_times([{"epoch_time_s": 1.0, "stages_trained": [1]}, {"epoch_time_s": 3.0, "stages_trained": [2]}], 2)
         [1.0, 3.0]
     """
     out = []
     for k in range(stages):
-        alone = [r["epoch_time_s"] for r in history if list(r.get("stages_trained", ())) == [k]]
+        alone = [r["epoch_time_s"] for r in history if list(r.get("stages_trained", ())) == [k + 1]]
         out.append(statistics.median(alone) if alone else None)
     return out
 
@@ -249,17 +250,6 @@ def whole_epoch_time(history: list[dict[str, Any]], epochs: int) -> float:
     """
     times = [r["epoch_time_s"] for r in history]
     return statistics.median(times) if len(times) == epochs else sum(times) / epochs
-
-
-def _history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The trainer's history with 1-based epoch and stage numbers (as every output of this module)."""
-    out = []
-    for r in history:
-        row = {**r, "epoch": r["epoch"] + 1}
-        if "stages_trained" in row:
-            row["stages_trained"] = [k + 1 for k in row["stages_trained"]]
-        out.append(row)
-    return out
 
 
 def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str, Any]:
@@ -279,7 +269,7 @@ def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str,
         "epoch_time_s": whole_epoch_time(result.history, spec.epochs),
         "stage_epoch_time_s": stage_epoch_times(result.history, len(test)),
         "total_time_s": sum(r["epoch_time_s"] for r in result.history),
-        "history": _history(result.history),
+        "history": result.history,  # the trainer's: epochs and stages numbered from 1
         "config": result.config,
         "version": locallearn.__version__,
         "machine": machine,

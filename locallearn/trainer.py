@@ -280,8 +280,9 @@ class Trainer:
             state.epoch, state.stats = self.epoch, {}
             start = time.perf_counter()
             trained = self.schedule.train_epoch(state)
-            record: dict[str, Any] = {"epoch": self.epoch, "epoch_time_s": time.perf_counter() - start}
-            record.update(state.stats, stages_trained=trained)
+            # epochs and stages numbered from 1, as every output: "epoch" is this epoch's number (= epochs done)
+            record: dict[str, Any] = {"epoch": self.epoch + 1, "epoch_time_s": time.perf_counter() - start}
+            record.update(state.stats, stages_trained=[k + 1 for k in trained])
             if self.data_parallel is not None:
                 record.update(self.data_parallel.end_epoch())
             for k in trained:

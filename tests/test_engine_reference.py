@@ -153,7 +153,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(synthetic, tmp_path, s
     resumed.fit()
     for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert [r["epoch"] for r in resumed.result.history] == list(range(straight.total_epochs))
+    assert [r["epoch"] for r in resumed.result.history] == list(range(1, straight.total_epochs + 1))
 
 
 def test_trainers_advancing_in_turns_equal_solo_runs(synthetic):
