@@ -63,7 +63,7 @@ def log(tmp_path, monkeypatch) -> Path:
 
     def record_then_beat(beat):
         _append(str(path), f"pid {os.getpid()}")
-        start_heartbeat(beat)
+        return start_heartbeat(beat)
 
     monkeypatch.setattr(_pipeline_worker, "start_heartbeat", record_then_beat)  # the forked workers inherit it
     return path
@@ -127,6 +127,17 @@ def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fa
     assert message == "Pipeline worker 0 (stage 0) died during epoch 0: killed by signal SIGKILL."
     assert took < BOUND_S
     _assert_no_worker_left(log)
+
+
+def test_spawned_workers_are_not_taken_for_stalled(synthetic):
+    """A spawned worker imports torch, trains, then exits: none of it may read as a stall (a worker that
+    had finished once went on beating from nowhere while its interpreter shut down for over 5 s)."""
+    ll.seed_everything(0)
+    net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes)
+    schedule = Pipeline(workers=2, start_method="spawn", stall_s=2.0)
+    result = ll.Trainer(net, synthetic, schedule=schedule, config=ll.TrainConfig(epochs=2, progress=False)).fit()
+    assert len(result.history) == 2 and max(result.final("test")) > 0.5
+    assert multiprocessing.active_children() == []
 
 
 def test_stall_s_is_validated():

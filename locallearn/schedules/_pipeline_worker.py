@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from collections import deque
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -175,16 +176,27 @@ def _die_with_parent() -> None:
         pass
 
 
-def start_heartbeat(beat: Any) -> None:
+def start_heartbeat(beat: Any) -> Callable[[], None]:
     """Stamp ``beat.value`` with ``time.monotonic()`` (one clock for every process) every ``HEARTBEAT_S``
-    from a daemon thread, which stops only with the process (or when the process is stopped)."""
+    from a daemon thread, which stops with the process (or when the process is stopped). Returns
+    ``finish``: stop stamping and set ``beat.value`` to ``inf``, "done, never stalled" (a process
+    that has done its work may take seconds to exit: under spawn, interpreter shutdown)."""
+    done = threading.Event()
 
     def stamp() -> None:
-        while True:
+        while not done.is_set():
             beat.value = time.monotonic()
-            time.sleep(HEARTBEAT_S)
+            done.wait(HEARTBEAT_S)
 
-    threading.Thread(target=stamp, name="locallearn-heartbeat", daemon=True).start()
+    thread = threading.Thread(target=stamp, name="locallearn-heartbeat", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        done.set()
+        thread.join()
+        beat.value = math.inf
+
+    return finish
 
 
 def worker_main(
@@ -205,7 +217,7 @@ def worker_main(
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
-    start_heartbeat(heartbeat)
+    finish = start_heartbeat(heartbeat)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops every worker
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(plan.threads)
@@ -237,6 +249,10 @@ def worker_main(
         else:
             dist.barrier()
         dist.destroy_process_group()
+        finish()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # as a forked worker does: a spawned one's interpreter shutdown took seconds
     except BaseException as error:  # report anything, then exit non-zero
         io.write_json(
             out / f"worker{rank}.error.json",
