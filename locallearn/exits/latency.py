@@ -68,7 +68,7 @@ def _check(x: torch.Tensor, batch_size: int, rounds: int, owner: str) -> None:
 @torch.inference_mode()
 def stage_latency(net: Any, x: torch.Tensor, *, batch_size: int = 256, rounds: int = 5) -> CostTable:
     """Measured seconds per sample of every block and head of ``net`` (a LocalNet) over ``x`` cut into
-    batches of ``batch_size``; the fastest of ``rounds`` passes is kept for each module."""
+    batches of ``batch_size``; per module and batch the fastest of ``rounds`` runs is kept."""
     _check(x, batch_size, rounds, "stage_latency")
     stages = _stages(net)
     with _eval_mode(stages):
