@@ -227,7 +227,9 @@ class Trainer:
             for start in range(0, len(x), batch_size):
                 yield x[start : start + batch_size].to(self.device), y[start : start + batch_size].to(self.device)
         else:
-            for xb, yb in iterate_quietly(source):
+            for xb, yb in iterate_quietly(source):  # a Dataset's splits were checked when made; a loader's here
+                if xb.is_floating_point() and not bool(torch.isfinite(xb).all()):
+                    raise ValueError(f"The {split} data holds non-finite values (NaN or inf); expected finite inputs.")
                 yield xb.to(self.device), yb.to(self.device)
 
     def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

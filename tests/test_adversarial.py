@@ -270,6 +270,20 @@ def test_an_empty_training_split_is_refused(synthetic):
         _with(synthetic, x_train=synthetic.x_train[:0], y_train=synthetic.y_train[:0])
 
 
+def test_a_loader_that_gives_no_training_batch_is_named(synthetic):
+    net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
+    with pytest.raises(ValueError, match=r"The training data \(list\) gave no batch in epoch 0; expected at least one"):
+        ll.train(net, [], val_data=[(synthetic.x_val, synthetic.y_val)], epochs=1, progress=False)
+
+
+def test_nan_in_a_validation_loader_is_refused(synthetic):
+    x = synthetic.x_val.clone()
+    x[0, 0] = float("nan")
+    net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
+    with pytest.raises(ValueError, match=r"The val data holds non-finite values \(NaN or inf\)"):
+        ll.train(net, [(synthetic.x_train, synthetic.y_train)], val_data=[(x, synthetic.y_val)], epochs=1, progress=False)
+
+
 def _idx(path: Path, array: np.ndarray) -> None:
     code = {np.dtype(np.uint8): 0x08, np.dtype(">f4"): 0x0D}[array.dtype]
     dims = b"".join(n.to_bytes(4, "big") for n in array.shape)

@@ -174,6 +174,7 @@ class LoaderBatches:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         non_blocking = self.device.type == "cuda"
+        number = -1
         for number, batch in enumerate(iterate_quietly(self.loader)):
             if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(torch.is_tensor(t) for t in batch)):
                 raise TypeError(
@@ -182,6 +183,8 @@ class LoaderBatches:
                 )
             x, y = batch
             yield x.to(self.device, non_blocking=non_blocking), y.to(self.device, non_blocking=non_blocking)
+        if number < 0:
+            raise ValueError(f"The training data ({type(self.loader).__name__}) gave no batch in epoch {epoch}; expected at least one.")
 
     def describe(self) -> dict[str, Any]:
         return {"source": type(self.loader).__name__, "batch_size": getattr(self.loader, "batch_size", None)}
