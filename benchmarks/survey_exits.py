@@ -242,8 +242,9 @@ def part_cosine(ds: Dataset, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
     values = [scale * v for v in values]
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def header(title: str, meta: dict[str, Any], *, epochs: int | None = None, seeds: list[int] | None = None) -> list[str]:
@@ -256,7 +257,8 @@ def header(title: str, meta: dict[str, Any], *, epochs: int | None = None, seeds
             f"Setting: Fashion-MNIST, first {a['train_size']} training images, {epochs} epochs "
             f"(kept small: a shared 2-core CPU), batch 128, Adam lr {meta['args']['lr']}; MLP 3x1024 (linear heads), "
             f"CNN 16-32-32 (conv heads); thresholds on the 5 000-image validation split, numbers on the 10 000-image test split "
-            f"(speed-ups on its first {a['timed_samples']}). Mean ± sd over seeds {seeds}.", ""]
+            f"(speed-ups on its first {a['timed_samples']}). " + (f"Mean ± sd over seeds {seeds}." if len(seeds) > 1 else f"One seed ({seeds[0]}).") + (
+                " One torch thread, one BLAS thread for scikit-learn." ), ""]
 
 
 def markdown(part: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
