@@ -9,6 +9,7 @@ import argparse
 import copy
 import functools
 import importlib
+import os
 import shlex
 import sys
 import warnings
@@ -60,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"locallearn {args.command}: interrupted (Ctrl-C); stopped.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":
