@@ -34,6 +34,7 @@ ANCHORS: tuple[Anchor, ...] = (
     Anchor("fashion-mnist", "mlp", "e2e", round(100 - 8.37, 2), f"{_LOCAL_LOSS}, global BP (8.37 % err)", _LOCAL_LOSS_SETTING),
     Anchor("fashion-mnist", "mlp", "local", round(100 - 8.60, 2), f"{_LOCAL_LOSS}, pred (8.60 % err)", _LOCAL_LOSS_SETTING),
     Anchor("fashion-mnist", "mlp", "predsim", round(100 - 8.54, 2), f"{_LOCAL_LOSS}, predsim (8.54 % err)", _LOCAL_LOSS_SETTING),
+    Anchor("fashion-mnist", "mlp", "sim", round(100 - 9.70, 2), f"{_LOCAL_LOSS}, sim (9.70 % err)", _LOCAL_LOSS_SETTING),
     Anchor("fashion-mnist", "mlp", "e2e", 88.33, "zalando README, MLP 256-128-100", "smaller MLP, own training recipe"),
     Anchor("fashion-mnist", "cnn", "e2e", round(100 - 9.2, 2), f"{_BIOTORCH}, BP (9.2 % err)", _BIOTORCH_SETTING),
     Anchor("fashion-mnist", "cnn", "fa", round(100 - 13.06, 2), f"{_BIOTORCH}, FA (13.06 % err)", _BIOTORCH_SETTING),

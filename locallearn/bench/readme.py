@@ -107,10 +107,12 @@ def paper(root: Path = ROOT) -> str:
     """Last-exit accuracy of the paper suite beside the local-loss paper's numbers."""
     rows = _rows("paper", root)
     rows = [r for r in rows if r["epochs"] == max(r["epochs"] for r in rows)]  # the longest run in the folder
-    ours = ", ".join(f"`{r['rule']}` {100 * r['final'][0]:.2f} %" for r in rows)
-    theirs = " / ".join(f"{a.accuracy:.2f}" for r in rows for a in anchors_for(r["data"], r["model"], r["rule"])[:1])
-    return (f"After {rows[0]['epochs']} epochs, {rows[0]['seeds']} seed(s), last exit: {ours} "
-            f"(the paper: {theirs} % after 200 epochs with augmentation).")
+    def paired(r: dict) -> str:
+        anchor = anchors_for(r["data"], r["model"], r["rule"])[:1]
+        return f"`{r['rule']}` {100 * r['final'][0]:.2f} %" + (f" (paper {anchor[0].accuracy:.2f})" if anchor else "")
+
+    return (f"After {rows[0]['epochs']} epochs, {rows[0]['seeds']} seed(s), last exit: {', '.join(map(paired, rows))}; "
+            "the paper's numbers are after 200 epochs.")
 
 
 def _bio_sentence(rows: list[tuple[str, tuple[float, float], tuple[float, float]]], ratios: list[float],

@@ -17,7 +17,7 @@ from locallearn.rules.infopro import InfoPro
 from locallearn.rules.joint import JointSupervision
 from locallearn.rules.joint_cost import JointCostPenalty
 from locallearn.rules.local import LocalCrossEntropy
-from locallearn.rules.predsim import PredSim, PredSimBio
+from locallearn.rules.predsim import PredSim, PredSimBio, Sim
 
 create = RULES.create
 names = RULES.names
@@ -28,5 +28,5 @@ __all__ = [
     "InfoPro",
     "ForwardForward",
     "ForwardGradient",
-    "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "StageOutput", "create", "names",
+    "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "Sim", "StageOutput", "create", "names",
 ]
