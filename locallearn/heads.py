@@ -61,6 +61,15 @@ class MLPHead(nn.Module):
         return self.layers(h)
 
 
+def _check_feature_map(in_shape: Sequence[int], owner: str) -> None:
+    """Refuse flat features for a head that needs a ``(C, H, W)`` map."""
+    if len(in_shape) != 3:
+        raise ValueError(
+            f"{owner} expects a (C, H, W) feature map; got features of shape {tuple(in_shape)}. "
+            "Use head='linear' or 'mlp' for flat features."
+        )
+
+
 @HEADS.register("conv")
 class ConvHead(nn.Module):
     """Pool a ``(C, H, W)`` feature map to a ``grid x grid`` map (average, or the mean of
@@ -70,11 +79,7 @@ class ConvHead(nn.Module):
         self, in_shape: Sequence[int], num_classes: int, *, pool: str = "avg", grid: int = 2
     ) -> None:
         super().__init__()
-        if len(in_shape) != 3:
-            raise ValueError(
-                f"ConvHead expects a (C, H, W) feature map; got features of shape {tuple(in_shape)}. "
-                "Use head='linear' or 'mlp' for flat features."
-            )
+        _check_feature_map(in_shape, "ConvHead")
         self.pool = check_choice(pool, name="pool", owner="ConvHead", choices=("avg", "mixed"))
         self.grid = check_number(grid, name="grid", owner="ConvHead", low=1, integer=True)
         self.linear = nn.Linear(in_shape[0] * grid * grid, num_classes)
@@ -108,11 +113,7 @@ class DGLHead(nn.Module):
         mlp_layers: int = 0,
     ) -> None:
         super().__init__()
-        if len(in_shape) != 3:
-            raise ValueError(
-                f"DGLHead expects a (C, H, W) feature map; got features of shape {tuple(in_shape)}. "
-                "Use head='linear' or 'mlp' for flat features."
-            )
+        _check_feature_map(in_shape, "DGLHead")
         owner = "DGLHead"
         self.convs = check_number(convs, name="convs", owner=owner, low=0, integer=True)
         self.kernel_size = check_choice(kernel_size, name="kernel_size", owner=owner, choices=(1, 3))
