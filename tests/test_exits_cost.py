@@ -78,5 +78,11 @@ def test_efficiency_condition_eq4():
     # exits [0, 0, 1, 2]: exit 0 saves (2 + 3 + 0.5) for half, costs 0.5 for all
     gains = exit_gains(torch.tensor([0, 0, 1, 2]), blocks=(1.0, 2.0, 3.0), heads=(0.5, 0.5, 0.5))
     assert gains == pytest.approx([0.5 * 5.5 - 0.5, 0.25 * 3.5 - 0.5 * 0.5])
+    # exact gain = mean cost without the exit - mean cost with it (CostTable.cumulative = C_k)
+    with_all = float(CostTable(blocks=(1.0, 2.0, 3.0), heads=(0.5, 0.5, 0.5)).cumulative[[0, 0, 1, 2]].mean())
+    no_exit1 = float(CostTable(blocks=(1.0, 2.0, 3.0), heads=(0.5, 0.0, 0.5)).cumulative[[0, 0, 2, 2]].mean())
+    assert gains[1] == pytest.approx(no_exit1 - with_all)  # the last early exit: exact
+    no_exit0 = float(CostTable(blocks=(1.0, 2.0, 3.0), heads=(0.0, 0.5, 0.5)).cumulative[[1, 1, 1, 2]].mean())
+    assert gains[0] > no_exit0 - with_all  # earlier exit, its samples leaving at exit 1 instead: an overestimate
     with pytest.raises(ValueError, match="0 <= exit_fraction <= reach_fraction <= 1"):
         exit_gain(exit_fraction=0.6, saved_cost=1.0, reach_fraction=0.5, head_cost=1.0)

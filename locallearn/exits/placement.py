@@ -61,7 +61,13 @@ def exit_gain(*, exit_fraction: float, saved_cost: float, reach_fraction: float,
 
 
 def exit_gains(exit_index: torch.Tensor, blocks: Sequence[float], heads: Sequence[float]) -> list[float]:
-    """Eq. 4 for every exit but the last, from where samples left: ``S_k`` = blocks after k plus the last head."""
+    """Eq. 4 for every exit but the last, from where samples left: ``S_k`` = blocks after k plus the last head.
+
+    Exact only for the last early exit (without it, its samples would run to the end). For an earlier exit
+    it is an estimate: it assumes the samples leaving at k would otherwise run every later block and skip
+    every later early head, whereas many would leave at a later exit (then it overstates the gain). For the
+    exact gain, compare :func:`expected_cost` with and without exit k (as ``theory/t10_exit_placement.py`` does).
+    """
     n = len(blocks)
     index = torch.as_tensor(exit_index)
     gains = []
