@@ -83,7 +83,8 @@ def layer_alignment(model: nn.Module, x: Tensor, y: Tensor, *, loss: LossFn = la
         raise ValueError("layer_alignment needs a model with feedback layers; run feedback.convert(model, mode=...) first.")
     records = []
     copies = [deepcopy(model).eval(), backprop_copy(model).eval()]
-    with torch.random.fork_rng(devices=[]):
+    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})  # brsf draws on the weights' device
+    with torch.random.fork_rng(devices=cuda):
         grads = []
         for copy in copies:
             layers = dict(copy.named_modules())
