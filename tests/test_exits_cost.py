@@ -84,5 +84,9 @@ def test_efficiency_condition_eq4():
     assert gains[1] == pytest.approx(no_exit1 - with_all)  # the last early exit: exact
     no_exit0 = float(CostTable(blocks=(1.0, 2.0, 3.0), heads=(0.0, 0.5, 0.5)).cumulative[[1, 1, 1, 2]].mean())
     assert gains[0] > no_exit0 - with_all  # earlier exit, its samples leaving at exit 1 instead: an overestimate
+    with pytest.raises(ValueError, match="one head cost per block"):
+        exit_gains(torch.tensor([0, 1]), blocks=(1.0, 2.0, 3.0), heads=(0.5, 0.5))
+    with pytest.raises(ValueError, match=r"exit index in \[0, 3\)"):
+        exit_gains(torch.tensor([0, 5]), blocks=(1.0, 2.0, 3.0), heads=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="0 <= exit_fraction <= reach_fraction <= 1"):
         exit_gain(exit_fraction=0.6, saved_cost=1.0, reach_fraction=0.5, head_cost=1.0)

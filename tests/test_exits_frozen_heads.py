@@ -69,6 +69,9 @@ def test_sklearn_head_returns_the_classifiers_log_probabilities_in_label_order()
     SklearnHead(CalibratedClassifierCV(LinearSVC(), cv=2), num_classes=5).fit(h, y)
     with pytest.raises(RuntimeError, match="fitted"):
         SklearnHead(LogisticRegression(), num_classes=5)(h)
+    for bad in (y + 2, y.float(), y[:, None]):  # label 6 >= num_classes, float labels, a column
+        with pytest.raises(ValueError, match="1-D integer labels"):
+            SklearnHead(LogisticRegression(), num_classes=5).fit(h, bad)
 
 
 @pytest.mark.parametrize("names", [("logreg", "random-forest"), ("linear-svc", "logreg")])

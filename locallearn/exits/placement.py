@@ -70,6 +70,10 @@ def exit_gains(exit_index: torch.Tensor, blocks: Sequence[float], heads: Sequenc
     """
     n = len(blocks)
     index = torch.as_tensor(exit_index)
+    if len(heads) != n or n == 0:
+        raise ValueError(f"exit_gains needs one head cost per block (at least one). Got {n} blocks and {len(heads)} heads.")
+    if index.dim() != 1 or index.numel() == 0 or index.is_floating_point() or int(index.min()) < 0 or int(index.max()) >= n:
+        raise ValueError(f"exit_gains needs a non-empty 1-D integer exit index in [0, {n}). Got {index.tolist()} instead.")
     gains = []
     for k in range(n - 1):
         saved = sum(blocks[k + 1 :]) + heads[-1]

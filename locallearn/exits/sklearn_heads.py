@@ -102,6 +102,12 @@ class SklearnHead(nn.Module):
         """Fit the classifier on frozen features ``h`` and labels ``y``."""
         if len(h) != len(y) or len(h) == 0:
             raise ValueError(f"SklearnHead.fit needs as many labels as feature rows (at least one). Got {len(h)} rows and {len(y)} labels.")
+        y = torch.as_tensor(y)
+        if y.dim() != 1 or y.is_floating_point() or y.is_complex() or int(y.min()) < 0 or int(y.max()) >= self.num_classes:
+            raise ValueError(
+                f"SklearnHead.fit needs 1-D integer labels in [0, {self.num_classes}). "
+                f"Got shape {tuple(y.shape)}, dtype {y.dtype}, range [{y.min().item()}, {y.max().item()}] instead."
+            )
         self.estimator.fit(self.features(h), y.cpu().numpy())
         self.fitted = True
         return self
