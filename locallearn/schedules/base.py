@@ -27,7 +27,7 @@ from locallearn.rules.base import LocalRule
 if TYPE_CHECKING:
     from locallearn.distributed import DataParallel
 
-__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "mean_losses", "require_local_rule", "train_step"]
+__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "mean_losses", "require_local_rule", "through_frozen", "train_step"]
 
 
 @dataclass
@@ -106,6 +106,21 @@ def train_step(
     if state.scaler is not None:
         state.scaler.update()
     return result.losses
+
+
+@torch.no_grad()
+def through_frozen(net: LocalNet, h: torch.Tensor, start: int, stop: int, chunk: int | None = None) -> torch.Tensor:
+    """``h`` through the frozen blocks ``start..stop-1`` of ``net`` under ``no_grad`` and in eval mode
+    (each block's mode restored after), in chunks of ``chunk`` rows (all at once when ``None``)."""
+    for k in range(start, stop):
+        block = net.stages[k].block
+        was_training = block.training
+        block.eval()
+        try:
+            h = torch.cat([block(part) for part in h.split(chunk)]) if chunk else block(h)
+        finally:
+            block.train(was_training)
+    return h
 
 
 def require_local_rule(schedule: str, rule: LocalRule) -> None:

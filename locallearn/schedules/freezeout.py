@@ -38,7 +38,7 @@ import torch
 
 from locallearn._params import check_choice, check_number
 from locallearn.data.batches import TensorBatches
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, through_frozen, train_step
 
 SPACINGS = {"linear": 1, "squared": 2, "cubic": 3}
 
@@ -83,22 +83,13 @@ class Freezeout(Schedule):
                 group["lr"] = self.learning_rates(base, t, n)[k]
         return [k for k, t_k in enumerate(self.freezing_points(n)) if t < t_k]
 
-    @torch.no_grad()
-    def _through_frozen(self, state: TrainState, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """``h`` through the frozen blocks ``start..stop-1``, in eval mode, in chunks of the batch size."""
-        for k in range(start, stop):
-            block = state.net.stages[k].block
-            block.eval()
-            h = torch.cat([block(chunk) for chunk in h.split(state.batch_size)])
-        return h
-
     def _cached_inputs(self, state: TrainState, first_active: int) -> torch.Tensor:
         """Training inputs of stage ``first_active``, advancing the cache through newly frozen blocks."""
         if self._cache is None or self._cache[0] > first_active:
             self._cache = (0, state.source.x.to(state.source.device))
         feeds, h = self._cache
         if feeds < first_active:
-            self._cache = (first_active, self._through_frozen(state, h, feeds, first_active))
+            self._cache = (first_active, through_frozen(state.net, h, feeds, first_active, state.batch_size))
         return self._cache[1]
 
     def _batches(self, state: TrainState, cached: bool):
@@ -126,7 +117,7 @@ class Freezeout(Schedule):
             if not active:
                 raise RuntimeError(f"freezeout: every stage is frozen at epoch {state.epoch}; the run is longer than its budget of {state.epochs} epochs.")
             first = active[0]
-            h = self._cached_inputs(state, first)[rows] if cached else self._through_frozen(state, x, 0, first)
+            h = self._cached_inputs(state, first)[rows] if cached else through_frozen(state.net, x, 0, first, state.batch_size)
             losses.append([math.nan] * first + train_step(state, h, y, active, x=x))
             trained.update(active)
         state.stats["train_loss"] = mean_losses(losses)

@@ -19,7 +19,7 @@ import torch
 from locallearn._params import check_number
 from locallearn.rules.base import LocalRule
 from locallearn.data.batches import TensorBatches
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, require_local_rule, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, require_local_rule, through_frozen, train_step
 
 
 @SCHEDULES.register("sequential")
@@ -53,26 +53,9 @@ class Sequential(Schedule):
         if self._cache is None or self._cache[0] > stage:
             self._cache = (0, state.source.x.to(state.source.device))
         feeds, h = self._cache
-        while feeds < stage:
-            block = state.net.stages[feeds].block
-            was_training = block.training
-            block.eval()
-            h = torch.cat([block(chunk) for chunk in h.split(self.cache_batch_size or state.batch_size)])
-            block.train(was_training)
-            feeds += 1
-            self._cache = (feeds, h)
-        return h
-
-    @torch.no_grad()
-    def _frozen_prefix(self, state: TrainState, x: torch.Tensor, stage: int) -> torch.Tensor:
-        """The input of ``stage`` for one batch, through the frozen blocks below it in eval mode."""
-        for k in range(stage):
-            block = state.net.stages[k].block
-            was_training = block.training
-            block.eval()
-            x = block(x)
-            block.train(was_training)
-        return x
+        if feeds < stage:
+            self._cache = (stage, through_frozen(state.net, h, feeds, stage, self.cache_batch_size or state.batch_size))
+        return self._cache[1]
 
     def train_epoch(self, state: TrainState) -> list[int]:
         stage = state.epoch // state.epochs
@@ -86,7 +69,7 @@ class Sequential(Schedule):
             ]
             state.stats["stage_inputs"] = "cached"
         else:
-            losses = [train_step(state, self._frozen_prefix(state, x, stage), y, [stage], x=x) for x, y in state.train_batches()]
+            losses = [train_step(state, through_frozen(state.net, x, 0, stage), y, [stage], x=x) for x, y in state.train_batches()]
             state.stats["stage_inputs"] = "recomputed"
         state.stats["train_loss"] = mean_losses(losses)
         return [stage]
