@@ -79,6 +79,9 @@ def test_budget_thresholds_spend_the_budget_with_msdnet_proportions(val):
     result = evaluate(val, th, COSTS)
     assert result.relative_cost == pytest.approx(0.6, abs=0.01)
     assert budget_proportions(1.0, 4).tolist() == [0.25] * 4
+    for bad_p, bad_n in ((0.0, 4), (-0.5, 4), (float("nan"), 4), (float("inf"), 4), (0.5, 0)):
+        with pytest.raises(ValueError, match="parameter of budget_proportions"):
+            budget_proportions(bad_p, bad_n)
     with pytest.raises(ValueError, match="for_budget needs a relative budget between 0.3548 .* Got 0.1 instead"):
         for_budget(val, "max-prob", COSTS, budget=0.1)
 

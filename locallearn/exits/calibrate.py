@@ -25,6 +25,7 @@ import math
 import numpy as np
 import torch
 
+from .._params import check_number
 from .cache import ExitLogits
 from .cost import CostTable
 from .policies import EXIT_POLICIES, ExitPolicy, refuse_test_split
@@ -144,6 +145,9 @@ def for_latency_budget(
 
 def budget_proportions(p: float, n_exits: int) -> torch.Tensor:
     """MSDNet's budgeted batch setting: exit proportions ``q_k ∝ p^k``."""
+    check_number(n_exits, name="n_exits", owner="budget_proportions", low=1, integer=True)
+    if not math.isfinite(check_number(p, name="p", owner="budget_proportions", low=0, low_inclusive=False)):
+        raise ValueError(f"The 'p' parameter of budget_proportions must be a finite float > 0. Got {p!r} instead.")
     q = torch.tensor([p**k for k in range(n_exits)], dtype=torch.float64)
     return q / q.sum()
 
