@@ -53,6 +53,10 @@ def test_fit_heads_refuses_the_last_head(backbone):
     _, net = backbone
     with pytest.raises(ValueError, match="auxiliary exits in 0..1"):
         fit_heads(copy.deepcopy(net), torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), stages=[2])
+    for fit in (fit_heads, lambda *a: fit_sklearn_heads(*a, {0: LogisticRegression()})):
+        for x, y in ((torch.zeros(4, 1, 8, 8), torch.zeros(3, dtype=torch.long)), (torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long))):
+            with pytest.raises(ValueError, match="as many labels as inputs"):
+                fit(copy.deepcopy(net), x, y)
 
 
 def test_sklearn_head_returns_the_classifiers_log_probabilities_in_label_order():

@@ -76,6 +76,11 @@ def _auxiliary(net: Any, stages: Sequence[int] | None) -> list[int]:
     return chosen
 
 
+def _check_xy(x: torch.Tensor, y: torch.Tensor, owner: str) -> None:
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"{owner} needs as many labels as inputs (at least one). Got {len(x)} inputs and {len(y)} labels.")
+
+
 def fit_heads(
     net: Any, x: torch.Tensor, y: torch.Tensor, *, stages: Sequence[int] | None = None, epochs: int = 1,
     lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
@@ -86,6 +91,7 @@ def fit_heads(
     check_number(epochs, name="epochs", owner="fit_heads", low=1, integer=True)
     check_number(lr, name="lr", owner="fit_heads", low=0.0, low_inclusive=False)
     check_number(batch_size, name="batch_size", owner="fit_heads", low=1, integer=True)
+    _check_xy(x, y, "fit_heads")
     all_stages = _stages(net)
     chosen = _auxiliary(net, stages)
     heads = [all_stages[k].head for k in chosen]
@@ -120,6 +126,7 @@ def fit_sklearn_heads(
 ) -> list[SklearnHead]:
     """Fit one scikit-learn classifier per auxiliary exit (``{stage: estimator}``) on the frozen features of
     ``x`` (a random ``max_samples`` rows of it when given) and put it in place of that stage's head."""
+    _check_xy(x, y, "fit_sklearn_heads")
     stages = _stages(net)
     chosen = _auxiliary(net, list(estimators))
     if max_samples is not None:
