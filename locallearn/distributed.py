@@ -53,6 +53,7 @@ In your own loop::
         opt.zero_grad()
         locallearn.backward(net, x, y, rule, grad_sync=dp.grad_sync)
         opt.step()
+    dp.end_epoch()  # after each epoch: rank 0's buffers (BatchNorm statistics) to every process
 
 Example (one process: a world of size 1, gloo on a local file store):
     >>> import os, tempfile, torch, torch.distributed as dist

@@ -240,6 +240,7 @@ def backward(
     *,
     optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer | None] | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    autocast_dtype: torch.dtype | None = None,
     grad_sync: GradSync | None = None,
 ) -> StepResult:
     """Train-side forward and backward of one batch under ``rule``: use it in place of ``loss.backward()``.
@@ -248,8 +249,9 @@ def backward(
     an instance. The first call runs the rule's ``setup`` (see ``prepare``); if that adds
     parameters, which an optimiser built before could not hold, it raises a clear error,
     unless ``optimizer`` is given and holds every trainable parameter. With a ``GradScaler``
-    the losses are scaled (step with ``scaler.step(opt)``); wrap the call in
-    ``torch.autocast`` yourself for mixed precision, as with ``loss.backward()``. Under torchrun,
+    the losses are scaled (step with ``scaler.step(opt)``); with ``autocast_dtype`` (e.g.
+    ``torch.bfloat16``) each stage's forward and loss run under ``torch.autocast`` and the
+    backward outside it, as the Trainer's ``amp`` does. Under torchrun,
     ``grad_sync=locallearn.distributed.DataParallel(net).grad_sync`` averages each stage's
     gradients across the processes as soon as its backward is done (see ``locallearn.distributed``).
 
@@ -278,4 +280,6 @@ def backward(
                     "call does not hold them. Call locallearn.prepare(net, rule) before building the optimiser "
                     "(or pass optimizer= to this call to have it checked)."
                 )
-    return run_stages(net, resolved, x, y, range(len(net.stages)), x=x, scaler=scaler, grad_sync=grad_sync)
+    return run_stages(
+        net, resolved, x, y, range(len(net.stages)), x=x, scaler=scaler, autocast_dtype=autocast_dtype, grad_sync=grad_sync
+    )

@@ -137,3 +137,18 @@ def test_a_grad_scaler_scales_every_stage_loss(synthetic):
     ll.backward(plain, x, y, "local")
     for scaled, reference in zip(net.parameters(), plain.parameters()):
         torch.testing.assert_close(scaled.grad, 1024.0 * reference.grad)
+
+
+def test_autocast_dtype_runs_the_forward_in_it_as_the_trainers_amp_does(synthetic):
+    from locallearn.engine import run_stages
+
+    net = ll.build_mlp(synthetic.input_shape, (8, 8), synthetic.num_classes)
+    same = copy.deepcopy(net)
+    x, y = synthetic.x_train[:16], synthetic.y_train[:16]
+    step = ll.backward(net, x, y, "local", autocast_dtype=torch.bfloat16)
+    assert all(logits.dtype == torch.bfloat16 for logits in step.logits)
+    # the Trainer's amp path (train_step -> run_stages with the same dtype) gives the same gradients
+    run_stages(same, ll.prepare(same, "local"), x, y, range(len(same.stages)), x=x, autocast_dtype=torch.bfloat16)
+    for got, want in zip(net.parameters(), same.parameters()):
+        assert got.grad.dtype == torch.float32
+        torch.testing.assert_close(got.grad, want.grad)
