@@ -93,7 +93,7 @@ def parse_named(text: str, *, what: str) -> tuple[str, dict[str, Any]]:
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"Options of the {what} entry {text!r} must be KEY=VALUE (e.g. {name}:beta=0.5); got {option!r}.")
+            raise ValueError(f"Options of the {what} entry {text!r} must be KEY=VALUE (e.g. predsim:beta=0.5); got {option!r}.")
         kw[key.strip()] = parse_value(value.strip())
     return name, kw
 

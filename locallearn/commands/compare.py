@@ -54,6 +54,12 @@ def read_grid(path: str) -> dict[str, Any]:
     if not isinstance(grid, dict) or set(grid) - set(GRID_KEYS):
         raise ValueError(f"Grid file {path} must hold a table with some of {', '.join(GRID_KEYS)}; "
                          f"got {sorted(grid) if isinstance(grid, dict) else type(grid).__name__}.")
+    for key in ("rules", "schedules", "models"):
+        value = grid.get(key)
+        if isinstance(value, str):
+            grid[key] = split_entries(value)
+        elif value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"Grid file {path}: {key} must be a list of entries (strings); got {value!r}.")
     return grid
 
 
