@@ -217,3 +217,15 @@ def test_compare_runs_a_grid_on_data_given_as_dataloaders(digits):
     in_memory = compare(RunSpec(widths=(32, 32), epochs=2, batch_size=64, progress=False), rules=["local"], seeds=[0])
     streamed = compare(RunSpec(widths=(32, 32), epochs=2, batch_size=64, progress=False), rules=["local"], seeds=[0], data=loaders)
     assert streamed[0]["history"][-1]["test_accuracy"] == pytest.approx(in_memory[0]["history"][-1]["test_accuracy"], abs=1e-6)
+
+
+def test_a_ready_made_tensor_source_keeps_its_own_order_for_a_feature_cache():
+    from locallearn.data.batches import TensorBatches
+    from locallearn.schedules.base import TrainState
+
+    x, y = torch.randn(20, 3), torch.arange(20)
+    source = TensorBatches(x, y, batch_size=6, seed=5)
+    state = TrainState(net=None, rule=None, optimizers=[], source=source, batch_size=64, seed=0, epochs=1)
+    state.epoch = 2
+    cached = [yb.tolist() for _, yb in state.batches(x, y)]
+    assert cached == [yb.tolist() for _, yb in source.epoch(2)]

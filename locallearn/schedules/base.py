@@ -70,9 +70,11 @@ class TrainState:
     def batches(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled mini-batches of in-memory tensors (a feature cache); the order depends only on
         ``(seed, epoch)`` and is the source's own order, so a resumed run repeats it."""
-        order = epoch_order(len(x), seed=self.seed, epoch=self.epoch).to(x.device)
-        for start in range(0, len(x), self.batch_size):
-            index = order[start : start + self.batch_size]
+        # a TensorBatches handed in ready-made keeps its own seed and batch size
+        seed, size = (self.source.seed, self.source.batch_size) if isinstance(self.source, TensorBatches) else (self.seed, self.batch_size)
+        order = epoch_order(len(x), seed=seed, epoch=self.epoch).to(x.device)
+        for start in range(0, len(x), size):
+            index = order[start : start + size]
             yield x[index], y[index]
 
 
