@@ -94,6 +94,8 @@ def parse_named(text: str, *, what: str) -> tuple[str, dict[str, Any]]:
         key, sep, value = option.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"Options of the {what} entry {text!r} must be KEY=VALUE (e.g. predsim:beta=0.5); got {option!r}.")
+        if key.strip() in kw:
+            raise ValueError(f"The {what} entry {text!r} gives {key.strip()!r} twice.")
         kw[key.strip()] = parse_value(value.strip())
     return name, kw
 
