@@ -25,6 +25,7 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"  # "exit policy" -> "exit policies"
         self._classes: dict[str, type] = {}
 
     def register(self, name: str) -> Callable[[type], type]:
@@ -47,7 +48,7 @@ class Registry(Generic[T]):
         """The class registered under ``name``; an unknown name lists the valid ones."""
         if name not in self._classes:
             raise ValueError(
-                f"Unknown {self.kind} {name!r}. Known {self.kind}s: {', '.join(self.names())}."
+                f"Unknown {self.kind} {name!r}. Known {self.plural}: {', '.join(self.names())}."
             )
         return self._classes[name]
 

@@ -32,6 +32,6 @@ def test_exits_command_rejects_bad_arguments(checkpoint, tmp_path, capsys):
     assert main(["exits", "--checkpoint", str(checkpoint), "--target-drop", "-1", "--out", str(tmp_path)]) == 2
     assert "--target-drop must be in points between 0 and 100" in capsys.readouterr().err
     assert main(["exits", "--checkpoint", str(checkpoint), "--policy", "psychic", "--out", str(tmp_path)]) == 2
-    assert "Unknown exit policy 'psychic'. Known exit policys: avg-pool" in capsys.readouterr().err
+    assert "Unknown exit policy 'psychic'. Known exit policies: avg-pool" in capsys.readouterr().err
     assert main(["exits", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_every_policy_is_causal(name):
 
 
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="Unknown exit policy 'nope'. Known exit policys: avg-pool"):
+    with pytest.raises(ValueError, match="Unknown exit policy 'nope'. Known exit policies: avg-pool"):
         EXIT_POLICIES.create("nope")
     with pytest.raises(ValueError, match="The 'confidence' parameter of AvgPoolPolicy must be one of"):
         AvgPoolPolicy(confidence="vibes")
