@@ -66,9 +66,8 @@ def test_random_crop_is_pad_then_crop_at_the_drawn_offset_per_image():
     x = torch.randn(6, 2, 5, 7)
     out = augment.RandomCrop(padding=2)(x, torch.Generator().manual_seed(3))
     offsets = torch.randint(0, 5, (2, 6), generator=torch.Generator().manual_seed(3))
-    for i in range(6):  # the torchvision-style definition, one image at a time
-        background = float(x[i].min())
-        padded = F.pad(x[i], (2, 2, 2, 2), value=background)
+    for i in range(6):  # the torchvision-style definition, one image and channel at a time
+        padded = torch.stack([F.pad(channel, (2, 2, 2, 2), value=float(channel.min())) for channel in x[i]])
         top, left = int(offsets[0, i]), int(offsets[1, i])
         torch.testing.assert_close(out[i], padded[:, top : top + 5, left : left + 7], rtol=0, atol=0)
 

@@ -5,9 +5,11 @@ A transform is called as ``transform(x, generator)`` on a batch ``x`` of shape
 from the CPU ``generator`` (one per epoch in the trainer), so a seeded run, and a
 run resumed from a checkpoint, augments exactly the same way.
 
-``parse("crop2,flip")`` builds the local-loss recipe (Nøkland & Eidnes 2019: a
-2-pixel random crop and a horizontal flip); it is what ``--augment`` and
-``TrainConfig.augment`` take.
+``parse("crop2,flip")`` builds the local-loss recipe for 28x28 images (Nøkland &
+Eidnes 2019: a 2-pixel random crop and a horizontal flip); ``"crop4,flip,cutout16"``
+is its CIFAR recipe with cutout (DeVries & Taylor 2017), and ``"crop4reflect,flip"``
+InfoPro's CIFAR recipe (Wang et al. 2021: reflect-padded 4-pixel crop and flip).
+It is what ``--augment`` and ``TrainConfig.augment`` take.
 
 Example:
     >>> import torch
@@ -38,16 +40,22 @@ def _require_images(x: torch.Tensor, name: str) -> None:
     if x.dim() != 4:
         raise ValueError(
             f"{name} works on image batches of shape (N, C, H, W); got a batch of shape {tuple(x.shape)}. "
-            "Augment image datasets only (digits, mnist, fashion-mnist)."
+            "Augment image datasets only (digits, mnist, fashion-mnist, cifar10, cifar100, svhn, stl10, image-folder)."
         )
 
 
 class RandomCrop:
     """Pad every image by ``padding`` pixels and crop it back at a random offset (per image).
 
-    The padding takes each image's own minimum (``fill="min"``: the background of
-    MNIST-like images after normalisation, as zero-padding the raw pixels gives),
-    or a constant ``fill``.
+    The padding (``fill``) is
+
+    - ``"min"`` (default): each image's own per-channel minimum. For MNIST-like images
+      that is the background, exactly what zero-padding the raw pixels gives after
+      normalisation; for natural images (CIFAR, SVHN) it approximates the zero padding of
+      raw pixels that torchvision's ``RandomCrop(32, padding=4)`` does in local-loss
+      (raw 0 is each channel's lowest value after normalisation);
+    - ``"reflect"``: the border mirrored, as InfoPro pads CIFAR (``F.pad(..., mode="reflect")``);
+    - a number: that constant.
 
     Example:
         >>> x = torch.ones(3, 1, 5, 5)
@@ -58,7 +66,7 @@ class RandomCrop:
 
     def __init__(self, *, padding: int = 2, fill: float | str = "min") -> None:
         self.padding = check_number(padding, name="padding", owner="RandomCrop", low=1, integer=True)
-        if fill != "min":
+        if fill not in ("min", "reflect"):
             check_number(fill, name="fill", owner="RandomCrop")
         self.fill = fill
 
@@ -66,14 +74,19 @@ class RandomCrop:
         _require_images(x, "RandomCrop")
         n, _, height, width = x.shape
         p = self.padding
-        padded = F.pad(x, (p, p, p, p), value=0.0)
-        if self.fill == "min":
-            background = x.amin(dim=(1, 2, 3)).view(n, 1, 1, 1)
+        if self.fill == "reflect":
+            if p >= min(height, width):
+                raise ValueError(f"RandomCrop(fill='reflect') needs padding < the image side; got padding {p} for {height}x{width} images.")
+            padded = F.pad(x, (p, p, p, p), mode="reflect")
         else:
-            background = torch.full((n, 1, 1, 1), float(self.fill), dtype=x.dtype, device=x.device)
-        inside = torch.zeros_like(padded[:1, :1], dtype=torch.bool)
-        inside[..., p : p + height, p : p + width] = True
-        padded = torch.where(inside, padded, background)
+            padded = F.pad(x, (p, p, p, p), value=0.0)
+            if self.fill == "min":
+                background = x.amin(dim=(2, 3), keepdim=True)
+            else:
+                background = torch.full((n, 1, 1, 1), float(self.fill), dtype=x.dtype, device=x.device)
+            inside = torch.zeros_like(padded[:1, :1], dtype=torch.bool)
+            inside[..., p : p + height, p : p + width] = True
+            padded = torch.where(inside, padded, background)
         offsets = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(x.device)
         rows = (offsets[0, :, None] + torch.arange(height, device=x.device)).view(n, 1, height, 1)
         cols = (offsets[1, :, None] + torch.arange(width, device=x.device)).view(n, 1, 1, width)
@@ -82,7 +95,7 @@ class RandomCrop:
         return padded[batch, channel, rows, cols]
 
     def __repr__(self) -> str:
-        fill = "" if self.fill == "min" else f", fill={self.fill}"
+        fill = "" if self.fill == "min" else f", fill={self.fill!r}" if self.fill == "reflect" else f", fill={self.fill}"
         return f"RandomCrop(padding={self.padding}{fill})"
 
 
@@ -107,6 +120,43 @@ class HorizontalFlip:
         return f"HorizontalFlip(p={self.p})"
 
 
+class Cutout:
+    """Zero one ``length x length`` square per image at a random centre (DeVries & Taylor 2017).
+
+    As local-loss applies it (Nøkland & Eidnes 2019, ``Cutout(n_holes=1, length=16)``
+    after normalisation): the centre ``(y, x)`` is uniform over all pixels, the square
+    ``[y - length//2, y + length//2) x [x - length//2, x + length//2)`` is clipped at the
+    borders (near an edge less is cut), and every channel is multiplied by zero there
+    (zero is the training mean after normalisation). ``holes`` squares per image
+    (default 1) may overlap.
+
+    Example:
+        >>> out = Cutout(length=2)(torch.ones(1, 1, 4, 4), torch.Generator().manual_seed(0))
+        >>> int((out == 0).sum()) in (1, 2, 4)  # a 2x2 square, clipped at an edge
+        True
+    """
+
+    def __init__(self, *, length: int = 16, holes: int = 1) -> None:
+        self.length = check_number(length, name="length", owner="Cutout", low=1, integer=True)
+        self.holes = check_number(holes, name="holes", owner="Cutout", low=1, integer=True)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        _require_images(x, "Cutout")
+        n, _, height, width = x.shape
+        half = self.length // 2
+        centre_y = torch.randint(0, height, (n, self.holes, 1), generator=generator).to(x.device)
+        centre_x = torch.randint(0, width, (n, self.holes, 1), generator=generator).to(x.device)
+        rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+        in_rows = (rows >= centre_y - half) & (rows < centre_y + half)  # (n, holes, H)
+        in_cols = (cols >= centre_x - half) & (cols < centre_x + half)  # (n, holes, W)
+        cut = (in_rows[..., :, None] & in_cols[..., None, :]).any(dim=1)  # (n, H, W)
+        return x * (~cut).to(x.dtype)[:, None]
+
+    def __repr__(self) -> str:
+        holes = "" if self.holes == 1 else f", holes={self.holes}"
+        return f"Cutout(length={self.length}{holes})"
+
+
 class Compose:
     """Apply transforms in order."""
 
@@ -124,6 +174,8 @@ class Compose:
 
 _SPEC = {
     r"crop(\d+)": lambda m: RandomCrop(padding=int(m.group(1))),
+    r"crop(\d+)reflect": lambda m: RandomCrop(padding=int(m.group(1)), fill="reflect"),
+    r"cutout(\d+)": lambda m: Cutout(length=int(m.group(1))),
     r"flip": lambda m: HorizontalFlip(),
     r"flip([01](?:\.\d+)?)": lambda m: HorizontalFlip(p=float(m.group(1))),
 }
@@ -132,8 +184,9 @@ _SPEC = {
 def parse(spec: str) -> Compose | None:
     """``"crop2,flip"`` -> the transform; ``""`` or ``"none"`` -> ``None``.
 
-    Items: ``cropN`` (random crop with N-pixel padding), ``flip`` (horizontal flip,
-    p = 0.5) and ``flipP`` (flip with probability P).
+    Items: ``cropN`` (random crop with N-pixel padding), ``cropNreflect`` (the same,
+    reflect-padded), ``flip`` (horizontal flip, p = 0.5), ``flipP`` (flip with
+    probability P) and ``cutoutN`` (cutout of an N x N square).
     """
     if spec.strip().lower() in ("", "none"):
         return None
@@ -148,6 +201,7 @@ def parse(spec: str) -> Compose | None:
         else:
             raise ValueError(
                 f"Unknown augmentation {item!r} in {spec!r}; expected comma-separated items from: "
-                "cropN (random crop with N-pixel padding, e.g. crop2), flip, flipP (e.g. flip0.5)."
+                "cropN (random crop with N-pixel padding, e.g. crop2), cropNreflect (reflect-padded, e.g. crop4reflect), "
+                "flip, flipP (e.g. flip0.5), cutoutN (cutout of an N x N square, e.g. cutout16)."
             )
     return Compose(transforms)
