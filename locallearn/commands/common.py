@@ -31,8 +31,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
     """The options that fill a ``RunSpec``."""
     d = RunSpec()
     g = parser.add_argument_group("data and model")
-    g.add_argument("--data", default=d.data, help="digits (embedded), fashion-mnist, mnist, mnist1d, synthetic")
-    g.add_argument("--data-dir", default=None, help="folder of IDX files (mnist, fashion-mnist)")
+    g.add_argument("--data", default=d.data, help="digits (embedded), fashion-mnist, mnist, mnist1d, synthetic, "
+                   "cifar10, cifar100, svhn, stl10, image-folder")
+    g.add_argument("--data-dir", default=None, help="the dataset's folder: IDX files (mnist, fashion-mnist), the unpacked "
+                   "archive (cifar10, cifar100, svhn, stl10) or a class-per-folder image tree (image-folder)")
     g.add_argument("--model", default=d.model, help="mlp or cnn")
     g.add_argument("--widths", type=_ints, default=d.widths, help="mlp layer widths, one stage each")
     g.add_argument("--channels", type=_ints, default=d.channels, help="cnn channels, one stage each")

@@ -1,15 +1,21 @@
-"""Named dataset loaders: ``digits`` (embedded), ``fashion-mnist``, ``mnist``, ``mnist1d``, ``synthetic``."""
+"""Named dataset loaders: ``digits`` (embedded), ``fashion-mnist``, ``mnist``, ``mnist1d``, ``synthetic``,
+and the on-disk image formats ``cifar10``, ``cifar100``, ``svhn``, ``stl10`` and ``image-folder``."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from locallearn.data.cifar import load_cifar10, load_cifar100
 from locallearn.data.dataset import Dataset, split_train_val_test
 from locallearn.data.idx import read_idx
+from locallearn.data.image_folder import load_image_folder
+from locallearn.data.stl10 import load_stl10
+from locallearn.data.svhn import load_svhn
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IDX_FILES = {
@@ -132,6 +138,11 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist": load_mnist,
     "mnist1d": load_mnist1d,
     "synthetic": load_synthetic,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "svhn": load_svhn,
+    "stl10": load_stl10,
+    "image-folder": load_image_folder,
 }
 
 
@@ -140,8 +151,21 @@ def names() -> list[str]:
     return sorted(DATASETS)
 
 
-def load(name: str, *, data_dir: str | Path | None = None, split_seed: int = 0) -> Dataset:
-    """Load a dataset by name; ``split_seed`` fixes the train/val/test split (not the training seed)."""
+def load(name: str, *, data_dir: str | Path | None = None, split_seed: int = 0, **options: Any) -> Dataset:
+    """Load a dataset by name; ``split_seed`` fixes the train/val/test split (not the training seed).
+
+    ``options`` go to the dataset's loader (e.g. ``val_size=0``, ``train_size=1000`` for the
+    on-disk image sets, ``labels="coarse"`` for CIFAR-100, ``size=32`` for ``image-folder``);
+    one it does not take is an error listing those it does.
+    """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}. Known datasets: {', '.join(names())}.")
-    return DATASETS[name](split_seed=split_seed, data_dir=data_dir)
+    loader = DATASETS[name]
+    accepted = [p.name for p in inspect.signature(loader).parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name not in ("split_seed", "data_dir")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"The dataset {name!r} has no option {', '.join(map(repr, unknown))}. Its options are: {', '.join(accepted) or 'none'}."
+        )
+    return loader(split_seed=split_seed, data_dir=data_dir, **options)
