@@ -92,7 +92,7 @@ def test_split_index_out_of_range():
         (lambda: ll.rules.create("backprop-ish"), "Unknown rule 'backprop-ish'. Known rules: .*e2e.*joint.*local"),
         (lambda: ll.schedules.create("random"), "Unknown schedule 'random'. Known schedules: .*sequential.*simultaneous"),
         (lambda: ll.make_head("attention", (8,), 3), "Unknown head 'attention'. Known heads: conv, .*linear, mlp"),
-        (lambda: data.load("cifar-10"), "Unknown dataset 'cifar-10'. Known datasets: digits, fashion-mnist"),
+        (lambda: data.load("cifar-10"), "Unknown dataset 'cifar-10'. Known datasets: cifar10, cifar100, digits, fashion-mnist"),
     ],
 )
 def test_unknown_names_list_the_known_ones(make, message):
