@@ -12,7 +12,7 @@ Example:
 
 __version__ = "0.1.0"
 
-from locallearn import data, exits, rules, schedules
+from locallearn import data, exits, models, rules, schedules
 from locallearn.builders import build_cnn, build_mlp
 from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
 from locallearn.heads import HEADS, make_head
@@ -22,6 +22,6 @@ from locallearn.wrap import wrap
 
 __all__ = [
     "HEADS", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
-    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "make_head", "prepare", "rules",
+    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "make_head", "models", "prepare", "rules",
     "schedules", "seed_everything", "train", "wrap",
 ]

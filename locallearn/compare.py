@@ -39,7 +39,7 @@ import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
-from locallearn.experiment import RunSpec, run
+from locallearn.experiment import RunSpec, model_family, run
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
 
@@ -148,8 +148,7 @@ def model_label(spec: RunSpec) -> str:
         >>> model_label(RunSpec(model="cnn", channels=(16, 32)))
         'cnn 16-32'
     """
-    sizes = spec.widths if spec.model == "mlp" else spec.channels
-    return f"{spec.model} {'-'.join(map(str, sizes))}"
+    return model_family(spec).describe()
 
 
 def config_key(spec: RunSpec) -> dict[str, Any]:

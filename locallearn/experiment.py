@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from locallearn import data as datasets
-from locallearn._params import check_choice
-from locallearn.builders import build_cnn, build_mlp
+from locallearn import models
 from locallearn.data import BatchData, Dataset
 from locallearn.net import LocalNet
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything
-
-MODELS = ("mlp", "cnn")
-
 
 @dataclass
 class RunSpec:
@@ -29,12 +25,14 @@ class RunSpec:
 
     data: str = "digits"
     data_dir: str | None = None
-    model: str = "mlp"  # mlp | cnn
+    model: str = "mlp"  # a registered model family (locallearn.models.names())
+    model_kw: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
     widths: tuple[int, ...] = (256, 256, 256)  # mlp: one stage per width
     channels: tuple[int, ...] = (32, 64, 64)  # cnn: one stage per entry
     activation: str = "relu"  # mlp only
     dropout: float = 0.0  # mlp only
-    head: str = "linear"
+    head: str | None = None  # None: the model's own default head (linear for mlp, conv for cnn)
+    head_kw: dict[str, Any] = field(default_factory=dict)
     rule: str = "local"
     rule_kw: dict[str, Any] = field(default_factory=dict)
     schedule: str = "simultaneous"
@@ -66,13 +64,19 @@ class RunSpec:
         return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
 
 
+def model_family(spec: RunSpec) -> models.ModelFamily:
+    """The model family a spec names, with its hyper-parameters (``widths`` and friends for
+    ``mlp``, ``channels`` for ``cnn``, ``model_kw`` for every family)."""
+    own = {
+        "mlp": {"widths": spec.widths, "activation": spec.activation, "dropout": spec.dropout},
+        "cnn": {"channels": spec.channels},
+    }.get(spec.model, {})
+    return models.create(spec.model, **{**own, "head": spec.head, "head_kw": spec.head_kw, **spec.model_kw})
+
+
 def build_net(spec: RunSpec, ds: Dataset | BatchData) -> LocalNet:
     """The LocalNet a spec names, for the dataset's input shape."""
-    check_choice(spec.model, name="model", owner="RunSpec", choices=MODELS)
-    if spec.model == "mlp":
-        return build_mlp(ds.input_shape, spec.widths, ds.num_classes, activation=spec.activation, dropout=spec.dropout, head=spec.head)
-    head = "conv" if spec.head == "linear" else spec.head
-    return build_cnn(ds.input_shape, spec.channels, ds.num_classes, head=head)
+    return model_family(spec).build(ds.input_shape, ds.num_classes)
 
 
 def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:

@@ -1,4 +1,4 @@
-"""Conformance checks that every registered rule, schedule and MI estimator must pass.
+"""Conformance checks that every registered rule, schedule, model, dataset and MI estimator must pass.
 
 Run them on your own rule or schedule before registering it:
 
@@ -7,24 +7,30 @@ Example:
     >>> from locallearn.testing import check_rule, check_schedule
     >>> check_rule(rules.create("local"))
     >>> check_schedule(schedules.create("simultaneous"))
+    >>> check_model("mlp")
+    >>> check_head("linear")
+    >>> check_exit_policy("max-prob")
+    >>> check_dataset("synthetic")
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import math
 
 import torch
 
 from locallearn.builders import build_cnn, build_mlp
 from locallearn.data import Dataset, load
+from locallearn.models.base import ModelFamily
 from locallearn.net import LocalNet
 from locallearn.rules.base import LocalRule
 from locallearn.schedules.base import Schedule, TrainState, train_step
 from locallearn.info.conformance import check_estimator
 
 
-__all__ = ["check_estimator", "check_rule", "check_schedule"]
+__all__ = ["check_dataset", "check_estimator", "check_exit_policy", "check_head", "check_model", "check_rule", "check_schedule"]
 
 
 def _tiny_net(head: str = "linear", conv: bool = False) -> LocalNet:
@@ -107,3 +113,175 @@ def check_schedule(schedule: Schedule, *, rule: LocalRule | None = None) -> None
         for k, stage in enumerate(net.stages):
             changed = any(not torch.equal(v, before[f"stages.{k}.{name}"]) for name, v in stage.state_dict().items())
             assert changed == (k in trained), f"{schedule.name}: stage {k} changed={changed} but trained={trained}"
+
+
+def _one_step_gradients(net: LocalNet, x: torch.Tensor, y: torch.Tensor, rule: str) -> list[torch.Tensor | None]:
+    from locallearn.engine import backward
+
+    net.zero_grad(set_to_none=True)
+    backward(net, x, y, rule)
+    return [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+
+def check_model(family: str | ModelFamily, *, stage_counts: tuple[int, ...] = (1, 2), num_classes: int = 3) -> None:
+    """Assert the model-family contract on its ``tiny`` instances with 1 and 2 stages.
+
+    - it is registered under its name, its constructor takes keyword-only hyper-parameters
+      that ``get_params`` reads back, and ``describe`` gives a label;
+    - ``build`` makes ``num_stages()`` stages, is repeatable under a seed, and every exit
+      gives ``(n, num_classes)`` finite logits;
+    - with one stage, ``local`` equals ``e2e`` bit for bit (one head, one loss: the two rules
+      must then be the same computation);
+    - with more stages, ``local`` is local: stage 1's gradient does not depend on the later heads.
+    """
+    from locallearn.models import MODELS
+
+    cls = MODELS.get(family) if isinstance(family, str) else type(family)
+    assert MODELS.get(cls.name) is cls, f"{cls.__name__} is not registered as {cls.name!r}"
+    signature = inspect.signature(cls.__init__)
+    positional = [p.name for p in signature.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+    assert not positional, f"{cls.__name__} hyper-parameters must be keyword-only; got positional {positional}"
+    for stages in stage_counts:
+        instance = cls.tiny(stages)
+        assert set(instance.get_params()) == {p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY}
+        assert isinstance(instance.describe(), str) and instance.describe(), f"model {cls.name!r}: empty describe()"
+        x, y = instance.example_batch(6, num_classes, torch.Generator().manual_seed(0))
+        nets = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            nets.append(instance.build(instance.tiny_input_shape, num_classes))
+        net = nets[0]
+        assert isinstance(net, LocalNet), f"model {cls.name!r}: build gave {type(net).__name__}, not a LocalNet"
+        assert net.num_exits == instance.num_stages() == stages, (
+            f"model {cls.name!r}: tiny({stages}) built {net.num_exits} stages, num_stages() says {instance.num_stages()}"
+        )
+        for p, q in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
+            assert torch.equal(p, q), f"model {cls.name!r}: two builds under the same seed differ"
+        net.eval()
+        with torch.no_grad():
+            logits = net(x)
+        net.train()
+        assert len(logits) == stages
+        for k, out in enumerate(logits):
+            assert out.shape[0] == len(x) and out.shape[-1] == num_classes, (
+                f"model {cls.name!r}: exit {k + 1} gives logits of shape {tuple(out.shape)}; expected (n, ..., {num_classes})"
+            )
+            assert torch.isfinite(out).all(), f"model {cls.name!r}: exit {k + 1} gives non-finite logits"
+        if stages == 1:
+            torch.manual_seed(1)
+            local = _one_step_gradients(nets[0], x, y, "local")
+            torch.manual_seed(1)
+            e2e = _one_step_gradients(nets[1], x, y, "e2e")
+            for a, b in zip(local, e2e):
+                assert (a is None) == (b is None) and (a is None or torch.equal(a, b)), (
+                    f"model {cls.name!r}: with one stage, 'local' and 'e2e' give different gradients"
+                )
+
+
+def check_dataset(name: str, *, data_dir: str | None = None) -> None:
+    """Assert the dataset contract for a registered loader (its files in ``data_dir`` if it needs any).
+
+    - it loads a ``Dataset`` named as registered, the same tensors twice for one ``split_seed``;
+    - float32 inputs normalised with the training split's statistics (mean about 0, std about 1);
+    - labels cover more than one class and lie within ``num_classes``;
+    - the validation and test splits share no row with the training split (by content hash).
+    """
+    from locallearn.data import DATASETS
+
+    loader = DATASETS.get(name)
+    ds = loader(split_seed=0, data_dir=data_dir)
+    again = loader(split_seed=0, data_dir=data_dir)
+    assert isinstance(ds, Dataset), f"dataset {name!r}: the loader gave {type(ds).__name__}, not a Dataset"
+    assert ds.name == name, f"dataset {name!r}: the loaded Dataset is named {ds.name!r}"
+    for split in ("train", "val", "test"):
+        x, y = ds.split(split)
+        x2, y2 = again.split(split)
+        assert torch.equal(x, x2) and torch.equal(y, y2), f"dataset {name!r}: the {split} split differs between two loads"
+        assert x.dtype == torch.float32, f"dataset {name!r}: {split} inputs are {x.dtype}; expected float32"
+    mean, std = float(ds.x_train.mean()), float(ds.x_train.std())
+    assert abs(mean) < 0.1 and abs(std - 1) < 0.1, f"dataset {name!r}: training inputs have mean {mean:.3f}, std {std:.3f}; expected about 0 and 1"
+    assert len(torch.unique(ds.y_train)) > 1, f"dataset {name!r}: the training split holds one class only"
+    rows = {hash(r.numpy().tobytes()) for r in ds.x_train.flatten(1)}
+    for split in ("val", "test"):
+        x, _ = ds.split(split)
+        shared = sum(hash(r.numpy().tobytes()) in rows for r in x.flatten(1))
+        assert shared <= len(x) // 100, f"dataset {name!r}: {shared} of {len(x)} {split} rows also stand in the training split"
+
+
+def _keyword_only(cls: type, skip: int) -> None:
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"][skip:]
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert not positional, f"{cls.__name__} hyper-parameters must be keyword-only; got positional {positional}"
+
+
+def check_head(name: str, *, num_classes: int = 5) -> None:
+    """Assert the head contract: built from ``(in_shape, num_classes)`` with keyword-only options, it maps
+    features of that shape to ``(n, num_classes)`` finite logits and every parameter gets a gradient.
+    Heads are tried on feature maps ``(C, H, W)`` and on flat features ``(D,)``; a head that needs a
+    feature map must refuse flat features with a ``ValueError`` naming the shape."""
+    from locallearn.heads import HEADS, make_head
+
+    cls = HEADS.get(name)
+    _keyword_only(cls, skip=2)
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((6, 4, 4), (12,)):
+        try:
+            head = make_head(name, shape, num_classes)
+        except ValueError as error:
+            assert len(shape) == 1 and str(tuple(shape)) in str(error), (
+                f"head {name!r} refused features of shape {shape} with an unclear message: {error}"
+            )
+            continue
+        out = head(torch.randn(4, *shape, generator=generator))
+        assert out.shape == (4, num_classes), f"head {name!r}: features {shape} gave logits {tuple(out.shape)}"
+        assert torch.isfinite(out).all(), f"head {name!r}: non-finite logits"
+        out.square().sum().backward()
+        missing = [n for n, p in head.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+        assert not missing, f"head {name!r}: no gradient reaches {missing}"
+
+
+def check_exit_policy(name: str, *, exits: int = 3, samples: int = 64, num_classes: int = 4) -> None:
+    """Assert the exit-policy contract on random validation logits ``[K, N, C]``:
+
+    - keyword-only hyper-parameters read back by ``get_params``; a learnable policy fits on a
+      validation split and refuses a test split;
+    - ``sureness`` is ``[K, N]``, finite and inside ``sureness_range``, and causal: exit k's value
+      does not change when later exits' logits do; ``outputs`` is ``[K, N, C]`` and causal too;
+    - ``decide`` with every threshold ``inf`` sends every sample to the last exit, and with every
+      threshold at the low end of the range sends every sample out at the first exit.
+    """
+    from locallearn.exits import EXIT_POLICIES
+    from locallearn.exits.cache import ExitLogits
+
+    cls = EXIT_POLICIES.get(name)
+    _keyword_only(cls, skip=0)
+    policy = cls()
+    assert set(policy.get_params()) == {p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY}
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, num_classes, (samples,), generator=generator)
+    logits = torch.randn(exits, samples, num_classes, generator=generator) * 2
+    logits[:, torch.arange(samples), labels] += torch.linspace(0.5, 3.0, exits)[:, None]  # later exits surer
+    if policy.learnable:
+        try:
+            policy.fit(ExitLogits(logits, labels, split="test"))
+        except ValueError as error:
+            assert "test" in str(error)
+        else:
+            raise AssertionError(f"exit policy {name!r} fitted on a split named 'test'")
+        policy.fit(ExitLogits(logits, labels, split="val"))
+    sure = policy.sureness(logits)
+    low, high = policy.sureness_range
+    assert sure.shape == (exits, samples), f"exit policy {name!r}: sureness of shape {tuple(sure.shape)}"
+    assert torch.isfinite(sure).all() and (sure >= low - 1e-5).all() and (sure <= high + 1e-5).all(), (
+        f"exit policy {name!r}: sureness outside its range [{low}, {high}]"
+    )
+    changed = logits.clone()
+    changed[-1] = torch.randn(samples, num_classes, generator=generator)
+    assert torch.allclose(policy.sureness(changed)[:-1], sure[:-1]), f"exit policy {name!r}: sureness is not causal"
+    outputs = policy.outputs(logits)
+    assert outputs.shape == logits.shape, f"exit policy {name!r}: outputs of shape {tuple(outputs.shape)}"
+    assert torch.allclose(policy.outputs(changed)[:-1], outputs[:-1]), f"exit policy {name!r}: outputs are not causal"
+    never = policy.decide(logits, [math.inf] * (exits - 1))
+    assert (never.exit == exits - 1).all(), f"exit policy {name!r}: thresholds of inf still let samples exit early"
+    always = policy.decide(logits, [low] * (exits - 1))
+    assert (always.exit == 0).all(), f"exit policy {name!r}: thresholds at the range's low end kept samples in"

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from locallearn import rules, schedules
 from locallearn.compare import Entry
-from locallearn.experiment import RunSpec
+from locallearn.experiment import RunSpec, model_family
 
 # RunSpec fields that do not change a cell's result; left out of its key.
 _NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir", "device")
@@ -50,8 +50,7 @@ class Cell:
 
     def units(self) -> int:
         """Work in stage-epochs (epochs x stages), the progress bar's unit."""
-        stages = len(self.spec.widths) if self.spec.model == "mlp" else len(self.spec.channels)
-        return self.spec.epochs * stages
+        return self.spec.epochs * model_family(self.spec).num_stages()
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
                    "cifar10, cifar100, svhn, stl10, image-folder")
     g.add_argument("--data-dir", default=None, help="the dataset's folder: IDX files (mnist, fashion-mnist), the unpacked "
                    "archive (cifar10, cifar100, svhn, stl10) or a class-per-folder image tree (image-folder)")
-    g.add_argument("--model", default=d.model, help="mlp or cnn")
+    g.add_argument("--model", default=d.model, help="a registered model (locallearn models lists them)")
+    g.add_argument("--model-opt", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyper-parameter (locallearn models lists them), e.g. stages=4")
     g.add_argument("--widths", type=_ints, default=d.widths, help="mlp layer widths, one stage each")
     g.add_argument("--channels", type=_ints, default=d.channels, help="cnn channels, one stage each")
     g.add_argument("--activation", default=d.activation, help="relu, tanh, gelu or sigmoid (mlp)")
     g.add_argument("--dropout", type=float, default=d.dropout)
-    g.add_argument("--head", default=d.head, help="linear, mlp or conv")
+    g.add_argument("--head", default=d.head, help="a registered head (default: the model's own: linear for mlp, conv for cnn)")
     g.add_argument("--augment", default=d.augment, help="train-time augmentation of image data: none, or items such as crop2,flip")
     g = parser.add_argument_group("learning")
     if rule:
@@ -81,7 +83,7 @@ def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
             raise ValueError(f"--workers applies to --schedule pipeline only; got --schedule {args.schedule}.")
         schedule_kw["workers"] = args.workers
     values = dict(
-        data=args.data, data_dir=args.data_dir, model=args.model, widths=args.widths, channels=args.channels,
+        data=args.data, data_dir=args.data_dir, model=args.model, model_kw=dict(args.model_opt), widths=args.widths, channels=args.channels,
         activation=args.activation, dropout=args.dropout, head=args.head, rule=getattr(args, "rule", "local"),
         rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=schedule_kw, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,

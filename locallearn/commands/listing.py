@@ -1,4 +1,4 @@
-"""``locallearn rules`` (and ``schedules``, ``heads``, ``policies``, ``estimators``): every registered name
+"""``locallearn rules`` (and ``schedules``, ``heads``, ``policies``, ``estimators``, ``models``, ``datasets``): every registered name
 with its hyper-parameters, their defaults and a one-line description, read from the registry, the
 constructor's signature and the class docstring (so a newly registered class is listed without an edit).
 
@@ -27,6 +27,8 @@ LISTINGS = {
     "heads": ("locallearn.heads", "HEADS", "--head NAME (the net supplies the input shape and classes)"),
     "policies": ("locallearn.exits", "EXIT_POLICIES", "locallearn exits --policy NAME"),
     "estimators": ("locallearn.info", "ESTIMATORS", "locallearn.info.ESTIMATORS.create(NAME, KEY=VALUE)"),
+    "models": ("locallearn.models", "MODELS", "--model NAME --model-opt KEY=VALUE"),
+    "datasets": ("locallearn.data", "DATASETS", "--data NAME --data-dir DIR"),
 }
 
 

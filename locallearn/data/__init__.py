@@ -12,12 +12,13 @@ from locallearn.data._files import DataFormatError
 from locallearn.data._safe_pickle import RefusingUnpickler, UnsafePickleError
 from locallearn.data.batches import BatchData, LoaderBatches, SeededSampler, TensorBatches, as_batches
 from locallearn.data.dataset import Dataset, split_train_val_test
+from locallearn.data.fingerprint import fingerprint
 from locallearn.data.idx import IdxFormatError, read_idx
 from locallearn.data.fixtures import write_cifar_fixture
 from locallearn.data.loaders import DATASETS, load, names
 
 __all__ = [
-    "DATASETS", "BatchData", "DataFormatError", "Dataset", "IdxFormatError", "LoaderBatches", "RefusingUnpickler",
+    "DATASETS", "BatchData", "DataFormatError", "Dataset", "IdxFormatError", "fingerprint", "LoaderBatches", "RefusingUnpickler",
     "SeededSampler", "TensorBatches", "UnsafePickleError", "as_batches", "augment", "fixtures", "load", "names",
     "read_idx", "split_train_val_test", "write_cifar_fixture",
 ]

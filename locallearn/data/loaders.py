@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 import numpy as np
 import torch
 
+from locallearn._registry import Registry
 from locallearn.data.cifar import load_cifar10, load_cifar100
 from locallearn.data.dataset import Dataset, split_train_val_test
 from locallearn.data.idx import read_idx
@@ -132,7 +132,9 @@ def load_synthetic(*, split_seed: int = 0, data_dir: str | Path | None = None) -
     return _from_arrays("synthetic", x, y, 4, val_fraction=0.1, test_fraction=0.2, split_seed=split_seed)
 
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
+DATASETS: Registry[Dataset] = Registry("dataset")
+"""Dataset name -> loader ``(*, split_seed, data_dir, ...) -> Dataset``; ``locallearn datasets`` lists them."""
+for _name, _loader in {
     "digits": load_digits,
     "fashion-mnist": load_fashion_mnist,
     "mnist": load_mnist,
@@ -143,12 +145,13 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "svhn": load_svhn,
     "stl10": load_stl10,
     "image-folder": load_image_folder,
-}
+}.items():
+    DATASETS.register(_name)(_loader)
 
 
 def names() -> list[str]:
     """The known dataset names."""
-    return sorted(DATASETS)
+    return DATASETS.names()
 
 
 def load(name: str, *, data_dir: str | Path | None = None, split_seed: int = 0, **options: Any) -> Dataset:
@@ -158,9 +161,7 @@ def load(name: str, *, data_dir: str | Path | None = None, split_seed: int = 0, 
     on-disk image sets, ``labels="coarse"`` for CIFAR-100, ``size=32`` for ``image-folder``);
     one it does not take is an error listing those it does.
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Known datasets: {', '.join(names())}.")
-    loader = DATASETS[name]
+    loader = DATASETS.get(name)
     accepted = [p.name for p in inspect.signature(loader).parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in ("split_seed", "data_dir")]
     unknown = sorted(set(options) - set(accepted))

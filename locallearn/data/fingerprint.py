@@ -1,0 +1,46 @@
+"""What a run's data was: name, split sizes and a content hash of the training split.
+
+Two runs are on the same data only if their fingerprints are equal; results stores group by
+it and resume refuses a change of it.
+
+Example:
+    >>> from locallearn import data
+    >>> ds = data.load("synthetic")
+    >>> fp = fingerprint(ds)
+    >>> fp["name"], fp["train_size"], len(fp["train_sha256"])
+    ('synthetic', 420, 64)
+    >>> fingerprint(ds) == fp
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from locallearn.data.dataset import Dataset
+
+
+def tensor_sha256(*tensors: torch.Tensor) -> str:
+    """SHA-256 over the dtype, shape and bytes of each tensor, in order."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def fingerprint(ds: Dataset, *, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """``name``, ``data_dir`` (resolved, or None), the three split sizes and ``train_sha256``."""
+    return {
+        "name": ds.name,
+        "data_dir": str(Path(data_dir).resolve()) if data_dir is not None else None,
+        "train_size": len(ds.x_train),
+        "val_size": len(ds.x_val),
+        "test_size": len(ds.x_test),
+        "train_sha256": tensor_sha256(ds.x_train, ds.y_train),
+    }

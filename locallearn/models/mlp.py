@@ -1,0 +1,54 @@
+"""``mlp``: one stage per hidden layer (``Linear -> activation (-> Dropout)``).
+
+Example:
+    >>> from locallearn import models
+    >>> models.build("mlp", (1, 8, 8), 10, widths=(32, 32)).num_exits
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from locallearn.builders import build_mlp
+from locallearn.models.base import MODELS, ModelFamily
+from locallearn.net import LocalNet
+
+
+@MODELS.register("mlp")
+class MLP(ModelFamily):
+    """A multi-layer perceptron; ``widths`` gives one stage per hidden layer."""
+
+    default_head = "linear"
+    tiny_input_shape = (16,)
+
+    def __init__(
+        self,
+        *,
+        widths: Sequence[int] = (256, 256, 256),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        head: str | None = None,
+        head_kw: dict[str, Any] | None = None,
+    ) -> None:
+        self.widths = tuple(widths)
+        self.activation = activation
+        self.dropout = dropout
+        self.head = head
+        self.head_kw = dict(head_kw or {})
+
+    def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
+        return build_mlp(
+            input_shape, self.widths, num_classes, activation=self.activation, dropout=self.dropout,
+            head=self.head or self.default_head, head_kw=self.head_kw,
+        )
+
+    def num_stages(self) -> int:
+        return len(self.widths)
+
+    def describe(self) -> str:
+        return f"mlp {'-'.join(map(str, self.widths))}"
+
+    @classmethod
+    def tiny(cls, stages: int) -> MLP:
+        return cls(widths=(12,) * stages)
