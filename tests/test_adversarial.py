@@ -49,7 +49,8 @@ def checkpoint(tmp_path_factory) -> Path:
 def _flip_tensor_bytes(source: Path, target: Path, count: int = 40) -> None:
     """Copy ``source`` to ``target`` with ``count`` bytes inverted in the middle of its largest tensor record."""
     with zipfile.ZipFile(source) as archive:
-        record = max(archive.infolist(), key=lambda info: info.file_size)
+        tensors = [info for info in archive.infolist() if "/data/" in info.filename]  # not data.pkl, the pickle
+        record = max(tensors, key=lambda info: info.file_size)
     raw = bytearray(source.read_bytes())
     name_len, extra_len = struct.unpack("<HH", raw[record.header_offset + 26 : record.header_offset + 30])
     start = record.header_offset + 30 + name_len + extra_len + record.file_size // 2 - count // 2
