@@ -33,12 +33,12 @@ class CNN(ModelFamily):
         self.channels = tuple(channels)
         self.batch_norm = batch_norm
         self.head = head
-        self.head_kw = dict(head_kw or {})
+        self.head_kw = head_kw
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         return build_cnn(
             input_shape, self.channels, num_classes, batch_norm=self.batch_norm,
-            head=self.head or self.default_head, head_kw=self.head_kw,
+            head=self.head or self.default_head, head_kw=self.head_kw or {},
         )
 
     def num_stages(self) -> int:

@@ -35,12 +35,12 @@ class MLP(ModelFamily):
         self.activation = activation
         self.dropout = dropout
         self.head = head
-        self.head_kw = dict(head_kw or {})
+        self.head_kw = head_kw
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         return build_mlp(
             input_shape, self.widths, num_classes, activation=self.activation, dropout=self.dropout,
-            head=self.head or self.default_head, head_kw=self.head_kw,
+            head=self.head or self.default_head, head_kw=self.head_kw or {},
         )
 
     def num_stages(self) -> int:
