@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+from typing import Any
 
 import torch
 
@@ -178,8 +179,9 @@ def check_model(family: str | ModelFamily, *, stage_counts: tuple[int, ...] = (1
                 )
 
 
-def check_dataset(name: str, *, data_dir: str | None = None) -> None:
-    """Assert the dataset contract for a registered loader (its files in ``data_dir`` if it needs any).
+def check_dataset(name: str, *, data_dir: str | None = None, **options: Any) -> None:
+    """Assert the dataset contract for a registered loader (its files in ``data_dir`` if it needs any;
+    ``options`` go to the loader, e.g. a small ``val_size`` for a small fixture).
 
     - it loads a ``Dataset`` named as registered, the same tensors twice for one ``split_seed``;
     - float32 inputs normalised with the training split's statistics (mean about 0, std about 1);
@@ -189,8 +191,8 @@ def check_dataset(name: str, *, data_dir: str | None = None) -> None:
     from locallearn.data import DATASETS
 
     loader = DATASETS.get(name)
-    ds = loader(split_seed=0, data_dir=data_dir)
-    again = loader(split_seed=0, data_dir=data_dir)
+    ds = loader(split_seed=0, data_dir=data_dir, **options)
+    again = loader(split_seed=0, data_dir=data_dir, **options)
     assert isinstance(ds, Dataset), f"dataset {name!r}: the loader gave {type(ds).__name__}, not a Dataset"
     assert ds.name == name, f"dataset {name!r}: the loaded Dataset is named {ds.name!r}"
     for split in ("train", "val", "test"):

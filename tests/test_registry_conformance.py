@@ -14,6 +14,7 @@ from locallearn import data, exits, heads, info, models, rules, schedules
 from locallearn.models import MODELS, ModelFamily
 from locallearn.net import LocalNet, Stage
 from locallearn.testing import check_dataset, check_exit_policy, check_head, check_model
+from test_data_formats import _write_stl10, _write_svhn, _write_tree
 
 
 def _idx(path: Path, array: np.ndarray) -> None:
@@ -33,17 +34,45 @@ def _idx_folder(folder: Path) -> Path:
     return folder
 
 
-def _mnist1d(folder: Path) -> None:
+def _mnist1d(folder: Path) -> tuple[None, dict]:
     pytest.importorskip("mnist1d")
+    return None, {}
 
 
-# dataset name -> writes its on-disk fixture into a folder and returns the data_dir to pass (None: embedded)
+def _svhn(folder: Path) -> tuple[Path, dict]:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 12)):
+        _write_svhn(folder, split, rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8), rng.integers(1, 11, size=n))
+    return folder, {"val_size": 8}
+
+
+def _stl10(folder: Path) -> tuple[Path, dict]:
+    rng = np.random.default_rng(0)
+    (folder / "stl10_binary").mkdir()
+    for split, n in (("train", 30), ("test", 10)):
+        _write_stl10(folder / "stl10_binary", split, rng.integers(0, 256, size=(n, 3, 96, 96), dtype=np.uint8),
+                     rng.integers(1, 11, size=n))
+    return folder, {"val_size": 6}
+
+
+def _image_tree(folder: Path) -> tuple[Path, dict]:
+    rng = np.random.default_rng(0)
+    _write_tree(folder, {"ant": 12, "bee": 12}, colour_of=lambda k, i: tuple(int(v) for v in rng.integers(0, 256, 3)))
+    return folder, {"val_size": 4}
+
+
+# dataset name -> writes its on-disk fixture into a folder; gives the data_dir (None: embedded) and loader options
 DATASET_FIXTURES = {
-    "digits": lambda folder: None,
-    "synthetic": lambda folder: None,
-    "fashion-mnist": _idx_folder,
-    "mnist": _idx_folder,
+    "digits": lambda folder: (None, {}),
+    "synthetic": lambda folder: (None, {}),
+    "fashion-mnist": lambda folder: (_idx_folder(folder), {}),
+    "mnist": lambda folder: (_idx_folder(folder), {}),
     "mnist1d": _mnist1d,
+    "cifar10": lambda folder: (data.write_cifar_fixture(folder, n_train=60, n_test=20, seed=0), {"val_size": 10}),
+    "cifar100": lambda folder: (data.write_cifar_fixture(folder, n_train=120, n_test=20, variant="cifar100", seed=0), {"val_size": 10}),
+    "svhn": _svhn,
+    "stl10": _stl10,
+    "image-folder": _image_tree,
 }
 
 
@@ -54,8 +83,8 @@ def test_every_registered_dataset_has_a_fixture_here():
 
 @pytest.mark.parametrize("name", data.DATASETS.names())
 def test_every_dataset_conforms(name, tmp_path):
-    folder = DATASET_FIXTURES[name](tmp_path)
-    check_dataset(name, data_dir=folder)
+    folder, options = DATASET_FIXTURES[name](tmp_path)
+    check_dataset(name, data_dir=folder, **options)
 
 
 @pytest.mark.parametrize("name", models.names())
