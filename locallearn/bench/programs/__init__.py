@@ -12,7 +12,7 @@ shape; ``--report-only`` rewrites the report from the finished cells without run
 
 Example:
     >>> sorted(PROGRAMS)
-    ['early_exit', 'infoplane', 'ksg_speed', 'pipeline_throughput']
+    ['conformal', 'early_exit', 'infoplane', 'ksg_speed', 'pipeline_throughput']
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from locallearn.bench.report import write_markdown
 from locallearn.bench.runner import CellStore, STORE, finish_invocation, start_invocation
 
 NOTES = "notes.md"  # hand-written reading of the results, kept beside them and appended to the report
-PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in ("early_exit", "infoplane", "ksg_speed",
+PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in ("conformal", "early_exit", "infoplane", "ksg_speed",
                                                                      "pipeline_throughput")}
 
 
