@@ -1,6 +1,6 @@
 """Conformal risk control against Learn-then-Test for exit thresholds, over many random calibration splits.
 
-Command (the committed setting): ``python -m benchmarks conformal``. One cell per seed: an MLP
+Command (the committed setting): ``python -m benchmarks conformal`` (seeds 0-2). One cell per seed: an MLP
 3x256 with an exit per layer, trained by ``joint`` for 2 epochs on Fashion-MNIST (the validation
 split's logits; digits with ``--data digits``), then for each level ``alpha`` and ``--splits`` random
 draws of ``--calibration`` validation rows: thresholds by conformal risk control (``max_risk=alpha``)
@@ -30,7 +30,7 @@ DESCRIPTION = ("Exit thresholds calibrated on random validation draws by conform
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="fashion-mnist", help="dataset (its validation split is split at random)")
-    parser.add_argument("--seeds", type=int, default=1, help="trained networks (seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, default=3, help="trained networks (seeds 0..N-1)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--levels", default="0.01,0.02,0.05", help="alpha (CRC) = delta (LTT), comma-separated")
     parser.add_argument("--epsilon", type=float, default=0.1, help="LTT's allowed chance of a draw above the level")
