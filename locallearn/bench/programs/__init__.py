@@ -1,4 +1,5 @@
-"""Benchmarks that are not a training grid (early exits, information planes, KSG speed, pipeline throughput),
+"""Benchmarks that are not a training grid (early exits, information planes, KSG speed, pipeline throughput,
+data-loading memory),
 run by the same harness as the suites: ``python -m benchmarks NAME [options]``.
 
 A program module defines ``TITLE``, ``DESCRIPTION``, ``add_arguments(parser)`` (its options; the defaults are
@@ -12,7 +13,7 @@ shape; ``--report-only`` rewrites the report from the finished cells without run
 
 Example:
     >>> sorted(PROGRAMS)
-    ['conformal', 'early_exit', 'infoplane', 'ksg_speed', 'pipeline_throughput']
+    ['conformal', 'data_memory', 'early_exit', 'infoplane', 'ksg_speed', 'pipeline_throughput']
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from locallearn.bench.report import write_markdown
 from locallearn.bench.runner import CellStore, STORE, finish_invocation, start_invocation
 
 NOTES = "notes.md"  # hand-written reading of the results, kept beside them and appended to the report
-PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in ("conformal", "early_exit", "infoplane", "ksg_speed",
-                                                                     "pipeline_throughput")}
+PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in ("conformal", "data_memory", "early_exit", "infoplane",
+                                                                     "ksg_speed", "pipeline_throughput")}
 
 
 def cell_key(cell: dict[str, Any]) -> str:
