@@ -12,7 +12,8 @@ Example:
 
 __version__ = "0.1.0"
 
-from locallearn import data, exits, models, rules, schedules
+from locallearn import data, exits, loggers, models, plugins, rules, schedules
+from locallearn.callbacks import BatchEnd
 from locallearn.builders import build_cnn, build_mlp
 from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
 from locallearn.heads import HEADS, make_head
@@ -21,7 +22,7 @@ from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_e
 from locallearn.wrap import wrap
 
 __all__ = [
-    "HEADS", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
-    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "make_head", "models", "prepare", "rules",
+    "HEADS", "BatchEnd", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
+    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "loggers", "make_head", "models", "plugins", "prepare", "rules",
     "schedules", "seed_everything", "train", "wrap",
 ]

@@ -1,5 +1,9 @@
 """One name -> class registry, shared by every axis (rules, schedules, heads, exits, estimators).
 
+A registry made with an entry-point ``group`` (``locallearn.rules``, ...) also holds what
+installed packages declare in that group: they are loaded the first time it is asked for a
+name or for its names (``locallearn.plugins``).
+
 Example:
     >>> reg = Registry("widget")
     >>> @reg.register("plain")
@@ -23,10 +27,22 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to classes; ``create`` accepts a name or a ready instance."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, group: str | None = None) -> None:
         self.kind = kind
         self.plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"  # "exit policy" -> "exit policies"
+        self.group = group  # the entry-point group of outside registrations (None: none)
         self._classes: dict[str, type] = {}
+        self._discovered = group is None
+        self.failed: dict[str, str] = {}  # entry-point name -> why it did not load
+
+    def _discover(self) -> None:
+        """Load the entry points of ``group`` once per process (see ``locallearn.plugins``)."""
+        if self._discovered:
+            return
+        self._discovered = True  # first: a plugin that looks names up while it loads must not recurse
+        from locallearn.plugins import load_entry_points
+
+        load_entry_points(self)
 
     def register(self, name: str) -> Callable[[type], type]:
         """Class decorator that files the class under ``name`` and sets ``cls.name``."""
@@ -42,10 +58,14 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
+        self._discover()
         return sorted(self._classes)
 
     def get(self, name: str) -> type:
         """The class registered under ``name``; an unknown name lists the valid ones."""
+        self._discover()
+        if name in self.failed:
+            raise ValueError(f"The {self.kind} {name!r} is a plugin that failed to load: {self.failed[name]}")
         if name not in self._classes:
             raise ValueError(
                 f"Unknown {self.kind} {name!r}. Known {self.plural}: {', '.join(self.names())}."

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from locallearn.commands.plugin_option import load_from_command_line, plugin_parent
 from locallearn.schedules import NonFiniteLossError
 from locallearn.schedules.pipeline import PipelineWorkerError
 
@@ -35,7 +36,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="locallearn", description="Block-wise local learning: train, compare, analyse.")
-    with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter)
+    # every subcommand's --help shows --plugin (main takes it out of the command line before parsing)
+    with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter, parents=[plugin_parent()])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=with_defaults)
     for name in COMMANDS:
         importlib.import_module(f"locallearn.commands.{name}").add_parser(subparsers)
@@ -44,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        rest = load_from_command_line(argv)  # before parsing: the plugins' names exist for everything after
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"locallearn: error: {error}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(rest)
     args.command_line = shlex.join(["locallearn", *argv])  # recorded beside results
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:

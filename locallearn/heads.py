@@ -22,7 +22,7 @@ from torch import nn
 from locallearn._params import check_choice, check_number
 from locallearn._registry import Registry
 
-HEADS: Registry[nn.Module] = Registry("head")
+HEADS: Registry[nn.Module] = Registry("head", group="locallearn.heads")
 HeadSpec = Union[str, nn.Module, Callable[[tuple[int, ...], int], nn.Module]]
 
 

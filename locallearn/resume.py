@@ -29,8 +29,9 @@ from typing import Any
 
 #: Fields (by their last name, under "train" or "spec") a resumed run may change freely.
 FREE = frozenset({"checkpoint_path", "progress", "eval_every", "device", "resolved_device", "data_dir"})
-#: Top-level sections a resumed run may change: the data-parallel world (the global batches are the same).
-FREE_SECTIONS = frozenset({"data_parallel"})
+#: Top-level sections a resumed run may change: the data-parallel world (the global batches are the same);
+#: the plugins loaded (the rule, schedule... themselves, by name and parameters, must still match).
+FREE_SECTIONS = frozenset({"data_parallel", "plugins"})
 #: Top-level entries left out of the comparison: the resume log itself; the command line's spec
 #: when one side has none (a checkpoint written by the CLI, resumed from Python).
 RESUME_LOG = "resumed"

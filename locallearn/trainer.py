@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -23,21 +24,23 @@ import torch
 from tqdm.auto import tqdm
 
 import locallearn
-from locallearn import distributed, io
+from locallearn import distributed, io, plugins
 from locallearn._params import check_choice, check_number
+from locallearn.callbacks import BatchEnd, Callback
 from locallearn.data import Dataset, augment
 from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches, iterate_quietly
 from locallearn.device import resolve_device
 from locallearn.divergence import warn_if_diverged
 from locallearn.engine import prepare
 from locallearn.net import LocalNet
+from locallearn.optim import LR_INTERVALS, OPTIMIZERS, OptimizerSpec, SchedulerFactory, describe_optimizer, describe_scheduler
+from locallearn.optim import make_lr_schedulers, make_optimizers
 from locallearn.resume import RESUME_LOG, check_resume
 from locallearn.rules import RULES, LocalRule
 from locallearn.schedules import SCHEDULES, Schedule, TrainState
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 #: What a training checkpoint holds, and the type of each entry (checked before anything is loaded).
 CHECKPOINT_ENTRIES = {
     "format": int, "config": dict, "epoch": int, "net": dict, "optimizers": list, "lr_schedulers": list,
@@ -77,16 +80,6 @@ class TrainConfig:
         check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
 
 
-class Callback:
-    """Override any of these events; each receives the trainer."""
-
-    def on_fit_start(self, trainer: "Trainer") -> None: ...
-
-    def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
-
-    def on_fit_end(self, trainer: "Trainer") -> None: ...
-
-
 @dataclass
 class RunResult:
     """Per-epoch history of a run plus everything needed to reproduce it."""
@@ -124,6 +117,12 @@ class Trainer:
     splits to evaluate, and a split left out is not evaluated. A loader's sampler with
     ``set_epoch`` (``locallearn.data.SeededSampler``, ``DistributedSampler``) is told the
     epoch, so a seeded loader repeats its order on resume.
+
+    ``optimizer`` and ``lr_scheduler`` take your own optimiser and LR schedule in place of
+    ``config``'s names (``locallearn.optim``): a factory ``params -> Optimizer`` or one
+    optimiser per stage, and a factory ``optimizer -> LRScheduler`` stepped every epoch
+    (``lr_interval="epoch"``) or every update of its stage (``"batch"``). ``callbacks`` get the
+    events of ``locallearn.callbacks``; their ``state_dict`` is saved in checkpoints.
     """
 
     def __init__(
@@ -137,12 +136,19 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         val_data: Batches | None = None,
         test_data: Batches | None = None,
+        optimizer: OptimizerSpec = None,
+        lr_scheduler: SchedulerFactory | None = None,
+        lr_interval: str = "epoch",
     ) -> None:
         self.config = config or TrainConfig()
+        self.lr_interval = check_choice(lr_interval, name="lr_interval", owner="Trainer", choices=LR_INTERVALS)
         self.device = resolve_device(self.config.device)
         self.rule = RULES.create(rule)
         self.schedule = SCHEDULES.create(schedule)
         self.schedule.check(self.rule)
+        if lr_interval == "batch" and not self.schedule.batch_events:
+            raise ValueError(f"lr_interval='batch' needs the updates in this process; the {self.schedule.name!r} schedule "
+                             "runs them in worker processes. Use lr_interval='epoch'.")
         parallel = distributed.wanted(self.schedule)  # under torchrun: data-parallel (locallearn.distributed)
         if parallel:
             self.device = distributed.process_device(self.device)
@@ -156,13 +162,15 @@ class Trainer:
         self.net = net.to(self.device)
         prepare(self.net, self.rule)
         self.data_parallel = distributed.start(self.net, self.train_source, self.device) if parallel else None
-        self.optimizers = [self._optimizer(stage) for stage in self.net.stages]
+        self.custom_optimizer, self.custom_lr_scheduler = optimizer is not None, lr_scheduler is not None
+        self.optimizers = make_optimizers(self.net, optimizer, self.config)
         self.total_epochs = self.schedule.total_epochs(num_stages=len(self.net.stages), epochs=self.config.epochs)
-        self.lr_schedulers = [self._lr_scheduler(opt) for opt in self.optimizers]
+        self.lr_schedulers = make_lr_schedulers(self.optimizers, lr_scheduler, self.config)
         amp_on_cuda = self.config.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if amp_on_cuda else None
         self.autocast_dtype = (torch.float16 if amp_on_cuda else torch.bfloat16) if self.config.amp else None
         self.epoch = 0
+        self.step = 0  # updates done (train_step calls), across epochs
         self.result = RunResult(config=self.describe())
         # each trainer keeps its own random stream (dropout...), so trainers advancing in turns
         # give the same results as trainers run one after the other
@@ -185,10 +193,17 @@ class Trainer:
     def describe(self) -> dict[str, Any]:
         """The run's full configuration, as written to results files and checkpoints."""
         data = self.data.name if isinstance(self.data, Dataset) else type(self.data).__name__
+        train = {**dataclasses.asdict(self.config), "resolved_device": str(self.device)}
+        if self.custom_optimizer:  # the config's names do not apply: record what runs instead
+            for key in ("lr", "weight_decay", "momentum"):
+                del train[key]
+            train["optimizer"] = {"custom": True, **describe_optimizer(self.optimizers)}
+        if self.custom_lr_scheduler:
+            train["lr_schedule"] = {"custom": True, **describe_scheduler(self.lr_schedulers, self.lr_interval)}
         return {
             "rule": {"name": self.rule.name, **self.rule.get_params()},
             "schedule": {"name": self.schedule.name, **self.schedule.get_params()},
-            "train": {**dataclasses.asdict(self.config), "resolved_device": str(self.device)},
+            "train": train,
             "data": data,
             "data_source": self.train_source.describe(),
             "net": {
@@ -197,24 +212,20 @@ class Trainer:
                 "architecture": hashlib.sha256(repr(self.net).encode()).hexdigest()[:16],  # layers, sizes, activations
             },
             "data_parallel": None if self.data_parallel is None else self.data_parallel.describe(),
+            **({"plugins": outside} if (outside := plugins.provenance()) else {}),  # outside code the run loaded
         }
 
-    def _optimizer(self, stage: torch.nn.Module) -> torch.optim.Optimizer | None:
-        params = [p for p in stage.parameters() if p.requires_grad]
-        if not params:
-            return None
-        c = self.config
-        extra = {"momentum": c.momentum} if c.optimizer == "sgd" else {}
-        return OPTIMIZERS[c.optimizer](params, lr=c.lr, weight_decay=c.weight_decay, **extra)
-
-    def _lr_scheduler(self, optimizer: torch.optim.Optimizer | None) -> Any:
-        if optimizer is None or self.config.lr_schedule == "none":
-            return None
-        epochs = self.config.epochs
-        if self.config.lr_schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        fractions = (0.5, 0.75) if self.config.lr_schedule == "step" else (0.5, 0.75, 0.875, 0.94)  # steps: local-loss
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(f * epochs + 1e-9) for f in fractions], gamma=0.25)
+    def _batch_end(self, stages: Sequence[int], losses: Sequence[Any], size: int) -> None:
+        """After every update (``TrainState.on_batch``): per-update LR steps, then ``on_batch_end``."""
+        self.step += 1
+        if self.lr_interval == "batch":
+            for k in stages:
+                if self.lr_schedulers[k] is not None:
+                    self.lr_schedulers[k].step()
+        if self.callbacks:
+            batch = BatchEnd(step=self.step, epoch=self.epoch + 1, stages=tuple(k + 1 for k in stages), losses=losses, size=size)
+            for cb in self.callbacks:
+                cb.on_batch_end(self, batch)
 
     def _eval_batches(self, split: str, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if split not in ("train", "val", "test"):
@@ -270,7 +281,11 @@ class Trainer:
             scaler=self.scaler,
             autocast_dtype=self.autocast_dtype,
             data_parallel=self.data_parallel,
+            on_batch=self._batch_end if self.schedule.batch_events else None,
         )
+        if not self.schedule.batch_events and any(type(cb).on_batch_end is not Callback.on_batch_end for cb in self.callbacks):
+            warnings.warn(f"The {self.schedule.name!r} schedule runs its updates in worker processes, so on_batch_end is "
+                          "not called; the epoch's losses reach on_epoch_end.", stacklevel=2)
         for cb in self.callbacks:
             cb.on_fit_start(self)
         # disable=None: tqdm shows the bar only when its output is a terminal (a log file gets no bar)
@@ -287,7 +302,7 @@ class Trainer:
             record.update(state.stats, stages_trained=[k + 1 for k in trained])
             if self.data_parallel is not None:
                 record.update(self.data_parallel.end_epoch())
-            for k in trained:
+            for k in trained if self.lr_interval == "epoch" else ():
                 if self.lr_schedulers[k] is not None:
                     self.lr_schedulers[k].step()
             self.epoch += 1
@@ -296,6 +311,8 @@ class Trainer:
             if self.epoch == self.total_epochs or (every and self.epoch % every == 0):
                 for split in self._evaluated_splits():
                     record[f"{split}_accuracy"] = self.evaluate(split)
+                    for cb in self.callbacks:
+                        cb.on_evaluate(self, split, record[f"{split}_accuracy"])
                 bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}")
             self.result.history.append(record)
             if self.config.checkpoint_path and (self.data_parallel is None or self.data_parallel.rank == 0):
@@ -325,6 +342,8 @@ class Trainer:
                 "torch_rng": self._rng_state,
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "history": self.result.history,
+                "step": self.step,
+                "callbacks": [{"class": type(cb).__qualname__, "state": cb.state_dict()} for cb in self.callbacks],
             },
         )
 
@@ -337,7 +356,7 @@ class Trainer:
         payload = io.load_checkpoint(path, required=CHECKPOINT_ENTRIES)
         if payload["format"] != 1:
             raise ValueError(f"Checkpoint {path} is not a locallearn training checkpoint (format 1).")
-        epochs_may_grow = self.config.lr_schedule == "none" and self.total_epochs == self.config.epochs
+        epochs_may_grow = self.config.lr_schedule == "none" and not self.custom_lr_scheduler and self.total_epochs == self.config.epochs
         changes = check_resume(payload["config"], self.result.config, path=path, epochs_may_grow=epochs_may_grow)
         try:
             self.net.load_state_dict(payload["net"])
@@ -349,13 +368,26 @@ class Trainer:
                     sched.load_state_dict(s)
             if self.scaler is not None and payload.get("scaler") is not None:
                 self.scaler.load_state_dict(payload["scaler"])
+            self._load_callbacks(payload.get("callbacks", []), path)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ValueError(f"Checkpoint {path} does not fit this run: {type(error).__name__}: {reason}") from None
         self._rng_state = payload["torch_rng"]
         self.epoch = payload["epoch"]
+        self.step = payload.get("step", 0)
         self.result.history = list(payload["history"])
         self.result.config[RESUME_LOG] = [*payload["config"].get(RESUME_LOG, []), {"epoch": self.epoch, "changes": changes}]
+
+
+    def _load_callbacks(self, saved: list[dict[str, Any]], path: str | Path) -> None:
+        """Hand each callback its state from the checkpoint; the callbacks must be the same, in order."""
+        mine = [type(cb).__qualname__ for cb in self.callbacks]
+        theirs = [entry["class"] for entry in saved]
+        if any(entry["state"] for entry in saved) and mine != theirs:
+            raise ValueError(f"Checkpoint {path} holds the state of callbacks {theirs}; this trainer has {mine}. "
+                             "Resume with the same callbacks, in the same order.")
+        for cb, entry in zip(self.callbacks, saved):
+            cb.load_state_dict(entry["state"])
 
 
 def train(
@@ -367,6 +399,9 @@ def train(
     callbacks: Sequence[Callback] = (),
     val_data: Batches | None = None,
     test_data: Batches | None = None,
+    optimizer: OptimizerSpec = None,
+    lr_scheduler: SchedulerFactory | None = None,
+    lr_interval: str = "epoch",
     **config: Any,
 ) -> RunResult:
     """Functional twin of ``Trainer(...).fit()``; keyword arguments fill a ``TrainConfig``.
@@ -381,5 +416,5 @@ def train(
     """
     return Trainer(
         net, data, rule=rule, schedule=schedule, config=TrainConfig(**config), callbacks=callbacks,
-        val_data=val_data, test_data=test_data,
+        val_data=val_data, test_data=test_data, optimizer=optimizer, lr_scheduler=lr_scheduler, lr_interval=lr_interval,
     ).fit()

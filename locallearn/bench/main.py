@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from locallearn.commands.paths import check_outputs
+from locallearn.commands.plugin_option import load_from_command_line, plugin_parent
 from locallearn.device import resolve_device
 
 from locallearn.bench.suites import SUITES
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Run a locallearn benchmark suite.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, parents=[plugin_parent()])
     add_arguments(parser)
     return parser
 
@@ -125,6 +126,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        argv = load_from_command_line(argv)  # --plugin, anywhere: outside rules etc. for the suite or program
         if argv and argv[0] in PROGRAMS:
             path = run_program(argv[0], argv[1:], prog=prog)
             print(Path(path).read_text())

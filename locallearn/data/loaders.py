@@ -132,7 +132,7 @@ def load_synthetic(*, split_seed: int = 0, data_dir: str | Path | None = None) -
     return _from_arrays("synthetic", x, y, 4, val_fraction=0.1, test_fraction=0.2, split_seed=split_seed)
 
 
-DATASETS: Registry[Dataset] = Registry("dataset")
+DATASETS: Registry[Dataset] = Registry("dataset", group="locallearn.datasets")
 """Dataset name -> loader ``(*, split_seed, data_dir, ...) -> Dataset``; ``locallearn datasets`` lists them."""
 for _name, _loader in {
     "digits": load_digits,

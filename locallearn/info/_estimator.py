@@ -22,7 +22,7 @@ from .._params import get_params
 from .._registry import Registry
 from ._checks import as_matrix
 
-ESTIMATORS: Registry = Registry("estimator")
+ESTIMATORS: Registry = Registry("estimator", group="locallearn.estimators")
 
 
 class Estimator:

@@ -61,4 +61,4 @@ class ModelFamily:
         return get_params(self)
 
 
-MODELS: Registry[ModelFamily] = Registry("model")
+MODELS: Registry[ModelFamily] = Registry("model", group="locallearn.models")

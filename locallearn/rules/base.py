@@ -75,4 +75,4 @@ class LocalRule:
         return get_params(self)
 
 
-RULES: Registry[LocalRule] = Registry("rule")
+RULES: Registry[LocalRule] = Registry("rule", group="locallearn.rules")

@@ -94,7 +94,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     device = next(state.net.parameters()).device
     sizes = plan.batch_sizes
     tap = OutputTap(state.rule)
-    tapped = dataclasses.replace(state, rule=tap)
+    tapped = dataclasses.replace(state, rule=tap, on_batch=None)  # per-update events belong to the trainer's process
     losses: list[list[float]] = []
     compute_s = receive_s = send_s = 0.0
     limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
@@ -200,6 +200,7 @@ def start_heartbeat(beat: Any) -> Callable[[], None]:
 
 
 def worker_main(
+    plugins: tuple[str, ...],
     rank: int,
     state: TrainState,
     plan: WorkerPlan,
@@ -211,6 +212,8 @@ def worker_main(
 ) -> None:
     """Process entry point: join the group, run one epoch, write the stages' states or the error.
 
+    ``plugins`` are the plugins this worker loaded (``locallearn.plugins.PluginsFirst`` in the
+    parent: a spawned worker loads them before it unpickles ``state``, whose rule may be theirs).
     The rendezvous port arrives on ``port`` once every worker has started (the parent opens its
     store only after forking, so no store thread is ever copied into a worker). ``heartbeat`` is
     a shared double the worker stamps while it runs (see :func:`start_heartbeat`)."""

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 import torch
 
@@ -39,7 +39,8 @@ class TrainState:
     ``x_train``/``y_train`` tensors, the state builds the in-memory source itself.
     ``scaler`` and ``autocast_dtype`` carry the trainer's mixed-precision settings.
     With ``data_parallel`` (under torchrun) ``train_step`` trains this process's shard of each
-    batch and averages the gradients across the processes.
+    batch and averages the gradients across the processes. ``on_batch(stages, losses, size)``,
+    when set, is called after every ``train_step`` (the Trainer's per-update events).
     """
 
     net: LocalNet
@@ -56,6 +57,7 @@ class TrainState:
     scaler: torch.amp.GradScaler | None = None
     autocast_dtype: torch.dtype | None = None
     data_parallel: "DataParallel | None" = None
+    on_batch: Callable[[Sequence[int], list[Any], int], None] | None = None
 
     def __post_init__(self) -> None:
         if self.source is None:
@@ -107,6 +109,8 @@ def train_step(
             state.scaler.step(optimizer) if state.scaler is not None else optimizer.step()
     if state.scaler is not None:
         state.scaler.update()
+    if state.on_batch is not None:
+        state.on_batch(stages, result.losses, len(y))
     return result.losses
 
 
@@ -143,6 +147,9 @@ class Schedule:
     # the schedule's own workers instead (``pipeline``).
     data_parallel: ClassVar[bool] = False
     owns_process_group: ClassVar[bool] = False
+    # True if every update runs in this process, so that ``TrainState.on_batch`` sees it (the Trainer's
+    # ``on_batch_end`` and per-update LR steps); False for ``pipeline``, whose updates run in its workers.
+    batch_events: ClassVar[bool] = True
 
     def total_epochs(self, *, num_stages: int, epochs: int) -> int:
         """How many trainer epochs a run of ``epochs`` (per stage) takes."""
@@ -159,7 +166,7 @@ class Schedule:
         return get_params(self)
 
 
-SCHEDULES: Registry[Schedule] = Registry("schedule")
+SCHEDULES: Registry[Schedule] = Registry("schedule", group="locallearn.schedules")
 
 
 def mean_losses(per_batch: list[list[float]]) -> list[float]:

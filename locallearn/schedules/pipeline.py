@@ -72,6 +72,7 @@ from locallearn import io
 from locallearn._params import check_choice, check_number
 from locallearn.data.batches import TensorBatches
 from locallearn.distributed import launched as launched_by_torchrun
+from locallearn.plugins import PluginsFirst
 from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
@@ -123,6 +124,7 @@ class Pipeline(Schedule):
     """
 
     owns_process_group = True  # under torchrun its ranks are the stage groups, not data replicas
+    batch_events = False  # the updates run in the workers: no per-update events in the trainer's process
 
     def __init__(
         self,
@@ -220,13 +222,14 @@ class Pipeline(Schedule):
             try:
                 ports = []
                 for rank in range(workers):
-                    mine = state
+                    mine = dataclasses.replace(state, on_batch=None)  # the trainer's callbacks stay in this process
                     if rank > 0 and method == "spawn":  # only rank 0 reads the data
-                        mine = dataclasses.replace(state, source=None, x_train=torch.zeros(1), y_train=torch.zeros(1))
+                        mine = dataclasses.replace(mine, source=None, x_train=torch.zeros(1), y_train=torch.zeros(1))
                     receive, send = context.Pipe(duplex=False)
                     process = context.Process(
                         target=worker.worker_main,
-                        args=(rank, mine, plan, receive, os.getpid(), backend, result_dir, heartbeats[rank]),
+                        # PluginsFirst: a spawned worker loads the run's plugins before it unpickles the state
+                        args=(PluginsFirst(), rank, mine, plan, receive, os.getpid(), backend, result_dir, heartbeats[rank]),
                         name=f"locallearn-pipeline-{rank}",
                         daemon=True,
                     )

@@ -28,7 +28,7 @@ from ..._params import get_params
 from ..._registry import Registry
 from ..cache import ExitLogits
 
-EXIT_POLICIES: Registry = Registry("exit policy")
+EXIT_POLICIES: Registry = Registry("exit policy", group="locallearn.policies")
 
 #: How far outside the sureness range a threshold may lie by float rounding (a calibrated quantile).
 ROUNDING = 1e-5
