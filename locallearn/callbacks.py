@@ -8,7 +8,9 @@ batch. Under the ``pipeline`` schedule the updates run in worker processes, so
 ``on_batch_end`` is not called there (``Schedule.batch_events``); the epoch's losses reach
 ``on_epoch_end``.
 
-A callback with state (a logger's window, a counter) returns it from ``state_dict`` as plain
+A callback is a ``Callback`` subclass, or any object with some of these methods (the information
+plane is one, so ``locallearn.info`` needs nothing of the engine). A callback with state (a
+logger's window, a counter) returns it from ``state_dict`` as plain
 values and tensors (checkpoints load with ``weights_only=True``); the Trainer saves it in every
 checkpoint and hands it to ``load_state_dict`` on resume, so a resumed run's callbacks go on
 exactly as if the run had never stopped.

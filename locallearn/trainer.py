@@ -224,8 +224,14 @@ class Trainer:
                     self.lr_schedulers[k].step()
         if self.callbacks:
             batch = BatchEnd(step=self.step, epoch=self.epoch + 1, stages=tuple(k + 1 for k in stages), losses=losses, size=size)
-            for cb in self.callbacks:
-                cb.on_batch_end(self, batch)
+            self._emit("on_batch_end", batch)
+
+    def _emit(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every callback that has it (any object with some of the events is a callback)."""
+        for cb in self.callbacks:
+            method = getattr(cb, event, None)
+            if method is not None:
+                method(self, *args)
 
     def _eval_batches(self, split: str, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if split not in ("train", "val", "test"):
@@ -283,11 +289,11 @@ class Trainer:
             data_parallel=self.data_parallel,
             on_batch=self._batch_end if self.schedule.batch_events else None,
         )
-        if not self.schedule.batch_events and any(type(cb).on_batch_end is not Callback.on_batch_end for cb in self.callbacks):
+        if not self.schedule.batch_events and any(
+                getattr(type(cb), "on_batch_end", Callback.on_batch_end) is not Callback.on_batch_end for cb in self.callbacks):
             warnings.warn(f"The {self.schedule.name!r} schedule runs its updates in worker processes, so on_batch_end is "
                           "not called; the epoch's losses reach on_epoch_end.", stacklevel=2)
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
+        self._emit("on_fit_start")
         # disable=None: tqdm shows the bar only when its output is a terminal (a log file gets no bar)
         bar = tqdm(total=self.total_epochs, initial=self.epoch, disable=None if self.config.progress else True,
                    desc=self.rule.name, leave=False)
@@ -311,20 +317,17 @@ class Trainer:
             if self.epoch == self.total_epochs or (every and self.epoch % every == 0):
                 for split in self._evaluated_splits():
                     record[f"{split}_accuracy"] = self.evaluate(split)
-                    for cb in self.callbacks:
-                        cb.on_evaluate(self, split, record[f"{split}_accuracy"])
+                    self._emit("on_evaluate", split, record[f"{split}_accuracy"])
                 bar.set_postfix(loss=f"{record.get('train_loss', [float('nan')])[-1]:.3f}")
             self.result.history.append(record)
             if self.config.checkpoint_path and (self.data_parallel is None or self.data_parallel.rank == 0):
                 self.save_checkpoint(self.config.checkpoint_path)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, record)
+            self._emit("on_epoch_end", record)
             bar.update(1)
         bar.close()
         if self.epoch == self.total_epochs:  # a finished run that diverged or learned nothing says so
             warn_if_diverged(self.result.history, getattr(self.data, "num_classes", None))
-        for cb in self.callbacks:
-            cb.on_fit_end(self)
+        self._emit("on_fit_end")
         return self.result
 
     def save_checkpoint(self, path: str | Path) -> None:
@@ -343,7 +346,8 @@ class Trainer:
                 "scaler": None if self.scaler is None else self.scaler.state_dict(),
                 "history": self.result.history,
                 "step": self.step,
-                "callbacks": [{"class": type(cb).__qualname__, "state": cb.state_dict()} for cb in self.callbacks],
+                "callbacks": [{"class": type(cb).__qualname__, "state": getattr(cb, "state_dict", dict)()}
+                              for cb in self.callbacks],
             },
         )
 
@@ -387,7 +391,8 @@ class Trainer:
             raise ValueError(f"Checkpoint {path} holds the state of callbacks {theirs}; this trainer has {mine}. "
                              "Resume with the same callbacks, in the same order.")
         for cb, entry in zip(self.callbacks, saved):
-            cb.load_state_dict(entry["state"])
+            if hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(entry["state"])
 
 
 def train(

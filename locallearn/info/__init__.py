@@ -19,7 +19,7 @@ from .hsic import HSIC, gaussian_gram, hsic, hsic_tensor
 from .kde import KDEMI, kde_mi, kde_mi_tensor
 from .ksg import KSGMI, ksg_mi
 from .neural import NeuralMI, dv_bound, infonce_bound, neural_mi
-from .plane import InformationPlane, plane_point, plot_information_plane
+from .plane import InformationPlane, average_planes, plane_point, plot_information_plane, save_plane
 
 __all__ = [
     "ESTIMATORS", "Estimator",
@@ -28,5 +28,5 @@ __all__ = [
     "KDEMI", "kde_mi", "kde_mi_tensor",
     "KSGMI", "ksg_mi",
     "NeuralMI", "dv_bound", "infonce_bound", "neural_mi",
-    "InformationPlane", "plane_point", "plot_information_plane",
+    "InformationPlane", "average_planes", "plane_point", "plot_information_plane", "save_plane",
 ]

@@ -139,3 +139,8 @@ class BinningMI(Estimator):
         self.bins, self.value_range, self.strategy = bins, value_range, strategy
         self.discrete_x, self.discrete_y, self.base = discrete_x, discrete_y, base
         super().__init__()
+
+    def plane_point(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Shwartz-Ziv & Tishby: each distinct input is one symbol and T is binned, I(X;T) = H(bin(T));
+        I(T;Y) with the labels as symbols."""
+        return self._estimate(x, t, discrete_x=True, discrete_y=False), self._estimate(t, y, discrete_x=False, discrete_y=True)

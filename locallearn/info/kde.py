@@ -111,3 +111,7 @@ class KDEMI(Estimator):
         check_base(base, owner=type(self).__name__)
         self.noise_var, self.bound, self.base = noise_var, bound, base
         super().__init__()
+
+    def plane_point(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Saxe et al.: T + N(0, noise_var) grouped by the distinct inputs, then by the labels."""
+        return self._estimate(x, t), self._estimate(y, t)
