@@ -40,6 +40,7 @@ from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
 from locallearn.experiment import RunSpec, model_family, run
+from locallearn.report.stats import MeanSD, format_ci, format_mean_sd, mean_sd
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
 
@@ -313,12 +314,10 @@ def compare(
     return run_grid(plan_grid(base, rules=rules, schedules=schedules, models=models).specs, seeds=seeds, data=data)
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float, float] | None:
-    """Mean and sample standard deviation (0 for one value) of the values that are not None."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def mean_std(values: Sequence[float | None]) -> MeanSD | None:
+    """Mean and sample standard deviation (0 for one value) of the values that are not None, with their number
+    (``locallearn.report.stats.mean_sd``: it unpacks as ``(mean, sd)``)."""
+    return mean_sd(values)
 
 
 def exit_accuracies(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -372,7 +371,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pct(ms: tuple[float, float] | None) -> str:
-    return "–" if ms is None else f"{100 * ms[0]:.2f} ± {100 * ms[1]:.2f}"
+    return format_mean_sd(ms, scale=100)  # one seed: no ±
 
 
 def _stage_times(row: dict[str, Any]) -> str:
@@ -384,12 +383,12 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of ``summarise`` rows, accuracies in percent, exits numbered from 1."""
     lines = [
         "| configuration | model | data | epochs | seeds | test acc % per exit (1 → last) | last exit test acc % "
-        "| best exit (by val) test acc % | time / epoch s | time / stage-epoch s (stage 1 → last) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| last exit 95 % CI | best exit (by val) test acc % | time / epoch s | time / stage-epoch s (stage 1 → last) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
-        tm, ts = r["epoch_time_s"]
         lines.append(f"| {r['label']} | {r['model_label']} | {r['data']} | {r['epochs']} | {r['seeds']} | {per_exit} "
-                     f"| {_pct(r['final'])} | {_pct(r['best'])} | {tm:.3f} ± {ts:.3f} | {_stage_times(r)} |")
+                     f"| {_pct(r['final'])} | {format_ci(r['final'], scale=100)} | {_pct(r['best'])} "
+                     f"| {format_mean_sd(r['epoch_time_s'], digits=3)} | {_stage_times(r)} |")
     return "\n".join(lines)

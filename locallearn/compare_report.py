@@ -1,8 +1,11 @@
-"""Write a comparison's outputs beside its results JSON: a tidy CSV, a Markdown table and figures.
+"""Write a comparison's outputs beside its results JSON: a tidy CSV, Markdown and LaTeX tables and figures.
 
 For ``--out DIR/r.json``: ``DIR/r.csv`` (one row per configuration, seed and exit; exits numbered from 1),
 ``DIR/r_history.csv`` (one row per configuration, seed, epoch and exit), ``DIR/r.md`` (the ``summarise``
-table) and ``DIR/r_accuracy_per_exit.png``, ``DIR/r_accuracy_vs_time.png``, ``DIR/r_learning_curves.png``.
+table, and with two seeds or more a paired t-test of every configuration against ``e2e`` over the
+seeds), ``DIR/r.tex`` (a booktabs table) and the figures ``DIR/r_accuracy_per_exit``,
+``DIR/r_accuracy_vs_time``, ``DIR/r_learning_curves``, each as PNG, PDF and SVG, with one colour per
+rule and one line style per schedule in all of them (``locallearn.report``).
 
 Example:
     >>> import tempfile
@@ -11,8 +14,8 @@ Example:
     >>> from locallearn.experiment import RunSpec
     >>> records = compare(RunSpec(data="synthetic", widths=(8,), epochs=1, progress=False), rules=["local"], seeds=[0])
     >>> out = Path(tempfile.mkdtemp()) / "r.json"
-    >>> sorted(p.name for p in write_outputs(records, out))
-    ['r.csv', 'r.md', 'r_accuracy_per_exit.png', 'r_accuracy_vs_time.png', 'r_history.csv', 'r_learning_curves.png']
+    >>> sorted(p.name for p in write_outputs(records, out) if p.suffix != ".pdf" and p.suffix != ".svg")
+    ['r.csv', 'r.md', 'r.tex', 'r_accuracy_per_exit.png', 'r_accuracy_vs_time.png', 'r_history.csv', 'r_learning_curves.png']
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from typing import Any, Sequence
 
 from locallearn import io
 from locallearn.compare import format_table, summarise
+from locallearn.report import latex_table, save_figure
+from locallearn.report.paired import markdown_table as paired_table
+from locallearn.report.paired import paired_against_reference
+from locallearn.report.style import style_for_rows
 
 CSV_FIELDS = ("label", "rule", "rule_options", "schedule", "schedule_options", "model", "model_label", "data", "epochs", "seed", "exit",
               "is_last_exit", "test_accuracy", "val_accuracy", "epoch_time_s", "total_time_s")
@@ -78,9 +85,13 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
 
     out_json = Path(out_json)
     stem = out_json.with_suffix("")
-    paths = {name: Path(f"{stem}{name}") for name in (".csv", "_history.csv", ".md", "_accuracy_per_exit.png",
+    paths = {name: Path(f"{stem}{name}") for name in (".csv", "_history.csv", ".md", ".tex", "_accuracy_per_exit.png",
                                                       "_accuracy_vs_time.png", "_learning_curves.png")}
     rows = summarise(records)
+    paired = paired_against_reference(
+        [{"config": r["label"], "group": (r["data"], r["model_label"], r["epochs"]), "seed": r["seed"],
+          "value": r["exits"][-1]["test_accuracy"]} for r in records],
+        reference=lambda label: label.partition("@")[0] == "e2e")
     write_text(paths[".csv"], _csv(CSV_FIELDS, tidy_rows(records)))
     write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
     write_text(paths[".md"], "\n".join([
@@ -90,8 +101,18 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
         "Exits and stages are numbered from 1; the best exit is picked per seed on validation accuracy. "
         "Time / epoch: one epoch of the whole network (for a schedule that trains one stage at a time, the "
         "total over the stages divided by the epochs per stage); time / stage-epoch: one epoch of that stage alone.",
-        "", format_table(rows), ""]))
-    plots.plot_accuracy_per_exit(rows, paths["_accuracy_per_exit.png"])
-    plots.plot_accuracy_vs_time(rows, paths["_accuracy_vs_time.png"], time="epoch_time_s")
-    plots.plot_learning_curves(records, paths["_learning_curves.png"])
-    return list(paths.values())
+        "", format_table(rows), "",
+        *(["## Paired over seeds", "", "Each configuration against the reference of its data, model and epochs "
+           "(e2e where it ran) on the seeds both ran: the mean difference, its 95 % t interval and a paired "
+           "t-test (scipy.stats.ttest_rel).", "", paired_table(paired, what="last-exit test accuracy"), ""]
+          if paired else [])]))
+    write_text(paths[".tex"], latex_table(rows, caption=f"{len(rows)} configurations, {len(records)} runs; test accuracy "
+                                          "(%) as mean ± standard deviation over the n seeds and the 95 % t interval of the mean."))
+    style = style_for_rows(rows)  # one look for every figure
+    figures = [plots.plot_accuracy_per_exit(rows, style=style),
+               plots.plot_accuracy_vs_time(rows, time="epoch_time_s", style=style),
+               plots.plot_learning_curves(records, style=style)]
+    written = list(paths.values())
+    for fig, name in zip(figures, ("_accuracy_per_exit.png", "_accuracy_vs_time.png", "_learning_curves.png")):
+        written += [p for p in save_figure(fig, paths[name]) if p.suffix != ".png"]
+    return written

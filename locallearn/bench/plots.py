@@ -3,7 +3,9 @@
 Every function draws into ``ax`` when given one (all rows on that one panel, so a figure of your own can
 combine them), else into a new figure with one panel per group of comparable rows (same data, model and
 epochs); it saves the figure to ``path`` when given, and returns the figure. Exits and stages are numbered
-from 1. Rows are ``locallearn.compare.summarise`` rows or ``locallearn.bench.tables.summary_rows`` rows.
+from 1. Each rule has its colour and each schedule its line style (``locallearn.report.style``: pass one
+``style`` to every figure of a comparison; by default the registry's fixed colours), and rows that share
+both get their own markers. Rows are ``locallearn.compare.summarise`` rows or ``locallearn.bench.tables.summary_rows`` rows.
 
 Example:
     >>> import tempfile, os
@@ -29,6 +31,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from locallearn._plotting import finish  # noqa: E402
+from locallearn.report.style import Style, style_for_rows, variants  # noqa: E402
 
 # accuracy-vs-time x axes: row field -> axis label
 TIME_AXES = {
@@ -66,15 +69,21 @@ def _panels(rows: Sequence[dict[str, Any]], draw: Callable[[Axes, list[dict[str,
     return finish(fig, path, own=True)
 
 
+def _looks(rows: Sequence[dict[str, Any]], style: Style | None) -> list[dict[str, Any]]:
+    """Each row's colour, line style and marker."""
+    style = style or style_for_rows(rows)
+    return [style.line(r, v) for r, v in zip(rows, variants(rows, label_of))]
+
+
 def plot_accuracy_per_exit(rows: Sequence[dict[str, Any]], path: str | Path | None = None, *,
-                           ax: Axes | None = None) -> Figure:
+                           ax: Axes | None = None, style: Style | None = None) -> Figure:
     """Test accuracy (mean ± std over seeds) at every exit, one line per configuration."""
 
     def draw(ax: Axes, mine: list[dict[str, Any]]) -> None:
-        for r in mine:
+        for r, look in zip(mine, _looks(mine, style)):
             depth = [k + 1 for k, ms in enumerate(r["per_exit"]) if ms]
             ax.errorbar(depth, [100 * ms[0] for ms in r["per_exit"] if ms],
-                        yerr=[100 * ms[1] for ms in r["per_exit"] if ms], marker="o", capsize=3, label=label_of(r))
+                        yerr=[100 * ms[1] for ms in r["per_exit"] if ms], capsize=3, label=label_of(r), **look)
         ax.set(xlabel="exit (stage depth, 1 = first)", ylabel="test accuracy %")
         ax.set_xticks(range(1, max((len(r["per_exit"]) for r in mine), default=1) + 1))
         ax.grid(alpha=0.3)
@@ -84,17 +93,17 @@ def plot_accuracy_per_exit(rows: Sequence[dict[str, Any]], path: str | Path | No
 
 
 def plot_accuracy_vs_time(rows: Sequence[dict[str, Any]], path: str | Path | None = None, *, ax: Axes | None = None,
-                          time: str = "cpu_ratio") -> Figure:
+                          time: str = "cpu_ratio", style: Style | None = None) -> Figure:
     """Last-exit test accuracy against a time per epoch (``time``: a key of ``TIME_AXES``), one point per row."""
     if time not in TIME_AXES:
         raise ValueError(f"time must be one of {', '.join(TIME_AXES)}; got {time!r}.")
 
     def draw(ax: Axes, mine: list[dict[str, Any]]) -> None:
-        for r in mine:
+        for r, look in zip(mine, _looks(mine, style)):
             if r.get(time) is None:
                 continue
             ax.errorbar(r[time][0], 100 * r["final"][0], xerr=r[time][1], yerr=100 * r["final"][1],
-                        marker="o", capsize=3, linestyle="none", label=label_of(r))
+                        capsize=3, label=label_of(r), **{**look, "linestyle": "none"})
         if time.endswith("ratio"):
             ax.axvline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(xlabel=TIME_AXES[time], ylabel="last-exit test accuracy %")
@@ -127,18 +136,21 @@ def learning_curve(record: dict[str, Any], split: str = "test") -> tuple[list[fl
 
 
 def plot_learning_curves(records: Sequence[dict[str, Any]], path: str | Path | None = None, *,
-                         ax: Axes | None = None, split: str = "test") -> Figure:
+                         ax: Axes | None = None, split: str = "test", style: Style | None = None) -> Figure:
     """Accuracy of the deepest trained exit after every evaluated epoch, mean over seeds, one line per
     configuration (records of ``locallearn.compare``, each with its ``history``)."""
 
     def draw(ax: Axes, mine: list[dict[str, Any]]) -> None:
         by_label: dict[str, list[tuple[list[float], list[float]]]] = {}
+        firsts: dict[str, dict[str, Any]] = {}
         for r in mine:
             by_label.setdefault(label_of(r), []).append(learning_curve(r, split))
+            firsts.setdefault(label_of(r), r)
+        looks = dict(zip(firsts, _looks(list(firsts.values()), style)))
         for label, curves in by_label.items():
             n = min(len(xs) for xs, _ in curves)
             mean = [100 * sum(ys[i] for _, ys in curves) / len(curves) for i in range(n)]
-            ax.plot(curves[0][0][:n], mean, marker=".", label=label)
+            ax.plot(curves[0][0][:n], mean, label=label, markersize=4, **looks[label])
         ax.set(xlabel="epochs (of the whole network)", ylabel=f"{split} accuracy %, deepest trained exit")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

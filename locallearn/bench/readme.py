@@ -25,6 +25,7 @@ from locallearn import io
 from locallearn.bench.anchors import anchors_for
 from locallearn.bench.tables import MIB, schedule_totals, summary_rows
 from locallearn.compare import format_table, summarise
+from locallearn.report.stats import format_mean_sd
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path("benchmarks") / "results"
@@ -41,7 +42,7 @@ def _rows(suite: str, root: Path, **where: Any) -> list[dict[str, Any]]:
 
 
 def _pm(ms: tuple[float, float], scale: float = 100.0) -> str:
-    return f"{scale * ms[0]:.2f} ± {scale * ms[1]:.2f}"
+    return format_mean_sd(ms, scale=scale)  # one seed: no ±
 
 
 def demo(root: Path = ROOT) -> str:
@@ -121,7 +122,8 @@ def _bio_sentence(rows: list[tuple[str, tuple[float, float], tuple[float, float]
     for rule, final, best in rows:
         err, best_err = 100 * (1 - final[0]), 100 * (1 - best[0])
         note = f" (best exit by validation {best_err:.2f})" if abs(best_err - err) > 0.5 else ""
-        parts.append(f"{rule} {err:.2f} ± {100 * final[1]:.2f}{note}")
+        spread = "" if getattr(final, "n", None) == 1 else f" ± {100 * final[1]:.2f}"
+        parts.append(f"{rule} {err:.2f}{spread}{note}")
     return (f"Last-exit test error %: {', '.join(parts)}; 1-thread CPU time {min(ratios):.2f}-{max(ratios):.2f}x "
             f"e2e (results: `{source}`).")
 

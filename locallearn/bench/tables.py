@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from locallearn.bench.anchors import anchors_for
 from locallearn.compare import exit_accuracies, mean_std
+from locallearn.report.stats import format_mean_sd
 
 BASELINE = "e2e@simultaneous"
 MIB = 2**20
@@ -118,11 +119,11 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pct(ms: tuple[float, float] | None) -> str:
-    return "–" if ms is None else f"{100 * ms[0]:.2f} ± {100 * ms[1]:.2f}"
+    return format_mean_sd(ms, scale=100)
 
 
 def _num(ms: tuple[float, float] | None, digits: int = 2, scale: float = 1.0) -> str:
-    return "–" if ms is None else f"{ms[0] / scale:.{digits}f} ± {ms[1] / scale:.{digits}f}"
+    return format_mean_sd(ms, scale=1 / scale, digits=digits)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
