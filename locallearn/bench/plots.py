@@ -70,7 +70,9 @@ def _panels(rows: Sequence[dict[str, Any]], draw: Callable[[Axes, list[dict[str,
 
 
 def _looks(rows: Sequence[dict[str, Any]], style: Style | None) -> list[dict[str, Any]]:
-    """Each row's colour, line style and marker."""
+    """Each row's colour, line style and marker (matplotlib's cycle for rows that name no rule or schedule)."""
+    if not all("rule" in r and "schedule" in r for r in rows):
+        return [{"marker": "o"} for _ in rows]
     style = style or style_for_rows(rows)
     return [style.line(r, v) for r, v in zip(rows, variants(rows, label_of))]
 
