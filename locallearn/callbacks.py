@@ -28,7 +28,7 @@ Example:
     ...         self.updates = state["updates"]
     >>> ds = ll.data.load("synthetic")
     >>> counter = CountUpdates()
-    >>> _ = ll.train(ll.build_mlp(ds.input_shape, (8,), ds.num_classes), ds, epochs=2, batch_size=100,
+    >>> _ = ll.train(ll.build_mlp(ds.input_shape, (8,), ds.num_classes), ds, epochs=2, batch_size=100, lr=0.05,
     ...              callbacks=[counter], progress=False)
     >>> counter.updates  # 420 training samples in batches of 100, twice
     10
