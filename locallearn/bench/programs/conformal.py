@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="fashion-mnist", help="dataset (its validation split is split at random)")
     parser.add_argument("--seeds", type=int, default=3, help="trained networks (seeds 0..N-1)")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--levels", default="0.01,0.02,0.05", help="alpha (CRC) = delta (LTT), comma-separated")
+    parser.add_argument("--levels", default="0.0025,0.005,0.01", help="alpha (CRC) = delta (LTT), comma-separated")
     parser.add_argument("--epsilon", type=float, default=0.1, help="LTT's allowed chance of a draw above the level")
     parser.add_argument("--splits", type=int, default=200, help="random calibration/held-out draws per level")
     parser.add_argument("--calibration", type=int, default=1000, help="calibration rows per draw")
