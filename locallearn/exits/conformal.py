@@ -130,8 +130,10 @@ def risk_over_splits(
         drops.append(float(last_right.double().mean() - exit_right.double().mean()))
         losses.append(float((last_right & ~exit_right).double().mean()))
         early.append(float((decision.exit < data.n_exits - 1).double().mean()))
+    mean_loss = sum(losses) / n_splits
     return {
-        "mean_loss": sum(losses) / n_splits,
+        "mean_loss": mean_loss,
+        "mean_loss_se": math.sqrt(sum((v - mean_loss) ** 2 for v in losses) / max(n_splits - 1, 1) / n_splits),
         "mean_drop": sum(drops) / n_splits,
         "violation_rate": sum(d > level for d in drops) / n_splits,
         "mean_early_exit_fraction": sum(early) / n_splits,

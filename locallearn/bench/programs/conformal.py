@@ -64,6 +64,13 @@ def run(todo: list[dict[str, Any]], args: argparse.Namespace, add: Callable[[dic
                    "cpu_s": time.process_time() - start, "load_1min": [load_start, load_average()[0]]})
 
 
+def _verdict(result: dict[str, Any], level: float) -> str:
+    """'holds' below the level; 'within 2 s.e.' when above it by less than two Monte Carlo standard errors."""
+    if result["mean_loss"] <= level:
+        return "holds"
+    return "within 2 s.e." if result["mean_loss"] <= level + 2 * result["mean_loss_se"] else "ABOVE"
+
+
 def report(records: list[dict[str, Any]], args: argparse.Namespace, out: Path) -> list[str]:
     lines = []
     for r in records:
@@ -74,14 +81,14 @@ def report(records: list[dict[str, Any]], args: argparse.Namespace, out: Path) -
             f"of {c['calibration']} calibration rows per level, policy {c['policy']}, LTT epsilon {c['epsilon']}; "
             f"load {r['load_1min'][0]:.1f} -> {r['load_1min'][1]:.1f}.",
             "",
-            "| level | CRC mean loss (guarantee: <= level) | CRC draws above level | CRC early-exit % | "
+            "| level | CRC mean loss ± s.e. over draws (guarantee: <= level) | CRC draws above level | CRC early-exit % | "
             "LTT mean loss | LTT draws above level (guarantee: <= epsilon) | LTT early-exit % |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in r["rows"]:
             crc, ltt, level = row["crc"], row["ltt"], row["level"]
             lines.append(
-                f"| {level:g} | {crc['mean_loss']:.4f} ({'holds' if crc['mean_loss'] <= level else 'ABOVE'}) | "
+                f"| {level:g} | {crc['mean_loss']:.4f} ± {crc['mean_loss_se']:.4f} ({_verdict(crc, level)}) | "
                 f"{100 * crc['violation_rate']:.1f} % | {100 * crc['mean_early_exit_fraction']:.1f} | {ltt['mean_loss']:.4f} | "
                 f"{100 * ltt['violation_rate']:.1f} % ({'holds' if ltt['violation_rate'] <= c['epsilon'] else 'ABOVE'}) | "
                 f"{100 * ltt['mean_early_exit_fraction']:.1f} |"
