@@ -112,7 +112,8 @@ def risk_over_splits(
     """Repeat ``n_splits`` times: draw ``calibration_size`` rows at random, calibrate on them with
     ``calibrate``, and measure on the other rows the loss (the fraction wrong at their exit while the
     last exit is right) and the accuracy drop against the last exit (at most the loss). Returns the
-    mean loss (CRC bounds its expectation by its level), the mean drop, the fraction of draws whose
+    mean loss (CRC bounds its expectation by its level) with its Monte Carlo standard error over the
+    draws (``mean_loss_se``), the mean drop, the fraction of draws whose
     drop exceeds ``level`` (Learn-then-Test bounds it by its epsilon) and the mean fraction of rows
     leaving early."""
     refuse_test_split(data, what="risk_over_splits")
