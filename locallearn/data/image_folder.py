@@ -126,7 +126,7 @@ def load_image_folder(
     test_fraction: float = 0.2,
     train_size: int | None = None,
 ) -> Dataset:
-    """A class-per-folder image tree from ``data_dir`` (see the module docstring for the layouts).
+    """A class-per-folder image tree from ``data_dir`` (``<class>/<image>``, or ``train/`` + ``test/`` trees), classes sorted by name.
 
     ``size``: resize every image to ``size x size`` (None: keep, all must match);
     ``channels``: 3 (RGB) or 1 (greyscale); ``val_size``: training images held out for
