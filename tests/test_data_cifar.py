@@ -207,3 +207,17 @@ def test_truncated_or_corrupt_files_get_a_clear_error(tmp_path):
     test.write_bytes(test.read_bytes()[:-1])
     with pytest.raises(DataFormatError, match="test.bin: 6147 bytes is not a whole number of 3074-byte records"):
         data.load("cifar100", data_dir=root, val_size=0)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::locallearn.divergence.DivergenceWarning")  # random images: nothing to learn
+def test_a_cifar_fixture_trains_a_cnn_with_the_local_loss_augmentation(tmp_path):
+    from locallearn.experiment import RunSpec, run
+
+    root = write_cifar_fixture(tmp_path, n_train=48, n_test=16)
+    ds = data.load("cifar10", data_dir=root, val_size=16)
+    spec = RunSpec(data="cifar10", data_dir=str(root), model="cnn", channels=(4, 8), epochs=1, batch_size=16,
+                   augment="crop4,flip,cutout16", progress=False)
+    result = run(spec, ds)
+    assert len(result.final("test")) == 2 and all(0.0 <= a <= 1.0 for a in result.final("test"))
+    assert result.config["data_source"]["augment"] == "Compose(RandomCrop(padding=4), HorizontalFlip(p=0.5), Cutout(length=16))"
