@@ -43,10 +43,7 @@ import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
-
-if TYPE_CHECKING:
-    from locallearn._registry import Registry
+from typing import Any, Iterable
 
 _LOADED: list[str] = []  # the specs given to load_plugin, in order (files as absolute paths)
 _ENTRY_POINTS: list[str] = []  # the entry points loaded: "entry point NAME = VALUE (group G, distribution D V)"
@@ -138,8 +135,9 @@ class PluginsFirst:
         return load_plugins, (self.specs,)
 
 
-def load_entry_points(registry: "Registry") -> None:
-    """File the entry points of ``registry.group`` in ``registry`` (called by the registry itself, once)."""
+def load_entry_points(registry: Any) -> None:
+    """File the entry points of ``registry.group`` in ``registry``, a ``locallearn._registry.Registry`` (which
+    calls this itself, once; not imported here, so that the two modules do not import each other)."""
     for entry in importlib.metadata.entry_points(group=registry.group):
         dist = "" if entry.dist is None else f", distribution {entry.dist.name} {entry.dist.version}"
         where = f"entry point {entry.name} = {entry.value} (group {registry.group}{dist})"

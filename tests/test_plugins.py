@@ -105,11 +105,14 @@ def _trained_rule(results: Path) -> tuple[dict, list]:
 
 def test_plugin_rule_runs_under_train_and_is_recorded(outside_rule, tmp_path):
     _run(["train", *SMALL, "--plugin", str(outside_rule), "--rule", "outside-local", "--rule-opt", "scale=0.25",
-          "--out", "r.json"], tmp_path)
+          "--out", "r.json", "--checkpoint", "run.pt"], tmp_path)
     config, history = _trained_rule(tmp_path / "r.json")
     assert config["rule"] == {"name": "outside-local", "scale": 0.25}
     assert config["plugins"] == [str(outside_rule)]
     assert len(history) == 1 and len(history[0]["train_loss"]) == 2
+    # another command on the run: the exits of its checkpoint, whose rule is the plugin's
+    done = _run(["exits", "--plugin", str(outside_rule), "--checkpoint", "run.pt", "--out", "exits"], tmp_path)
+    assert "runner agrees with offline policy: True" in done.stdout
 
 
 def test_plugin_by_module_name_and_without_it_the_error_names_the_known_rules(outside_rule, tmp_path):

@@ -31,7 +31,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from locallearn._plotting import finish  # noqa: E402
-from locallearn.report.style import Style, style_for_rows, variants  # noqa: E402
+from locallearn.report.style import Style, palette, style_for_rows, variants  # noqa: E402
 
 # accuracy-vs-time x axes: row field -> axis label
 TIME_AXES = {
@@ -167,7 +167,11 @@ def plot_memory(rows: Sequence[dict[str, Any]], path: str | Path | None = None, 
 
     panels = list(dict.fromkeys(r["layers_per_stage"] for r in rows))
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    colours = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    if all("rule" in r and "schedule" in r for r in rows):  # the comparison's colour per rule, style per schedule
+        style = style_for_rows(rows)
+        looks = {r["label"]: {"color": style.colour(r["rule"]), "linestyle": style.linestyle(r["schedule"])} for r in rows}
+    else:
+        looks = {label: {"color": colour} for label, colour in zip(labels, palette(len(labels)))}
     if ax is not None and len(panels) != 1:
         raise ValueError(f"One axes holds one layers-per-stage panel; these rows have {len(panels)}: {panels}.")
     if ax is None:
@@ -180,7 +184,7 @@ def plot_memory(rows: Sequence[dict[str, Any]], path: str | Path | None = None, 
         depths = sorted({r["stages"] for r in mine})
         for label in labels:
             line = sorted((r for r in mine if r["label"] == label), key=lambda r: r["stages"])
-            panel.plot([r["stages"] for r in line], [r["saved_ratio"] for r in line], marker="o", color=colours[label], label=label)
+            panel.plot([r["stages"] for r in line], [r["saved_ratio"] for r in line], marker="o", label=label, **looks[label])
         panel.plot(depths, [1.3 / d for d in depths], color="black", ls="--", label="target 1.3 / L")
         panel.plot(depths, [r["floor"] for r in sorted((r for r in mine if r["label"] == labels[0]), key=lambda r: r["stages"])],
                    color="grey", ls=":", label="local floor (d+1)/(dL+1)")
