@@ -113,6 +113,10 @@ def test_plugin_rule_runs_under_train_and_is_recorded(outside_rule, tmp_path):
     # another command on the run: the exits of its checkpoint, whose rule is the plugin's
     done = _run(["exits", "--plugin", str(outside_rule), "--checkpoint", "run.pt", "--out", "exits"], tmp_path)
     assert "runner agrees with offline policy: True" in done.stdout
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "locallearn.cli", "exits", "--checkpoint", "run.pt", "--out", "x"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 2 and f"had loaded plugins this command has not: {outside_rule}; give them with --plugin" in done.stderr
 
 
 def test_plugin_by_module_name_and_without_it_the_error_names_the_known_rules(outside_rule, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from locallearn import data as datasets
-from locallearn import io
+from locallearn import io, plugins
 from locallearn.commands.common import add_device_arguments
 from locallearn.commands.paths import check_outputs
 from locallearn.device import resolve_device
@@ -30,9 +30,16 @@ def load_trained(path: str, data_dir: str | None = None, device: str = "cpu"):
     spec_dict = payload["config"].get("spec")
     if spec_dict is None:
         raise ValueError(f"Checkpoint {path} has no run spec; write it with `locallearn train --checkpoint`.")
-    spec = RunSpec.from_dict(source=f"Checkpoint {path}", values={**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None, "device": device})
-    ds = datasets.load(spec.data, data_dir=spec.data_dir)
-    trainer = make_trainer(spec, ds)
+    try:
+        spec = RunSpec.from_dict(source=f"Checkpoint {path}", values={**spec_dict, "data_dir": data_dir or spec_dict.get("data_dir"), "progress": False, "checkpoint_path": None, "device": device})
+        ds = datasets.load(spec.data, data_dir=spec.data_dir)
+        trainer = make_trainer(spec, ds)
+    except ValueError as error:  # e.g. an unknown rule: say which plugins the run had loaded, if this process lacks them
+        missing = [p for p in payload["config"].get("plugins", []) if p not in plugins.provenance()]
+        if not missing:
+            raise
+        raise ValueError(f"{error} The run that wrote {path} had loaded plugins this command has not: "
+                         f"{'; '.join(missing)}; give them with --plugin.") from None
     trainer.net.load_state_dict(payload["net"])
     return trainer.net, ds
 
