@@ -21,6 +21,7 @@ from torch import nn
 
 from locallearn._params import check_choice, check_number
 from locallearn._registry import Registry
+from locallearn.tokens import POOLS, check_tokens, pool_tokens
 
 HEADS: Registry[nn.Module] = Registry("head", group="locallearn.heads")
 HeadSpec = Union[str, nn.Module, Callable[[tuple[int, ...], int], nn.Module]]
@@ -134,6 +135,28 @@ class DGLHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers(h)
+
+
+@HEADS.register("token")
+class TokenHead(nn.Module):
+    """Read ``(T, D)`` token features out: the class token (``pool="cls"``, ViT's classifier) or the
+    mean of the tokens (``pool="mean"``), then LayerNorm and one linear layer. Refuses other features.
+
+    Example:
+        >>> head = TokenHead((5, 8), 3, pool="mean")
+        >>> head(torch.zeros(2, 5, 8)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, *, pool: str = "cls") -> None:
+        super().__init__()
+        check_tokens(tuple(in_shape), "TokenHead")
+        self.pool = check_choice(pool, name="pool", owner="TokenHead", choices=POOLS)
+        self.norm = nn.LayerNorm(in_shape[-1])
+        self.linear = nn.Linear(in_shape[-1], num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(pool_tokens(h, self.pool)))
 
 
 def make_head(spec: HeadSpec, in_shape: Sequence[int], num_classes: int, **kwargs: Any) -> nn.Module:

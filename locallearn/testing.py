@@ -219,27 +219,31 @@ def _keyword_only(cls: type, skip: int) -> None:
 def check_head(name: str, *, num_classes: int = 5) -> None:
     """Assert the head contract: built from ``(in_shape, num_classes)`` with keyword-only options, it maps
     features of that shape to ``(n, num_classes)`` finite logits and every parameter gets a gradient.
-    Heads are tried on feature maps ``(C, H, W)`` and on flat features ``(D,)``; a head that needs a
-    feature map must refuse flat features with a ``ValueError`` naming the shape."""
+    Heads are tried on feature maps ``(C, H, W)``, flat features ``(D,)`` and tokens ``(T, D)``; a head
+    may refuse a kind it is not for with a ``ValueError`` naming the shape, but must take at least one,
+    and every head takes feature maps or tokens (flat features are the only kind no head must take)."""
     from locallearn.heads import HEADS, make_head
 
     cls = HEADS.get(name)
     _keyword_only(cls, skip=2)
     generator = torch.Generator().manual_seed(0)
-    for shape in ((6, 4, 4), (12,)):
+    accepted = []
+    for shape in ((6, 4, 4), (12,), (5, 12)):
         try:
             head = make_head(name, shape, num_classes)
         except ValueError as error:
-            assert len(shape) == 1 and str(tuple(shape)) in str(error), (
+            assert str(tuple(shape)) in str(error), (
                 f"head {name!r} refused features of shape {shape} with an unclear message: {error}"
             )
             continue
+        accepted.append(shape)
         out = head(torch.randn(4, *shape, generator=generator))
         assert out.shape == (4, num_classes), f"head {name!r}: features {shape} gave logits {tuple(out.shape)}"
         assert torch.isfinite(out).all(), f"head {name!r}: non-finite logits"
         out.square().sum().backward()
         missing = [n for n, p in head.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
         assert not missing, f"head {name!r}: no gradient reaches {missing}"
+    assert any(len(shape) != 1 for shape in accepted), f"head {name!r} refused feature maps and tokens alike"
 
 
 def check_exit_policy(name: str, *, exits: int = 3, samples: int = 64, num_classes: int = 4) -> None:

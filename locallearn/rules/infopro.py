@@ -26,6 +26,9 @@ Not kept / changed:
 * the network input is mapped to [0, 1] by the batch's own min and max (locallearn's
   datasets are standardised; for Fashion-MNIST this recovers the raw pixels);
 * flat features (an MLP) get a one-layer linear decoder (the paper has conv nets only);
+* token features of an image (a vision transformer) are viewed as the map of their patch
+  tokens, ``(D, g, g)`` (``locallearn.tokens.tokens_to_map``; the class token is left out),
+  and decoded as a feature map; the contrastive projection pools them to their mean token;
 * under ``"contrast"`` the stage's head is trained as a probe on detached features (by
   cross-entropy) so that every exit predicts; the contrastive projection is ``0c2f``
   (pool, Linear, ReLU, Linear) rather than the authors' ``1c2f`` (with one conv first).
@@ -48,6 +51,7 @@ from locallearn._params import check_choice, check_number
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.predsim import _feature_width
+from locallearn.tokens import pool_tokens, tokens_to_map
 
 
 def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -98,7 +102,7 @@ class Decoder(nn.Module):
     def __init__(self, kind: str, width: int, input_kind: str, input_size: int, *, width_hidden: int = 12) -> None:
         super().__init__()
         self.kind = kind
-        if kind == "map" and input_kind == "map":
+        if kind in ("map", "tokens") and input_kind == "map":
             self.net = nn.Sequential(
                 nn.Conv2d(width, width_hidden, 3, padding=1), nn.BatchNorm2d(width_hidden), nn.ReLU(),
                 nn.Conv2d(width_hidden, input_size, 3, padding=1),
@@ -107,9 +111,18 @@ class Decoder(nn.Module):
             self.net = nn.Linear(width, input_size)
 
     def forward(self, h: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        if self.kind == "map" and h.dim() == 4 and like.dim() == 4:
+        if self.kind == "tokens" and h.dim() == 3 and like.dim() == 4:
+            h = tokens_to_map(h)
+        if self.kind in ("map", "tokens") and h.dim() == 4 and like.dim() == 4:
             return self.net(F.interpolate(h, size=like.shape[-2:], mode="bilinear", align_corners=True))
         return self.net(h.flatten(1)).view_as(like)
+
+
+class MeanToken(nn.Module):
+    """``(B, T, D) -> (B, D)``: the mean token (the contrastive projection's pooling of tokens)."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return pool_tokens(h, "mean")
 
 
 class InfoProAux(nn.Module):
@@ -193,7 +206,7 @@ class InfoPro(LocalRule):
             kind, width = _feature_width(stage, k)
             projection = None
             if self.supervision == "contrast":
-                pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if kind == "map" else [nn.Flatten()]
+                pool = {"map": [nn.AdaptiveAvgPool2d(1), nn.Flatten()], "tokens": [MeanToken()]}.get(kind, [nn.Flatten()])
                 projection = nn.Sequential(*pool, nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 128))
             decoder = Decoder(kind, width, input_kind, input_size, width_hidden=self.decoder_width)
             device = next(stage.parameters()).device

@@ -12,6 +12,8 @@ Per stage, the loss is ``(1 - beta) * pred + beta * sim``:
   with more than 3 channels and a height above 1 are first pooled to one value
   per channel (the standard deviation over positions); others are flattened,
   as in Nøkland & Eidnes' code (``similarity_matrix`` in anokland/local-loss).
+  Token features ``(N, T, D)`` (a transformer's) are pooled to their mean token
+  (``locallearn.tokens``; the paper has no transformers).
   ``predsim`` takes it of a learned projection of the features (a bias-free
   ``Linear`` for flat features, a bias-free 3x3 ``Conv2d`` for maps) and of
   the one-hot labels; ``predsim-bio`` takes it of the raw (pooled) features
@@ -33,13 +35,14 @@ from locallearn._params import check_number
 from locallearn.feedback import convert_layers
 from locallearn.net import LocalNet, Stage
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.tokens import is_token_block, pool_tokens
 
 
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     """Adjusted cosine similarity of the rows of ``x``.
 
     Conv maps ``(N, C, H, W)`` with ``C > 3`` and ``H > 1`` are pooled to per-channel std,
-    any other input is flattened (Nøkland & Eidnes). Rows are centred on their own mean
+    tokens ``(N, T, D)`` to their mean token, any other input is flattened (Nøkland & Eidnes). Rows are centred on their own mean
     and scaled to unit norm (a constant row gives a zero row).
 
     Example:
@@ -50,13 +53,18 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     """
     if x.dim() == 4 and x.shape[1] > 3 and x.shape[2] > 1:
         x = x.flatten(2).std(dim=2)
+    if x.dim() == 3:
+        x = pool_tokens(x, "mean")
     x = x.flatten(1)
     x = F.normalize(x - x.mean(dim=1, keepdim=True), dim=1)
     return x @ x.t()
 
 
 def _feature_width(stage: Stage, index: int) -> tuple[str, int]:
-    """``("flat", D)`` or ``("map", C)`` of a block's output, read from its last sized layer."""
+    """``("flat", D)``, ``("map", C)`` or ``("tokens", D)`` of a block's output: a token block says so
+    (``locallearn.tokens``), otherwise it is read from the block's last sized layer."""
+    if is_token_block(stage.block):
+        return "tokens", stage.block.feature_width
     for module in reversed(list(stage.block.modules())):
         if isinstance(module, nn.Linear):
             return "flat", module.out_features
@@ -125,12 +133,13 @@ class PredSim(_PredSimBase):
             kind, width = _feature_width(stage, k)
             out = width if self.sim_dim is None else min(width, self.sim_dim)
             device = next(stage.parameters()).device
-            proj = nn.Linear(width, out, bias=False) if kind == "flat" else nn.Conv2d(width, out, 3, padding=1, bias=False)
+            proj = nn.Linear(width, out, bias=False) if kind in ("flat", "tokens") else nn.Conv2d(width, out, 3, padding=1, bias=False)
             stage.aux["predsim"] = proj.to(device)
 
     def _terms(self, out, y):
         proj = out.stage.aux["predsim"]
-        h = out.h_out if isinstance(proj, nn.Conv2d) else out.h_out.flatten(1)
+        h = out.h_out
+        h = h if isinstance(proj, nn.Conv2d) else pool_tokens(h, "mean") if h.dim() == 3 else h.flatten(1)
         other = -1.0 / max(out.logits.shape[1] - 1, 1)
         target = torch.where(y[:, None] == y[None, :], 1.0, other).to(h.dtype)  # similarity_matrix of one-hot labels
         return F.cross_entropy(out.logits, y), proj(h), target
