@@ -130,7 +130,15 @@ def check_optimizers(net: LocalNet, optimizers: torch.optim.Optimizer | Iterable
         )
 
 
+def _per_position(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether ``y`` holds one label per input token: ``(B, T)`` integer labels beside ``(B, T)`` token ids
+    (a language model's next tokens). Every exit's logits are then ``(B, T, classes)``."""
+    return y.dim() == 2 and x.shape == y.shape and not x.is_floating_point()
+
+
 def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    if _per_position(x, y):
+        return
     if y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(
             f"Labels must be a 1-D tensor of integer class indices; got shape {tuple(y.shape)} and dtype {y.dtype}. "
@@ -138,6 +146,15 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
         )
     if len(x) != len(y):
         raise ValueError(f"The batch has {len(x)} inputs but {len(y)} labels; expected one label per input.")
+
+
+def _check_rule_labels(rule: LocalRule, per_position: bool) -> None:
+    if per_position and not rule.sequence_labels:
+        known = ", ".join(sorted(n for n in RULES.names() if RULES.get(n).sequence_labels))
+        raise ValueError(
+            f"Rule {rule.name!r} does not take per-position labels (a (B, T) label per token, as a language model's "
+            f"next tokens); rules that do: {known}."
+        )
 
 
 def _stage_loss(rule: LocalRule, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
@@ -189,9 +206,12 @@ def run_stages(
     """
     stages = list(stages)
     _check_batch(h, y)  # labels of shape (n, 1) from a loader: one line, not a cross-entropy trace
+    per_position = _per_position(h, y)
+    _check_rule_labels(rule, per_position)
     if stages and stages[0] == 0:
         h, y = rule.transform_batch(h, y)
         x = h
+    target = y.reshape(-1) if per_position else y  # (B*T,) beside logits (B*T, classes)
     last = len(net.stages) - 1
     losses: list[float] = []
     logits: list[torch.Tensor] = []
@@ -204,9 +224,11 @@ def run_stages(
         h_in = h.detach() if rule.detach_inputs else h
         with autocast:
             h_out = stage.block(h_in)
-            out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=stage.head(h_out), x=x)
-            loss = _stage_loss(rule, out, y)
-        logits.append(out.logits.detach())
+            exit_logits = stage.head(h_out)
+            flat = exit_logits.flatten(0, 1) if per_position else exit_logits
+            out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)
+            loss = _stage_loss(rule, out, target)
+        logits.append(exit_logits.detach())
         losses.append(math.nan if loss is None else loss.item())
         if loss is not None:
             if not math.isfinite(losses[-1]):
@@ -266,6 +288,7 @@ def backward(
     _check_net(net)
     _check_batch(x, y)
     resolved = _resolve(net, rule)
+    _check_rule_labels(resolved, _per_position(x, y))  # before its setup, which may not fit such a net
     if not any(r is resolved for r in _PREPARED.get(net, [])):
         before = {id(p) for p in _trainable(net)}
         prepare(net, resolved)

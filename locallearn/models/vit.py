@@ -28,9 +28,9 @@ from torch import nn
 
 from locallearn._params import check_number
 from locallearn.heads import make_head
-from locallearn.models.base import MODELS, ModelFamily
-from locallearn.models.transformer import EncoderBlock
-from locallearn.net import LocalNet, Stage
+from locallearn.models.base import MODELS
+from locallearn.models.transformer import TransformerFamily
+from locallearn.net import LocalNet
 
 
 class PatchEmbedding(nn.Module):
@@ -51,33 +51,16 @@ class PatchEmbedding(nn.Module):
         for table in (self.cls, self.position):
             nn.init.trunc_normal_(table.weight, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        if start:
+            raise ValueError("An image's tokens all start at position 0.")
         patches = self.conv(x).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls.weight.expand(len(x), 1, -1), patches], 1)
         return tokens + self.position.weight
 
 
-class TokenStage(nn.Module):
-    """A run of encoder blocks (the first stage also embeds); output ``(B, T, dim)`` tokens."""
-
-    feature_kind = "tokens"
-
-    def __init__(self, blocks: Sequence[nn.Module], dim: int, embedding: nn.Module | None = None) -> None:
-        super().__init__()
-        self.feature_width = dim
-        self.embedding = embedding
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.embedding is not None:
-            h = self.embedding(h)
-        for block in self.blocks:
-            h = block(h)
-        return h
-
-
 @MODELS.register("vit")
-class ViT(ModelFamily):
+class ViT(TransformerFamily):
     """A vision transformer; ``depth // blocks_per_stage`` stages, each with a token head."""
 
     default_head = "token"
@@ -95,32 +78,16 @@ class ViT(ModelFamily):
         head: str | None = None,
         head_kw: dict[str, Any] | None = None,
     ) -> None:
-        owner = "ViT"
-        self.patch = check_number(patch, name="patch", owner=owner, low=1, integer=True)
-        self.dim = check_number(dim, name="dim", owner=owner, low=1, integer=True)
-        self.depth = check_number(depth, name="depth", owner=owner, low=1, integer=True)
-        self.heads = check_number(heads, name="heads", owner=owner, low=1, integer=True)
-        self.mlp_ratio = check_number(mlp_ratio, name="mlp_ratio", owner=owner, low=0.0, low_inclusive=False)
-        self.blocks_per_stage = check_number(blocks_per_stage, name="blocks_per_stage", owner=owner, low=1, integer=True)
-        if self.depth % self.blocks_per_stage:
-            raise ValueError(f"ViT needs 'depth' ({depth}) to be a multiple of 'blocks_per_stage' ({blocks_per_stage}).")
-        if self.dim % self.heads:
-            raise ValueError(f"ViT needs 'dim' ({dim}) divisible by 'heads' ({heads}).")
+        super().__init__(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, blocks_per_stage=blocks_per_stage)
+        self.patch = check_number(patch, name="patch", owner="ViT", low=1, integer=True)
         self.head = head
         self.head_kw = dict(head_kw or {})
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         embedding = PatchEmbedding(input_shape, self.patch, self.dim)
         tokens = (1 + embedding.num_patches, self.dim)
-        stages = []
-        for k in range(self.num_stages()):
-            blocks = [EncoderBlock(self.dim, heads=self.heads, mlp_ratio=self.mlp_ratio) for _ in range(self.blocks_per_stage)]
-            block = TokenStage(blocks, self.dim, embedding if k == 0 else None)
-            stages.append(Stage(block, make_head(self.head or self.default_head, tokens, num_classes, **self.head_kw)))
-        return LocalNet(stages)
-
-    def num_stages(self) -> int:
-        return self.depth // self.blocks_per_stage
+        name = self.head or self.default_head
+        return self.stages(embedding, lambda: make_head(name, tokens, num_classes, **self.head_kw), causal=False)
 
     def describe(self) -> str:
         return f"vit p{self.patch} d{self.dim} x{self.depth}"

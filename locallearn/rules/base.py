@@ -58,6 +58,9 @@ class LocalRule:
     name: ClassVar[str]
     detach_inputs: ClassVar[bool] = True
     needs_input: ClassVar[bool] = False  # True: stage_loss reads StageOutput.x, the network input
+    # True: takes per-position labels (B, T) beside (B, T) token ids (a language model); the engine then
+    # hands it logits flattened to (B*T, classes) and labels to (B*T,).
+    sequence_labels: ClassVar[bool] = False
 
     def setup(self, net: LocalNet) -> None:
         """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...)."""

@@ -42,6 +42,7 @@ class DirectFeedbackAlignment(EndToEnd):
     """
 
     detach_inputs = False
+    sequence_labels = False  # its output error is per sample, not per position
 
     def __init__(self, *, scale: float = 1.0, probe_heads: bool = True) -> None:
         owner = type(self).__name__

@@ -22,6 +22,7 @@ class EndToEnd(LocalRule):
     """
 
     detach_inputs = False
+    sequence_labels = True  # a language model's next-token labels (B, T)
 
     def __init__(self, *, probe_heads: bool = True) -> None:
         self.probe_heads = bool(probe_heads)
@@ -30,5 +31,5 @@ class EndToEnd(LocalRule):
         if out.is_last:
             return F.cross_entropy(out.logits, y)
         if self.probe_heads:
-            return F.cross_entropy(out.stage.head(out.h_out.detach()), y)
+            return F.cross_entropy(out.stage.head(out.h_out.detach()).reshape(out.logits.shape), y)
         return None

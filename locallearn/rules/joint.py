@@ -24,6 +24,7 @@ class JointSupervision(LocalRule):
     """
 
     detach_inputs = False
+    sequence_labels = True  # a language model's next-token labels (B, T)
 
     def __init__(self, *, weights: Sequence[float] | None = None) -> None:
         if weights is not None:

@@ -42,6 +42,8 @@ class JointCostPenalty(JointSupervision):
     See the module docstring for the loss and its options.
     """
 
+    sequence_labels = False  # its exit costs are per sample, not per position
+
     def __init__(
         self, *, weights: Sequence[float] | None = None, penalty: float = 0.1, threshold: float = 0.9,
         temperature: float = 0.05, costs: CostTable | None = None,

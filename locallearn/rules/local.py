@@ -18,6 +18,7 @@ class LocalCrossEntropy(LocalRule):
     """
 
     detach_inputs = True
+    sequence_labels = True  # a language model's next-token labels (B, T)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out.logits, y)
