@@ -65,12 +65,12 @@ class GCN(ModelFamily):
             raise ValueError("The 'widths' parameter of GCN must list at least one layer width. Got () instead.")
         self.dropout = check_number(dropout, name="dropout", owner="GCN", low=0.0, high=1.0)
         GRAPHS.get(graph)  # an unknown name lists the known graphs now, not at build time
-        self.graph, self.graph_kw = graph, dict(graph_kw or {})
-        self.head, self.head_kw = head, dict(head_kw or {})
+        self.graph, self.graph_kw = graph, graph_kw
+        self.head, self.head_kw = head, head_kw
 
     def load_graph(self) -> Graph:
         """The graph this family is built on (repeatable: the same name and options give the same graph)."""
-        return GRAPHS.get(self.graph)(**self.graph_kw)
+        return GRAPHS.get(self.graph)(**(self.graph_kw or {}))
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         graph = self.load_graph()
@@ -80,7 +80,7 @@ class GCN(ModelFamily):
         stages, width = [], input_shape[0]
         for out in self.widths:
             block = GraphConv(graph.adjacency, width, out, dropout=self.dropout)
-            stages.append(Stage(block, make_head(self.head or self.default_head, (out,), num_classes, **self.head_kw)))
+            stages.append(Stage(block, make_head(self.head or self.default_head, (out,), num_classes, **(self.head_kw or {}))))
             width = out
         return LocalNet(stages)
 

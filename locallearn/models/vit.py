@@ -81,13 +81,13 @@ class ViT(TransformerFamily):
         super().__init__(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, blocks_per_stage=blocks_per_stage)
         self.patch = check_number(patch, name="patch", owner="ViT", low=1, integer=True)
         self.head = head
-        self.head_kw = dict(head_kw or {})
+        self.head_kw = head_kw
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         embedding = PatchEmbedding(input_shape, self.patch, self.dim)
         tokens = (1 + embedding.num_patches, self.dim)
         name = self.head or self.default_head
-        return self.stages(embedding, lambda: make_head(name, tokens, num_classes, **self.head_kw), causal=False)
+        return self.stages(embedding, lambda: make_head(name, tokens, num_classes, **(self.head_kw or {})), causal=False)
 
     def describe(self) -> str:
         return f"vit p{self.patch} d{self.dim} x{self.depth}"
