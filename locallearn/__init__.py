@@ -12,7 +12,7 @@ Example:
 
 __version__ = "0.1.0"
 
-from locallearn import data, exits, loggers, models, plugins, rules, schedules
+from locallearn import data, exits, graphs, lm, loggers, models, plugins, rules, schedules, tokens
 from locallearn.callbacks import BatchEnd
 from locallearn.builders import build_cnn, build_mlp
 from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
@@ -23,6 +23,6 @@ from locallearn.wrap import wrap
 
 __all__ = [
     "HEADS", "BatchEnd", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
-    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "info", "loggers", "make_head", "models", "plugins", "prepare", "rules",
-    "schedules", "seed_everything", "train", "wrap",
+    "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "graphs", "info", "lm", "loggers", "make_head", "models",
+    "plugins", "prepare", "rules", "schedules", "seed_everything", "tokens", "train", "wrap",
 ]
