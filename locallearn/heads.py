@@ -92,6 +92,38 @@ class ConvHead(nn.Module):
         return self.linear(pooled.flatten(1))
 
 
+@HEADS.register("infopro")
+class InfoProHead(nn.Module):
+    """InfoPro's auxiliary classifier, its default ``1c2f`` (Wang et al., ICLR 2021;
+    blackfeather-wang/InfoPro-Pytorch ``networks/auxiliary_nets.py``, ``cross_entropy`` mode):
+    ``Conv3x3 -> BatchNorm -> ReLU``, global average pooling, ``Linear -> ReLU -> Linear``.
+
+    As the authors' ResNet heads: a map of fewer than 64 channels goes to twice as many with
+    stride 2 (16 -> 32, 32 -> 64), one of 64 or more keeps its width with stride 1; the hidden
+    linear layer has ``hidden`` (128) units. The authors list 16, 32 and 64 channels only; the
+    same rule is applied to any width.
+
+    Example:
+        >>> head = InfoProHead((16, 32, 32), 10)
+        >>> head(torch.zeros(2, 16, 32, 32)).shape, head.layers[0].out_channels
+        (torch.Size([2, 10]), 32)
+    """
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, *, hidden: int = 128) -> None:
+        super().__init__()
+        _check_feature_map(in_shape, "InfoProHead")
+        self.hidden = check_number(hidden, name="hidden", owner="InfoProHead", low=1, integer=True)
+        channels = in_shape[0]
+        out, stride = (2 * channels, 2) if channels < 64 else (channels, 1)
+        self.layers = nn.Sequential(
+            nn.Conv2d(channels, out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(out, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.layers(h)
+
+
 @HEADS.register("dgl")
 class DGLHead(nn.Module):
     """DGL auxiliary network (Belilovsky, Eickenberg & Oyallon 2019/2020): ``convs`` conv layers

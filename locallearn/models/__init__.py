@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from locallearn.models.base import MODELS, ModelFamily
-from locallearn.models import char_lm, cnn, gcn, mlp, vit  # noqa: F401  (registers the families)
+from locallearn.models import char_lm, cnn, gcn, mlp, resnet, vgg, vit  # noqa: F401  (registers the families)
 from locallearn.net import LocalNet
 
 
