@@ -68,7 +68,7 @@ def test_wrap_named_stages_of_a_resnet_like_model():
     assert len(net.stages) == 3
     x = torch.randn(2, 1, 8, 8)
     torch.testing.assert_close(net(x)[-1], model(x))
-    assert net.stages[2].block[0] is model.layer2
+    assert net.stages[2].block.get_submodule("layer2.0") is model.layer2[0]  # the traced block runs the user's own modules
 
 
 def test_wrapped_model_trains_with_a_local_rule(digits):
