@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from locallearn import data as datasets
+from locallearn._params import check_number
 from locallearn import models
 from locallearn.data import BatchData, Dataset
 from locallearn.net import LocalNet
@@ -43,6 +44,7 @@ class RunSpec:
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_schedule: str = "none"
+    nesterov: bool = False  # sgd only
     seed: int = 0
     eval_every: int = 1
     checkpoint_path: str | None = None
@@ -50,6 +52,7 @@ class RunSpec:
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     progress: bool = True
+    train_size: int | None = None  # train on the first N images of the training split only (None: all)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str) -> RunSpec:
@@ -79,10 +82,27 @@ def build_net(spec: RunSpec, ds: Dataset | BatchData) -> LocalNet:
     return model_family(spec).build(ds.input_shape, ds.num_classes)
 
 
+def training_subset(ds: Dataset | BatchData, train_size: int | None) -> Dataset | BatchData:
+    """``ds`` with only the first ``train_size`` images of its training split (``None``: ``ds`` itself).
+
+    Validation and test splits, and the normalisation (the full training split's), stay as they are.
+
+    Example:
+        >>> training_subset(datasets.load("synthetic"), 100).x_train.shape[0]
+        100
+    """
+    if train_size is None:
+        return ds
+    if not isinstance(ds, Dataset):
+        raise ValueError("train_size needs in-memory data (a Dataset); data given as loaders is used whole.")
+    check_number(train_size, name="train_size", owner="RunSpec", low=1, high=len(ds.x_train), integer=True)
+    return dataclasses.replace(ds, x_train=ds.x_train[:train_size], y_train=ds.y_train[:train_size])
+
+
 def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
     """Seed, load the data (unless given: a ``Dataset`` or, for data as loaders, a ``BatchData``),
     build the net and its trainer."""
-    ds = ds or datasets.load(spec.data, data_dir=spec.data_dir)
+    ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir), spec.train_size)
     seed_everything(spec.seed)
     net = build_net(spec, ds)
     from locallearn import rules, schedules

@@ -6,7 +6,7 @@ that stage's parameters after ``locallearn.prepare(net, rule)`` (a rule may add 
 Your own LR schedule is a factory ``optimizer -> LRScheduler``, stepped after every epoch in
 which the stage trained (``interval="epoch"``) or after every update of the stage
 (``interval="batch"``, e.g. a warm-up or one-cycle schedule). ``TrainConfig``'s ``optimizer``,
-``lr``, ``weight_decay``, ``momentum`` and ``lr_schedule`` then do not apply; the results
+``lr``, ``weight_decay``, ``momentum``, ``nesterov`` and ``lr_schedule`` then do not apply; the results
 record the optimiser's class and hyper-parameters (``describe``) instead.
 
 Example:
@@ -91,7 +91,7 @@ def _check_owns(k: int, stage: torch.nn.Module, optimizer: Any) -> None:
 def _named_optimizer(params: list[torch.nn.Parameter], config: "TrainConfig") -> torch.optim.Optimizer | None:
     if not params:
         return None
-    extra = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
+    extra = {"momentum": config.momentum, "nesterov": config.nesterov} if config.optimizer == "sgd" else {}
     return OPTIMIZERS[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay, **extra)
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only: Nesterov momentum (InfoPro's recipe)
     lr_schedule: str = "none"  # none | cosine | step (x0.25 at 50, 75 % of a stage's epochs) | steps (also 87.5, 94 %)
     seed: int = 0  # shuffling and dropout; build the net after seed_everything(seed) for its init
     eval_every: int = 1  # evaluate every exit on val and test every N epochs (0: only at the end)
@@ -78,6 +79,7 @@ class TrainConfig:
         check_number(self.eval_every, name="eval_every", owner=owner, low=0, integer=True)
         augment.parse(self.augment)  # an unknown augmentation fails here, before any training
         check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
+        check_choice(self.nesterov, name="nesterov", owner=owner, choices=(False, True))
 
 
 @dataclass
@@ -195,7 +197,7 @@ class Trainer:
         data = self.data.name if isinstance(self.data, Dataset) else type(self.data).__name__
         train = {**dataclasses.asdict(self.config), "resolved_device": str(self.device)}
         if self.custom_optimizer:  # the config's names do not apply: record what runs instead
-            for key in ("lr", "weight_decay", "momentum"):
+            for key in ("lr", "weight_decay", "momentum", "nesterov"):
                 del train[key]
             train["optimizer"] = {"custom": True, **describe_optimizer(self.optimizers)}
         if self.custom_lr_scheduler:

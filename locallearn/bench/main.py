@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help=f"one of: {', '.join(suite_names())} (a program takes its own options: NAME --help)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default: the suite's)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per cell (default: the suite's)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="train every cell on the first N training images only (a smoke run; default: all)")
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
     parser.add_argument("--threads", type=int, default=1,
@@ -58,8 +60,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
 def command_line(prog: str, args: argparse.Namespace) -> str:
     """The command that repeats this run, as recorded in the results."""
     words = [prog, args.suite]
-    for option in ("seeds", "epochs", "out", "data_dir", "threads", "device"):
-        value = getattr(args, option)
+    for option in ("seeds", "epochs", "train_size", "out", "data_dir", "threads", "device"):
+        value = getattr(args, option, None)
         if value is not None and not (option == "device" and value == "cpu"):
             words += [f"--{option.replace('_', '-')}", str(value)]
     return " ".join(shlex.quote(w) if w != prog else w for w in words)
@@ -70,8 +72,8 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
     command = command_line(prog, args)
     if args.suite not in suite_names():
         raise ValueError(f"Unknown suite {args.suite!r}. Known suites: {', '.join(suite_names())}.")
-    for option in ("seeds", "epochs"):
-        value = getattr(args, option)
+    for option in ("seeds", "epochs", "train_size"):
+        value = getattr(args, option, None)
         if value is not None and value < 1:
             raise ValueError(f"--{option} must be >= 1; got {value}.")
     if args.threads < 1:
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
         from locallearn.bench.runner import run_suite
 
         suite = SUITES[args.suite]
-        records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, data_dir=args.data_dir,
+        records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, train_size=args.train_size, data_dir=args.data_dir,
                             device=args.device, progress=not args.no_progress, command=command, run=not args.report_only)
         if not records:
             raise ValueError(f"No finished cells of suite {args.suite!r} with these seeds and epochs in {out}; "

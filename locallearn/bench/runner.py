@@ -105,6 +105,7 @@ def run_suite(
     out: str | Path,
     seeds: int | None = None,
     epochs: int | None = None,
+    train_size: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = True,
@@ -116,7 +117,7 @@ def run_suite(
     With ``run=False`` nothing is run or recorded: the records already finished are returned.
     """
     out = Path(out)
-    cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs)]
+    cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs, train_size=train_size)]
     store = CellStore(out / STORE)
     order = {c.key: i for i, c in enumerate(cells)}
     result = SuiteRun(sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]]))
@@ -124,7 +125,7 @@ def run_suite(
     if not run or not todo:
         return result
     session = start_invocation(out, suite=suite.name, command=command, cells=len(cells), cells_to_run=len(todo),
-                               seeds=seeds, epochs=epochs, device=device)
+                               seeds=seeds, epochs=epochs, train_size=train_size, device=device)
     loaded: dict[str, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from locallearn import rules, schedules
@@ -29,7 +29,7 @@ from locallearn.experiment import RunSpec, model_family
 # RunSpec fields that do not change a cell's result; left out of its key.
 _NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir", "device")
 # Fields added after results were committed: left out of the key while at their default.
-_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False}
+_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False, "nesterov": False, "train_size": None}
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,12 @@ class Suite:
     schedules: Mapping[str, tuple[str, ...] | None]  # schedule -> rule entries such as ib:variant=kde (None: every registered rule)
     seeds: int = 3
     notes: tuple[str, ...] = ()
+    per_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # model label -> its own rule entries
 
-    def rules_for(self, schedule: str) -> list[str]:
-        """The rules run under ``schedule``: registered now, and accepted by the schedule."""
-        chosen = self.schedules[schedule]
+    def rules_for(self, schedule: str, model_label: str | None = None) -> list[str]:
+        """The rules run under ``schedule`` (for ``model_label``, its ``per_model`` entries where it has
+        them): registered now, and accepted by the schedule."""
+        chosen = self.per_model.get(model_label, self.schedules[schedule]) if model_label else self.schedules[schedule]
         names = rules.names() if chosen is None else [r for r in chosen if Entry.parse(r).rule in rules.names()]
         sched = schedules.create(schedule)
         accepted = []
@@ -82,14 +84,15 @@ class Suite:
         # e2e first: every other rule is measured against it
         return sorted(accepted, key=lambda r: (r != "e2e", r))
 
-    def cells(self, *, seeds: int | None = None, epochs: int | None = None) -> list[Cell]:
-        """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike)."""
+    def cells(self, *, seeds: int | None = None, epochs: int | None = None, train_size: int | None = None) -> list[Cell]:
+        """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike);
+        ``epochs`` and ``train_size`` (the first N training images) override the suite's, for a smoke run."""
         out = []
         for seed in range(self.seeds if seeds is None else seeds):
             for data in self.datasets:
                 for label, overrides in self.models.items():
                     for schedule in self.schedules:
-                        for rule in map(Entry.parse, self.rules_for(schedule)):
+                        for rule in map(Entry.parse, self.rules_for(schedule, label)):
                             spec = dataclasses.replace(
                                 self.base, data=data, rule=rule.rule, rule_kw=rule.rule_kw, schedule=schedule,
                                 seed=seed, progress=False,
@@ -97,6 +100,8 @@ class Suite:
                             )
                             if epochs is not None:
                                 spec = dataclasses.replace(spec, epochs=epochs)
+                            if train_size is not None:
+                                spec = dataclasses.replace(spec, train_size=train_size)
                             out.append(Cell(label, spec))
         return out
 
@@ -250,3 +255,6 @@ _add(
         ),
     )
 )
+
+
+import locallearn.bench.suites_field  # noqa: E402,F401  (adds the field's grids: InfoPro, local-loss VGG)

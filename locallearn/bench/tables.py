@@ -152,9 +152,10 @@ def anchor_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["label"] != f"{r['rule']}@simultaneous":  # anchors are for a rule's defaults, simultaneous
-            continue
-        for a in anchors_for(r["data"], r["model"], r["rule"]):
+        defaults = r["label"] == f"{r['rule']}@simultaneous"  # a kind's anchors are for a rule's defaults, simultaneous
+        for a in anchors_for(r["data"], r["model"], r["rule"], r["model_label"]):
+            if a.model_label is None and not defaults:
+                continue
             lines.append(
                 f"| {r['data']} | {r['model_label']} | {r['rule']} | {_pct(r['final'])} ({r['epochs']}) | {a.accuracy:.2f} "
                 f"| {a.source} | {a.setting} |"
