@@ -183,7 +183,7 @@ class CifarResNet(ModelFamily):
         if self.split_points()[-1:] == (chain[-1],):
             raise ValueError(f"{owner} cannot end a local module after its last block: the classifier follows it.")
         self.head = head
-        self.head_kw = dict(head_kw or {})
+        self.head_kw = head_kw
 
     @property
     def blocks_per_group(self) -> int:
@@ -215,7 +215,7 @@ class CifarResNet(ModelFamily):
         _init(nn.ModuleList(blocks))
         shapes = output_shapes(blocks, input_shape)
         head: HeadSpec = self.head or self.default_head
-        head_kw = self.head_kw if self.head else {"grid": 1, **self.head_kw}
+        head_kw = dict(self.head_kw or {}) if self.head else {"grid": 1, **(self.head_kw or {})}
         stages = [Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks[:-1], shapes)]
         classifier = make_head("conv", shapes[-1], num_classes, grid=1)  # average pooling and Linear(64, classes)
         return LocalNet([*stages, Stage(blocks[-1], classifier)])

@@ -57,7 +57,7 @@ class LocalLossVGG(ModelFamily):
     """A local-loss VGG: ``config`` (ints: conv widths, ``"M"``: max-pooling), scaled by ``width``.
 
     Args:
-        config: the layer list (set by the registered subclass; ``tiny`` passes its own).
+        config: the layer list (``None``: the registered network's; ``tiny`` passes its own).
         width: multiplies every convolution's width (the authors' ``--feat-mult``).
         hidden: units of the hidden linear layer (their ``--num-hidden``).
         dropout: their ``--dropout``.
@@ -83,8 +83,8 @@ class LocalLossVGG(ModelFamily):
         head_kw: dict[str, Any] | None = None,
     ) -> None:
         owner = type(self).__name__
-        self.config = tuple(self.default_config if config is None else config)
-        for layer in self.config:
+        self.config = None if config is None else tuple(config)
+        for layer in self.layers:
             if layer != "M":
                 check_number(layer, name="config", owner=owner, low=1, integer=True)
         self.width = check_number(width, name="width", owner=owner, low=0.0, low_inclusive=False)
@@ -93,13 +93,18 @@ class LocalLossVGG(ModelFamily):
         self.activation = check_choice(activation, name="activation", owner=owner, choices=ACTIVATIONS)
         self.dim_in_decoder = check_number(dim_in_decoder, name="dim_in_decoder", owner=owner, low=1, integer=True)
         self.head = head
-        self.head_kw = dict(head_kw or {})
+        self.head_kw = head_kw
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layer list built: ``config``, or the registered network's."""
+        return self.default_config if self.config is None else self.config
 
     def _blocks(self, input_shape: Sequence[int]) -> list[nn.Module]:
         blocks: list[list[nn.Module]] = []
         pending: list[nn.Module] = []  # pooling waiting to open the next stage
         channels = input_shape[0]
-        for layer in self.config:
+        for layer in self.layers:
             if layer == "M":
                 pending.append(nn.MaxPool2d(2))
                 continue
@@ -131,7 +136,7 @@ class LocalLossVGG(ModelFamily):
         head: HeadSpec = self.head or self.default_head
         stages = []
         for block, shape in zip(blocks[:-1], shapes):
-            kw = dict(self.head_kw)
+            kw = dict(self.head_kw or {})
             if not self.head:
                 kw.setdefault("grid", decoder_grid(shape[0], min(shape[1:]), self.dim_in_decoder))
             stages.append(Stage(block, make_head(head, shape, num_classes, **kw)))
@@ -139,7 +144,7 @@ class LocalLossVGG(ModelFamily):
         return LocalNet(stages)
 
     def num_stages(self) -> int:
-        return sum(layer != "M" for layer in self.config) + 1
+        return sum(layer != "M" for layer in self.layers) + 1
 
     def describe(self) -> str:
         return self.name + ("" if self.width == 1 else f" x{self.width:g}")
