@@ -53,6 +53,7 @@ class RunSpec:
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
     progress: bool = True
     train_size: int | None = None  # train on the first N images of the training split only (None: all)
+    eval_size: int | None = None  # evaluate on the first N validation and N test images only (None: all)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str) -> RunSpec:
@@ -82,27 +83,34 @@ def build_net(spec: RunSpec, ds: Dataset | BatchData) -> LocalNet:
     return model_family(spec).build(ds.input_shape, ds.num_classes)
 
 
-def training_subset(ds: Dataset | BatchData, train_size: int | None) -> Dataset | BatchData:
-    """``ds`` with only the first ``train_size`` images of its training split (``None``: ``ds`` itself).
+def training_subset(ds: Dataset | BatchData, train_size: int | None, eval_size: int | None = None) -> Dataset | BatchData:
+    """``ds`` with only the first ``train_size`` images of its training split and the first ``eval_size``
+    of its validation and test splits (``None``: all), for a smoke run on a CPU.
 
-    Validation and test splits, and the normalisation (the full training split's), stay as they are.
+    The normalisation stays the full training split's.
 
     Example:
-        >>> training_subset(datasets.load("synthetic"), 100).x_train.shape[0]
-        100
+        >>> small = training_subset(datasets.load("synthetic"), 100, eval_size=50)
+        >>> len(small.x_train), len(small.x_val), len(small.x_test)
+        (100, 50, 50)
     """
-    if train_size is None:
+    if train_size is None and eval_size is None:
         return ds
     if not isinstance(ds, Dataset):
-        raise ValueError("train_size needs in-memory data (a Dataset); data given as loaders is used whole.")
-    check_number(train_size, name="train_size", owner="RunSpec", low=1, high=len(ds.x_train), integer=True)
-    return dataclasses.replace(ds, x_train=ds.x_train[:train_size], y_train=ds.y_train[:train_size])
+        raise ValueError("train_size / eval_size need in-memory data (a Dataset); data given as loaders is used whole.")
+    n = len(ds.x_train) if train_size is None else train_size
+    check_number(n, name="train_size", owner="RunSpec", low=1, high=len(ds.x_train), integer=True)
+    if eval_size is not None:
+        check_number(eval_size, name="eval_size", owner="RunSpec", low=1, integer=True)
+    m = slice(None, eval_size)
+    return dataclasses.replace(ds, x_train=ds.x_train[:n], y_train=ds.y_train[:n], x_val=ds.x_val[m], y_val=ds.y_val[m],
+                               x_test=ds.x_test[m], y_test=ds.y_test[m])
 
 
 def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
     """Seed, load the data (unless given: a ``Dataset`` or, for data as loaders, a ``BatchData``),
     build the net and its trainer."""
-    ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir), spec.train_size)
+    ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir), spec.train_size, spec.eval_size)
     seed_everything(spec.seed)
     net = build_net(spec, ds)
     from locallearn import rules, schedules

@@ -106,6 +106,8 @@ def run_suite(
     seeds: int | None = None,
     epochs: int | None = None,
     train_size: int | None = None,
+    eval_size: int | None = None,
+    first_seed: int = 0,
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = True,
@@ -117,7 +119,8 @@ def run_suite(
     With ``run=False`` nothing is run or recorded: the records already finished are returned.
     """
     out = Path(out)
-    cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs, train_size=train_size)]
+    cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs, train_size=train_size,
+                                                                                                      eval_size=eval_size, first_seed=first_seed)]
     store = CellStore(out / STORE)
     order = {c.key: i for i, c in enumerate(cells)}
     result = SuiteRun(sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]]))
@@ -125,7 +128,8 @@ def run_suite(
     if not run or not todo:
         return result
     session = start_invocation(out, suite=suite.name, command=command, cells=len(cells), cells_to_run=len(todo),
-                               seeds=seeds, epochs=epochs, train_size=train_size, device=device)
+                               seeds=seeds, epochs=epochs, train_size=train_size, eval_size=eval_size,
+                               first_seed=first_seed, device=device)
     loaded: dict[str, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)

@@ -29,7 +29,7 @@ from locallearn.experiment import RunSpec, model_family
 # RunSpec fields that do not change a cell's result; left out of its key.
 _NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir", "device")
 # Fields added after results were committed: left out of the key while at their default.
-_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False, "nesterov": False, "train_size": None}
+_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False, "nesterov": False, "train_size": None, "eval_size": None}
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,13 @@ class Suite:
         # e2e first: every other rule is measured against it
         return sorted(accepted, key=lambda r: (r != "e2e", r))
 
-    def cells(self, *, seeds: int | None = None, epochs: int | None = None, train_size: int | None = None) -> list[Cell]:
-        """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike);
-        ``epochs`` and ``train_size`` (the first N training images) override the suite's, for a smoke run."""
+    def cells(self, *, seeds: int | None = None, epochs: int | None = None, train_size: int | None = None,
+              eval_size: int | None = None, first_seed: int = 0) -> list[Cell]:
+        """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike),
+        seeds ``first_seed ..``; ``epochs``, ``train_size`` (the first N training images) and ``eval_size``
+        (the first N validation and test images) override the suite's, for a smoke run."""
         out = []
-        for seed in range(self.seeds if seeds is None else seeds):
+        for seed in range(first_seed, first_seed + (self.seeds if seeds is None else seeds)):
             for data in self.datasets:
                 for label, overrides in self.models.items():
                     for schedule in self.schedules:
@@ -100,8 +102,8 @@ class Suite:
                             )
                             if epochs is not None:
                                 spec = dataclasses.replace(spec, epochs=epochs)
-                            if train_size is not None:
-                                spec = dataclasses.replace(spec, train_size=train_size)
+                            if train_size is not None or eval_size is not None:
+                                spec = dataclasses.replace(spec, train_size=train_size, eval_size=eval_size)
                             out.append(Cell(label, spec))
         return out
 
