@@ -57,11 +57,55 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class StepResult:
-    """What one ``backward`` call returns: each stage's loss (NaN where the rule gave
-    none) and each stage's exit logits (detached), in the order of the stages run."""
+    """What one ``backward`` call returns: each stage's loss and each stage's exit logits
+    (detached), in the order of the stages run.
 
-    losses: list[float]
+    A loss is a detached 0-d tensor on the batch's device (``math.nan``, a float, where the rule
+    gave none): nothing is read back to the host during the step, so a GPU's queue of kernels never
+    stalls. ``float(loss)`` or ``f"{loss:.3f}"`` reads one when you want it; ``read_losses`` reads
+    many steps' losses at once and checks them for NaN and inf.
+    """
+
+    losses: list[torch.Tensor | float]
     logits: list[torch.Tensor]
+
+
+def read_losses(
+    rows: Sequence[Sequence[torch.Tensor | float]],
+    *,
+    first_stages: Sequence[int] | None = None,
+    context: str = "",
+    rule: str = "",
+) -> list[list[float]]:
+    """The stage losses of many steps (rows of ``StepResult.losses``) as floats, read from the device in one go.
+
+    Raises ``NonFiniteLossError`` at the first loss a rule gave that is NaN or infinite, naming its
+    stage and step (both numbered from 1; ``first_stages[i]`` is the index of row ``i``'s first
+    stage, 0 by default; ``context``, e.g. " at epoch 3", and ``rule`` complete the message). The
+    NaN that stands for "no loss" is passed through.
+
+    Example:
+        >>> import torch
+        >>> read_losses([[torch.tensor(0.5), float("nan")], [torch.tensor(0.25), float("nan")]])
+        [[0.5, nan], [0.25, nan]]
+        >>> read_losses([[torch.tensor(0.5)], [torch.tensor(float("inf"))]], context=" at epoch 1")
+        Traceback (most recent call last):
+        ...
+        locallearn.engine.NonFiniteLossError: The loss of stage 1 became inf at epoch 1, step 2. Lower the learning rate, check the inputs for NaN, or add gradient clipping.
+    """
+    given = [v for row in rows for v in row if isinstance(v, torch.Tensor)]
+    values = iter(torch.stack([v.float() for v in given]).tolist() if given else [])  # the one host read
+    out = [[next(values) if isinstance(v, torch.Tensor) else float(v) for v in row] for row in rows]
+    for step, (row, read) in enumerate(zip(rows, out), start=1):
+        first = 0 if first_stages is None else first_stages[step - 1]
+        for stage, (v, value) in enumerate(zip(row, read), start=first + 1):
+            if isinstance(v, torch.Tensor) and not math.isfinite(value):
+                by = f" (rule {rule!r})" if rule else ""
+                raise NonFiniteLossError(
+                    f"The loss of stage {stage} became {value}{context}, step {step}{by}. "
+                    "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
+                )
+    return out
 
 
 # Rules created from a name by ``backward``/``prepare``, per net: the same name gives
@@ -191,7 +235,6 @@ def run_stages(
     x: torch.Tensor | None = None,
     scaler: torch.amp.GradScaler | None = None,
     autocast_dtype: torch.dtype | None = None,
-    context: str = "",
     grad_sync: GradSync | None = None,
 ) -> StepResult:
     """Forward ``stages`` (consecutive indices) from their first input ``h`` and backpropagate
@@ -199,8 +242,8 @@ def run_stages(
 
     ``x`` is the network input the batch came from (``h`` itself when the stages start at 0),
     handed to the rule in ``StageOutput.x``. With ``scaler`` each loss is scaled before its
-    backward; with ``autocast_dtype`` the forward runs under ``torch.autocast``. ``context``
-    (e.g. " at epoch 3") goes into the error raised on a NaN or infinite loss. ``grad_sync``
+    backward; with ``autocast_dtype`` the forward runs under ``torch.autocast``. Nothing is read
+    back to the host: the losses stay on the device (check them with ``read_losses``). ``grad_sync``
     hears of each stage's gradients as soon as its backward is done (under a global rule: all the
     stages, after the one backward) and is waited for before returning (data-parallel training).
     """
@@ -213,7 +256,7 @@ def run_stages(
         x = h
     target = y.reshape(-1) if per_position else y  # (B*T,) beside logits (B*T, classes)
     last = len(net.stages) - 1
-    losses: list[float] = []
+    losses: list[torch.Tensor | float] = []
     logits: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     autocast = (
@@ -229,13 +272,8 @@ def run_stages(
             out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)
             loss = _stage_loss(rule, out, target)
         logits.append(exit_logits.detach())
-        losses.append(math.nan if loss is None else loss.item())
+        losses.append(math.nan if loss is None else loss.detach())
         if loss is not None:
-            if not math.isfinite(losses[-1]):
-                raise NonFiniteLossError(
-                    f"The loss of stage {k + 1} became {losses[-1]}{context} (rule {rule.name!r}). "
-                    "Lower the learning rate, check the inputs for NaN, or add gradient clipping."
-                )
             if scaler is not None:
                 loss = scaler.scale(loss)
             if rule.detach_inputs:

@@ -77,8 +77,8 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
     before = [copy.deepcopy(list(s.parameters())) for s in net.stages]
     state = _state(net, rule, data, conv)
     torch.manual_seed(1)  # the same random draws (noise, dropout) in both steps below
-    losses = train_step(state, state.x_train[:32], state.y_train[:32], range(3))
-    assert all(torch.isfinite(torch.tensor(v)) or v != v for v in losses), f"non-finite losses {losses}"
+    losses = [float(v) for v in train_step(state, state.x_train[:32], state.y_train[:32], range(3))]
+    assert all(math.isfinite(v) or v != v for v in losses), f"non-finite losses {losses}"
     for k, (stage, old) in enumerate(zip(net.stages, before)):
         if losses[k] == losses[k]:  # a loss was given (not NaN)
             moved = any(not torch.equal(p, q) for p, q in zip(stage.parameters(), old) if p.requires_grad)

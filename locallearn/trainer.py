@@ -261,14 +261,13 @@ class Trainer:
         """Accuracy of every exit on ``split`` ("train", "val" or "test")."""
         was_training = self.net.training
         self.net.eval()
-        correct = torch.zeros(len(self.net.stages))
+        correct = torch.zeros(len(self.net.stages), dtype=torch.long, device=self.device)  # counted on the device
         seen = 0
         for xb, yb in self._eval_batches(split, batch_size):
-            for k, logits in enumerate(self.net(xb)):
-                correct[k] += (logits.argmax(1) == yb).sum().item()
+            correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in self.net(xb)])
             seen += len(yb)
         self.net.train(was_training)
-        return (correct / max(seen, 1)).tolist()
+        return (correct.float() / max(seen, 1)).tolist()  # the one read back
 
     def _evaluated_splits(self) -> list[str]:
         return [split for split in ("val", "test") if self.eval_data[split] is not None]

@@ -115,9 +115,11 @@ def test_conv_head_on_flat_features_says_what_to_use():
 
 
 def test_nan_loss_stops_with_a_clear_error(synthetic):
-    batches = [(synthetic.x_train[:32].clone().fill_(float("nan")), synthetic.y_train[:32])]  # a loader: not checked up front
+    good = (synthetic.x_train[:32], synthetic.y_train[:32])
+    batches = [good, good, (synthetic.x_train[:32].clone().fill_(float("nan")), synthetic.y_train[:32])]  # a loader: not checked up front
     net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
-    with pytest.raises(ll.schedules.NonFiniteLossError, match="stage 1 became nan at epoch 1 .*Lower the learning rate"):
+    # read once at the end of the epoch (no host read per batch), naming the step that went wrong
+    with pytest.raises(ll.schedules.NonFiniteLossError, match="stage 1 became nan at epoch 1, step 3 .*Lower the learning rate"):
         ll.train(net, batches, epochs=1, progress=False)
 
 

@@ -143,8 +143,9 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         >>> round(float(reconstruction_loss(torch.tensor([[-30.0, 30.0]]), x)), 6)
         0.0
     """
-    low, high = x.min(), x.max()
-    target = (x - low) / (high - low) if high > low else torch.zeros_like(x)
+    low, span = x.min(), x.max() - x.min()
+    # chosen on the device (no host read of the span): 0 for a constant x
+    target = torch.where(span > 0, (x - low) / torch.where(span > 0, span, 1.0), 0.0)
     return F.binary_cross_entropy_with_logits(logits, target)
 
 

@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 
 from locallearn import io
-from locallearn.schedules.base import TrainState, train_step
+from locallearn.schedules.base import TrainState, epoch_losses, train_step
 from locallearn.schedules.decoupled import OutputTap
 
 
@@ -95,7 +95,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     sizes = plan.batch_sizes
     tap = OutputTap(state.rule)
     tapped = dataclasses.replace(state, rule=tap, on_batch=None)  # per-update events belong to the trainer's process
-    losses: list[list[float]] = []
+    losses: list[list[torch.Tensor | float]] = []
     compute_s = receive_s = send_s = 0.0
     limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
 
@@ -150,7 +150,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     send_s += time.perf_counter() - t
     wall_s = time.perf_counter() - start
     progress.phase = "finishing"
-    columns = list(zip(*losses))
+    columns = list(zip(*epoch_losses(state, losses, first_stages=[stages[0]] * len(losses))))
     return {
         "stages": stages,
         "train_loss": [float(sum(c) / len(c)) for c in columns],

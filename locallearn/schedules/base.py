@@ -20,14 +20,14 @@ import torch
 from locallearn._params import get_params
 from locallearn._registry import Registry
 from locallearn.data.batches import LoaderBatches, TensorBatches, epoch_order
-from locallearn.engine import NonFiniteLossError, run_stages
+from locallearn.engine import NonFiniteLossError, read_losses, run_stages
 from locallearn.net import LocalNet
 from locallearn.rules.base import LocalRule
 
 if TYPE_CHECKING:
     from locallearn.distributed import DataParallel
 
-__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "mean_losses", "require_local_rule", "through_frozen", "train_step"]
+__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "epoch_losses", "mean_losses", "require_local_rule", "through_frozen", "train_step"]
 
 
 @dataclass
@@ -82,7 +82,7 @@ class TrainState:
 
 def train_step(
     state: TrainState, h: torch.Tensor, y: torch.Tensor, stages: Sequence[int], *, x: torch.Tensor | None = None
-) -> list[float]:
+) -> list[torch.Tensor | float]:
     """One update of ``stages`` (consecutive indices) from their first input ``h``.
 
     Zeroes the stages' gradients, runs ``locallearn.engine.run_stages`` (the same core as
@@ -100,7 +100,7 @@ def train_step(
             state.optimizers[k].zero_grad(set_to_none=True)
     result = run_stages(
         state.net, state.rule, h, y, stages, x=x, scaler=state.scaler,
-        autocast_dtype=state.autocast_dtype, context=f" at epoch {state.epoch + 1}",  # numbered from 1, as stages
+        autocast_dtype=state.autocast_dtype,
         grad_sync=None if data_parallel is None else data_parallel.grad_sync,
     )
     for k in stages:
@@ -169,6 +169,19 @@ class Schedule:
 SCHEDULES: Registry[Schedule] = Registry("schedule", group="locallearn.schedules")
 
 
-def mean_losses(per_batch: list[list[float]]) -> list[float]:
-    """Column means of per-batch stage losses."""
-    return [float(sum(col) / len(col)) for col in zip(*per_batch)] if per_batch else []
+def epoch_losses(
+    state: TrainState, per_step: Sequence[Sequence[torch.Tensor | float]], *, first_stages: Sequence[int] | None = None
+) -> list[list[float]]:
+    """An epoch's per-step stage losses (``train_step``'s) read from the device at once, as floats.
+
+    Raises ``NonFiniteLossError`` naming the epoch, step and stage (from 1) of the first NaN/inf loss.
+    ``first_stages[i]``: index of step ``i``'s first stage (0 by default)."""
+    return read_losses(per_step, first_stages=first_stages, context=f" at epoch {state.epoch + 1}", rule=state.rule.name)
+
+
+def mean_losses(
+    state: TrainState, per_batch: Sequence[Sequence[torch.Tensor | float]], *, first_stage: int = 0
+) -> list[float]:
+    """Column means of an epoch's per-batch stage losses (one host read; see ``epoch_losses``)."""
+    rows = epoch_losses(state, per_batch, first_stages=[first_stage] * len(per_batch))
+    return [float(sum(col) / len(col)) for col in zip(*rows)] if rows else []

@@ -34,7 +34,7 @@ import torch
 
 from locallearn._params import check_choice, check_number
 from locallearn.rules.base import LocalRule, StageOutput
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, require_local_rule, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, epoch_losses, require_local_rule, train_step
 
 
 class ReplayBuffer:
@@ -177,7 +177,7 @@ class Decoupled(Schedule):
         tapped = dataclasses.replace(state, rule=tap)
         generator = torch.Generator().manual_seed(state.seed * 1_000_003 + state.epoch + 7_919)
         credit = [0.0] * num_stages
-        losses: list[list[float]] = [[] for _ in range(num_stages)]
+        updates: list[tuple[int, torch.Tensor | float]] = []  # (stage, loss) of every update, in order
         starved = [0] * num_stages
         for x, y in state.train_batches():
             buffers[0].push(x, y, x)
@@ -195,9 +195,13 @@ class Decoupled(Schedule):
                     starved[k] += 1
                     continue
                 h, yb, xb = batch
-                losses[k].append(train_step(tapped, h, yb, [k], x=xb)[0])
+                updates.append((k, train_step(tapped, h, yb, [k], x=xb)[0]))
                 if k + 1 < num_stages:
                     buffers[k + 1].push(tap.outputs.pop(k), *tap.batches.pop(k))
+        read = epoch_losses(state, [[loss] for _, loss in updates], first_stages=[k for k, _ in updates])
+        losses: list[list[float]] = [[] for _ in range(num_stages)]
+        for (k, _), (value,) in zip(updates, read):
+            losses[k].append(value)
         state.stats["train_loss"] = [float(sum(column) / len(column)) if column else math.nan for column in losses]
         state.stats["updates"] = [len(column) for column in losses]
         state.stats["starved"] = starved

@@ -120,7 +120,7 @@ class Freezeout(Schedule):
             h = self._cached_inputs(state, first)[rows] if cached else through_frozen(state.net, x, 0, first, state.batch_size)
             losses.append([math.nan] * first + train_step(state, h, y, active, x=x))
             trained.update(active)
-        state.stats["train_loss"] = mean_losses(losses)
+        state.stats["train_loss"] = mean_losses(state, losses)
         state.stats["stages_active_at_end"] = active
         state.stats["stage_inputs"] = "cached" if cached else "recomputed"
         return sorted(trained)

@@ -71,5 +71,5 @@ class Sequential(Schedule):
         else:
             losses = [train_step(state, through_frozen(state.net, x, 0, stage), y, [stage], x=x) for x, y in state.train_batches()]
             state.stats["stage_inputs"] = "recomputed"
-        state.stats["train_loss"] = mean_losses(losses)
+        state.stats["train_loss"] = mean_losses(state, losses, first_stage=stage)
         return [stage]

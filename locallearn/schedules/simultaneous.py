@@ -21,5 +21,5 @@ class Simultaneous(Schedule):
     def train_epoch(self, state: TrainState) -> list[int]:
         stages = range(len(state.net.stages))
         losses = [train_step(state, x, y, stages) for x, y in state.train_batches()]
-        state.stats["train_loss"] = mean_losses(losses)
+        state.stats["train_loss"] = mean_losses(state, losses)
         return list(stages)
