@@ -50,12 +50,15 @@ MODEL_NAMES = ("mlp", "cnn")
 
 
 def parse_value(text: str) -> Any:
-    """A Python literal (number, bool, tuple...) when ``text`` is one, else the text itself.
+    """A Python literal (number, bool, tuple...) when ``text`` is one, else the text itself;
+    ``true`` / ``false`` are booleans too, as a shell user writes them.
 
     Example:
-        >>> parse_value("0.5"), parse_value("(128, 128)"), parse_value("kde")
-        (0.5, (128, 128), 'kde')
+        >>> parse_value("0.5"), parse_value("(128, 128)"), parse_value("kde"), parse_value("true")
+        (0.5, (128, 128), 'kde', True)
     """
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -266,7 +266,7 @@ def run_stages(
         stage = net.stages[k]
         h_in = h.detach() if rule.detach_inputs else h
         with autocast:
-            h_out = stage.block(h_in)
+            h_out = rule.block_forward(stage.block, h_in)
             exit_logits = stage.head(h_out)
             flat = exit_logits.flatten(0, 1) if per_position else exit_logits
             out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)

@@ -70,6 +70,11 @@ class LocalRule:
         and negative data. Called by the engine once per step, before the first stage."""
         return x, y
 
+    def block_forward(self, block: torch.nn.Module, h_in: torch.Tensor) -> torch.Tensor:
+        """The stage's block on its input, as the engine runs it (``e2e:checkpoint=true`` recomputes it
+        in the backward pass instead of keeping its activations)."""
+        return block(h_in)
+
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError
 
