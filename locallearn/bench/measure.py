@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 from typing import Any, Iterable
@@ -97,6 +98,64 @@ class SavedTensorMeter:
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (``ru_maxrss``; process-wide and never decreasing)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _trim_heap() -> None:
+    """Ask glibc to return freed heap memory to the system (``malloc_trim``); nothing elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """Peak memory of a stretch of code, above what was in use when it started.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` (the caching allocator's peak, reset at the
+    start). On CPU: the peak resident set size (``VmHWM`` in ``/proc/self/status``, reset by
+    writing 5 to ``/proc/self/clear_refs``, Linux only) minus the resident size at the start,
+    after glibc has returned its freed memory (``malloc_trim``): pages the allocator kept from
+    earlier work can hide part of the peak, and its slack can add to it.
+    ``bytes`` is ``None`` where neither is available.
+
+    Example:
+        >>> import torch
+        >>> with PeakMemory(torch.device("cpu")) as peak:
+        ...     x = torch.ones(4_000_000)  # 16 MB
+        >>> peak.bytes is None or peak.bytes >= 15_000_000
+        True
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.bytes, self._start = device, None, 0
+
+    @staticmethod
+    def _status(field: str) -> int:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith(field + ":"))
+        return int(line.split()[1]) * 1024  # kB
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            _trim_heap()  # memory freed earlier goes back to the system, so that the step's own peak shows
+            try:
+                with open("/proc/self/clear_refs", "w") as clear:
+                    clear.write("5")  # peak RSS := current RSS
+                self._start = self._status("VmRSS")
+            except OSError:
+                self._start = -1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = torch.cuda.max_memory_allocated(self.device) - self._start
+        elif self._start >= 0:
+            self.bytes = self._status("VmHWM") - self._start
 
 
 def load_average() -> list[float]:
