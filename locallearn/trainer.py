@@ -54,7 +54,7 @@ class TrainConfig:
 
     epochs: int = 5  # per stage for schedules that train one stage at a time
     batch_size: int = 32  # the same default as RunSpec and the CLI, so that the API repeats the CLI's numbers
-    optimizer: str = "adam"  # adam | adamw | sgd (one optimiser per stage)
+    optimizer: str = "adam"  # adam | adamw | sgd (one optimiser per stage; adam and adamw fused, see optim.FUSED)
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
