@@ -65,14 +65,14 @@ def equal_stage_cnn(input_shape: Sequence[int], num_classes: int, *, stages: int
     return LocalNet([Stage(b, make_head("linear", shape, num_classes)) for b in blocks])
 
 
-def _registry_model(name: str) -> Callable[[int], LocalNet] | None:
+def _registry_model(name: str, input_shape: Sequence[int]) -> Callable[[int], LocalNet] | None:
     try:
         from locallearn import models  # type: ignore[attr-defined]
     except ImportError:
         return None
-    if name not in models.MODELS.names():
+    if name not in models.names():
         return None
-    return lambda k: models.create(name, stages=k)
+    return lambda k: models.build(name, input_shape, 10, stages=k)
 
 
 MODELS: dict[str, tuple[tuple[int, ...], Callable[[int], LocalNet] | None]] = {
@@ -87,10 +87,10 @@ def builder(model: str) -> tuple[tuple[int, ...], Callable[[int], LocalNet]]:
     if model in MODELS:
         return MODELS[model]  # type: ignore[return-value]
     if model in REGISTRY_MODELS:
-        build = _registry_model(model)
+        build = _registry_model(model, REGISTRY_MODELS[model])
         if build is not None:
             return REGISTRY_MODELS[model], build
-        raise ValueError(f"Model {model!r} needs the locallearn.models registry, which this checkout does not have.")
+        raise ValueError(f"Model {model!r} is not registered in locallearn.models in this checkout.")
     raise ValueError(f"Unknown model {model!r}. Known models: {', '.join([*MODELS, *REGISTRY_MODELS])}.")
 
 
