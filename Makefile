@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   installs locallearn and runs the main job (a rule comparison on the embedded digits data)
 #   make test   installs the test extras and runs the test suite
+#   make gpu-check   on a machine with a CUDA GPU: the cuda tests and the memory/time benchmark there, a report naming the card (< 8 min)
 # torch 2.13.0 (CPU wheel) is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-dev demo test
+.PHONY: install install-dev demo test gpu-check
 
 install:
 	$(PIP) install -q torch==2.13.0
@@ -20,3 +21,6 @@ demo: install
 
 test: install-dev
 	$(PYTHON) -m pytest
+
+gpu-check:
+	$(PYTHON) -m locallearn.bench.gpu_check --out benchmarks/results/gpu_check
