@@ -51,6 +51,7 @@ class RunSpec:
     augment: str = "none"  # train-time augmentation of image data, e.g. "crop2,flip"
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
+    compile: bool = False  # torch.compile each stage's block
     progress: bool = True
     train_size: int | None = None  # train on the first N images of the training split only (None: all)
     eval_size: int | None = None  # evaluate on the first N validation and N test images only (None: all)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 #: Fields (by their last name, under "train" or "spec") a resumed run may change freely.
-FREE = frozenset({"checkpoint_path", "progress", "eval_every", "device", "resolved_device", "data_dir"})
+FREE = frozenset({"checkpoint_path", "progress", "eval_every", "device", "resolved_device", "data_dir", "compile"})
 #: Top-level sections a resumed run may change: the data-parallel world (the global batches are the same);
 #: the plugins loaded (the rule, schedule... themselves, by name and parameters, must still match).
 FREE_SECTIONS = frozenset({"data_parallel", "plugins"})

@@ -66,6 +66,7 @@ class TrainConfig:
     augment: str = "none"  # train-time batch augmentation of image datasets, e.g. "crop2,flip"
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
     amp: bool = False  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
+    compile: bool = False  # torch.compile every stage's block (refused by a rule or schedule that cannot)
     progress: bool = True  # a progress bar, shown only when the output is a terminal
 
     def __post_init__(self) -> None:
@@ -80,6 +81,7 @@ class TrainConfig:
         augment.parse(self.augment)  # an unknown augmentation fails here, before any training
         check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
         check_choice(self.nesterov, name="nesterov", owner=owner, choices=(False, True))
+        check_choice(self.compile, name="compile", owner=owner, choices=(False, True))
 
 
 @dataclass
@@ -99,6 +101,19 @@ class RunResult:
 
     def save(self, path: str | Path) -> None:
         io.write_json(path, self.to_dict())
+
+
+def compile_blocks(net: LocalNet, rule: LocalRule, schedule: Schedule) -> None:
+    """``torch.compile`` every stage's block in place (``nn.Module.compile``: the parameters and the
+    state-dict keys stay as they are), after the rule's setup; a clear error if the rule or the
+    schedule cannot run compiled blocks (``LocalRule.compile_refusal``)."""
+    if rule.compile_refusal:
+        raise ValueError(f"Rule {rule.name!r} cannot train compiled blocks: {rule.compile_refusal}. Train it without compile.")
+    if schedule.owns_process_group:
+        raise ValueError(f"The {schedule.name!r} schedule runs its stages in worker processes that build their own blocks; "
+                         "train it without compile.")
+    for stage in net.stages:
+        stage.block.compile()
 
 
 def seed_everything(seed: int) -> None:
@@ -163,6 +178,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.net = net.to(self.device)
         prepare(self.net, self.rule)
+        if self.config.compile:
+            compile_blocks(self.net, self.rule, self.schedule)
         self.data_parallel = distributed.start(self.net, self.train_source, self.device) if parallel else None
         self.custom_optimizer, self.custom_lr_scheduler = optimizer is not None, lr_scheduler is not None
         self.optimizers = make_optimizers(self.net, optimizer, self.config)

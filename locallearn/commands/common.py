@@ -72,6 +72,8 @@ def add_device_arguments(parser: argparse.ArgumentParser, *, amp: bool = True) -
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where to run; auto: cuda when available")
     if amp:
         g.add_argument("--amp", action="store_true", help="mixed precision (float16 with loss scaling on cuda, bfloat16 on cpu)")
+        g.add_argument("--compile", action="store_true",
+                       help="torch.compile each stage's block (slow to start; refused by rules that cannot, e.g. dfa)")
 
 
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
@@ -88,7 +90,7 @@ def spec_from_args(args: argparse.Namespace, **overrides: Any) -> RunSpec:
         rule_kw=dict(args.rule_opt), schedule=args.schedule, schedule_kw=schedule_kw, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         lr_schedule=args.lr_schedule, progress=not args.no_progress, augment=args.augment,
-        device=args.device, amp=args.amp,
+        device=args.device, amp=args.amp, compile=getattr(args, "compile", False),
     )
     values.update(overrides)
     return RunSpec(**values)

@@ -61,6 +61,8 @@ class LocalRule:
     # True: takes per-position labels (B, T) beside (B, T) token ids (a language model); the engine then
     # hands it logits flattened to (B*T, classes) and labels to (B*T,).
     sequence_labels: ClassVar[bool] = False
+    # Why the rule cannot train torch.compile'd blocks (TrainConfig.compile, --compile); None: it can
+    compile_refusal: ClassVar[str | None] = None
 
     def setup(self, net: LocalNet) -> None:
         """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...)."""

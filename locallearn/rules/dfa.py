@@ -43,6 +43,8 @@ class DirectFeedbackAlignment(EndToEnd):
 
     detach_inputs = False
     sequence_labels = False  # its output error is per sample, not per position
+    compile_refusal = ("its feedback layers are custom autograd Functions with backward hooks that break the compiled "
+                       "graph (compiling a 2-stage MLP took minutes on a CPU)")
 
     def __init__(self, *, scale: float = 1.0, probe_heads: bool = True) -> None:
         owner = type(self).__name__
