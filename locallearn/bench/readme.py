@@ -177,9 +177,37 @@ def sequential(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def memory_time(root: Path = ROOT) -> str:
+    """Saved bytes and time per step of e2e + checkpointing and of local at K = 2, 4, 8, as multiples of e2e's."""
+    lines = ["| model | K | e2e + checkpointing: saved, time × e2e | local: saved, time × e2e |", "|---|---|---|---|"]
+    for record in _cells("memory_time", root):
+        rows = {(r["rule"], r["stages"]): r for r in record["rows"]}
+        base = rows[("e2e", 1)]
+        for k in (2, 4, 8):
+            cells = [f"{rows[(rule, k)]['saved_bytes'] / base['saved_bytes']:.2f}, {rows[(rule, k)]['step_s'] / base['step_s']:.2f}"
+                     for rule in ("e2e:checkpoint=true", "local")]
+            lines.append(f"| {record['cell']['model']} (16 layers, batch {record['cell']['batch_size']}) | {k} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def throughput(root: Path = ROOT) -> str:
+    """Training throughput as a fraction of the sgemm limit, and the engine against a hand-written loop."""
+    from locallearn.bench.programs.throughput import summary
+
+    rows = {r["config"]: r for r in summary(_cells("throughput", root)[-1])}
+    part = lambda model, key, fmt: " / ".join(f"{fmt.format(rows[f'{model} {rule}'][key])} ({rule})"  # noqa: E731
+                                              for rule in ("local", "e2e"))
+    return (f"One thread, batch 128, Adam: the MLP 3x1024 trains at {part('mlp-3x1024', 'fraction', '{:.2f}')} of the "
+            f"sgemm limit measured in the same run; the engine takes {part('cnn-16-32-32', 'engine_over_hand', '{:.3f}x')} "
+            f"the CPU time of a hand-written loop on the CNN 16-32-32 ({part('mlp-3x1024', 'engine_over_hand', '{:.3f}x')} "
+            "on the MLP).")
+
+
 BLOCKS: dict[str, Callable[..., str]] = {"demo": demo, "engine": engine, "memory": memory, "fashion": fashion,
                                           "paper": paper, "bio": bio, "early_exit": early_exit,
-                                          "sequential": sequential, "memory_table": memory_table}
+                                          "sequential": sequential, "memory_table": memory_table,
+                                          "memory_time": memory_time, "throughput": throughput}
 
 
 def replace_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:
