@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,17 +104,29 @@ class RunResult:
         io.write_json(path, self.to_dict())
 
 
+def _forward_of(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return type(module).forward(module, *args, **kwargs)
+
+
+_COMPILED_FORWARD = None  # one torch.compile'd function for every block: the module is its argument
+
+
 def compile_blocks(net: LocalNet, rule: LocalRule, schedule: Schedule) -> None:
-    """``torch.compile`` every stage's block in place (``nn.Module.compile``: the parameters and the
-    state-dict keys stay as they are), after the rule's setup; a clear error if the rule or the
-    schedule cannot run compiled blocks (``LocalRule.compile_refusal``)."""
+    """``torch.compile`` every stage's block in place, after the rule's setup: its ``forward`` becomes a
+    compiled function bound to the block (the parameters and state-dict keys stay as they are, and a
+    deep copy is bound to the copy). ``nn.Module.compile`` is not used: in torch 2.13 it compiles
+    nothing (dynamo skips ``Module._call_impl``). A clear error if the rule or the schedule cannot run
+    compiled blocks (``LocalRule.compile_refusal``)."""
+    global _COMPILED_FORWARD
     if rule.compile_refusal:
         raise ValueError(f"Rule {rule.name!r} cannot train compiled blocks: {rule.compile_refusal}. Train it without compile.")
     if schedule.owns_process_group:
         raise ValueError(f"The {schedule.name!r} schedule runs its stages in worker processes that build their own blocks; "
                          "train it without compile.")
+    if _COMPILED_FORWARD is None:
+        _COMPILED_FORWARD = torch.compile(_forward_of)
     for stage in net.stages:
-        stage.block.compile()
+        stage.block.forward = types.MethodType(_COMPILED_FORWARD, stage.block)
 
 
 def seed_everything(seed: int) -> None:
