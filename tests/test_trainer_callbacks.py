@@ -40,7 +40,8 @@ def test_one_optimizer_instance_per_stage(synthetic):
     ll.seed_everything(0)
     net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes)
     ll.prepare(net, "local")
-    optimizers = [torch.optim.Adam(stage.parameters(), lr=3e-3) for stage in net.stages]
+    # fused, as the named "adam" is built (locallearn.optim.FUSED): the same update to the last bit
+    optimizers = [torch.optim.Adam(stage.parameters(), lr=3e-3, fused=True) for stage in net.stages]
     own = ll.Trainer(net, synthetic, config=ll.TrainConfig(epochs=1, progress=False), optimizer=optimizers)
     assert own.optimizers == optimizers
     own.fit()
