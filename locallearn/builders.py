@@ -21,7 +21,7 @@ from locallearn._params import check_choice, check_number
 from locallearn.heads import HeadSpec, make_head
 from locallearn.net import LocalNet, Stage, output_shapes
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}  # leaky: slope 0.01
 
 
 def _stages(blocks: list[nn.Module], input_shape: Sequence[int], num_classes: int, head: HeadSpec, head_kw: dict) -> LocalNet:
@@ -36,10 +36,15 @@ def build_mlp(
     *,
     activation: str = "relu",
     dropout: float = 0.0,
+    batch_norm: bool = False,
     head: HeadSpec = "linear",
     head_kw: dict[str, Any] | None = None,
 ) -> LocalNet:
-    """One stage per hidden layer: ``Linear -> activation (-> Dropout)``; the first flattens its input."""
+    """One stage per hidden layer: ``Linear (-> BatchNorm1d) -> activation (-> Dropout)``; the first flattens its input.
+
+    ``batch_norm=True`` is the layer order of Nøkland & Eidnes' ``LocalLossBlockLinear``
+    (anokland/local-loss ``train.py``: Linear, BatchNorm1d, non-linearity, dropout).
+    """
     check_number(num_classes, name="num_classes", owner="build_mlp", low=2, integer=True)
     check_choice(activation, name="activation", owner="build_mlp", choices=ACTIVATIONS)
     check_number(dropout, name="dropout", owner="build_mlp", low=0.0, high=1.0)
@@ -50,7 +55,10 @@ def build_mlp(
     for i, width in enumerate(widths):
         check_number(width, name="widths", owner="build_mlp", low=1, integer=True)
         layers: list[nn.Module] = [nn.Flatten()] if i == 0 else []
-        layers += [nn.Linear(fan_in, width), ACTIVATIONS[activation]()]
+        layers.append(nn.Linear(fan_in, width))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         blocks.append(nn.Sequential(*layers))

@@ -39,7 +39,7 @@ import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
-from locallearn.experiment import RunSpec, model_family, run
+from locallearn.experiment import RunSpec, data_options, model_family, run
 from locallearn.report.stats import MeanSD, format_ci, format_mean_sd, mean_sd
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
@@ -292,9 +292,9 @@ def run_grid(
     records = []
     for seed in seeds:
         for spec in specs:
-            source = (spec.data, spec.data_dir)
+            source = (spec.data, spec.data_dir, spec.val_size)
             if data is None and source not in loaded:
-                loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir)
+                loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec))
             spec = dataclasses.replace(spec, seed=seed)
             records.append(run_record(spec, run(spec, data or loaded[source]), machine))
             if callback is not None:
@@ -326,7 +326,7 @@ def mean_std(values: Sequence[float | None]) -> MeanSD | None:
 def exit_accuracies(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Over runs of one configuration (each with ``test_accuracy`` and ``val_accuracy`` lists, one entry per
     exit): every exit's test accuracy, the last exit's and the best exit's (chosen per run on validation
-    accuracy, never on test), each as (mean, std).
+    accuracy, never on test), each as (mean, std); ``best`` is ``None`` when a run has no validation split.
 
     Example:
         >>> s = exit_accuracies([{"test_accuracy": [0.8, 0.7], "val_accuracy": [0.9, 0.6]}])
@@ -334,16 +334,29 @@ def exit_accuracies(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ([(0.8, 0.0), (0.7, 0.0)], (0.7, 0.0), (0.8, 0.0))
     """
     exits = max(len(r["test_accuracy"]) for r in runs)
-    best = []
-    for r in runs:
-        k = max(range(len(r["val_accuracy"])), key=lambda j: (r["val_accuracy"][j], j))
-        best.append(r["test_accuracy"][k])
+    with_val = all(r["val_accuracy"] for r in runs)
     return {
         "per_exit": [mean_std([r["test_accuracy"][k] if k < len(r["test_accuracy"]) else None for r in runs])
                      for k in range(exits)],
         "final": mean_std([r["test_accuracy"][-1] for r in runs]),
-        "best": mean_std(best),
+        "best": mean_std([r["test_accuracy"][best_exit(r["val_accuracy"])] for r in runs]) if with_val else None,
     }
+
+
+def best_exit(val_accuracy: Sequence[float]) -> int:
+    """The exit with the highest validation accuracy (the deepest of equals); a run without a validation split
+    (``val_size=0``) is refused, since choosing on test accuracy would be a leak.
+
+    Example:
+        >>> best_exit([0.8, 0.9, 0.9])
+        2
+    """
+    if not val_accuracy:
+        raise ValueError(
+            "Best-exit selection needs validation accuracies, and this run has none: its recipe trains on every "
+            "training image (val_size=0). Report the last exit, or hold out a validation split (val_size > 0)."
+        )
+    return max(range(len(val_accuracy)), key=lambda j: (val_accuracy[j], j))
 
 
 def _accuracy_lists(record: dict[str, Any]) -> dict[str, list[float]]:

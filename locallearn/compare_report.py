@@ -69,7 +69,7 @@ def history_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                              "stages_trained": " ".join(map(str, h.get("stages_trained", []))),
                              "epoch_time_s": h["epoch_time_s"], "exit": k + 1,
                              "train_loss": losses[k] if k < len(losses) else None,
-                             "test_accuracy": test, "val_accuracy": h["val_accuracy"][k]})
+                             "test_accuracy": test, "val_accuracy": (h.get("val_accuracy") or [None] * (k + 1))[k]})
     return rows
 
 

@@ -32,6 +32,7 @@ class RunSpec:
     channels: tuple[int, ...] = (32, 64, 64)  # cnn: one stage per entry
     activation: str = "relu"  # mlp only
     dropout: float = 0.0  # mlp only
+    val_size: int | None = None  # images held out for validation (None: the loader's default; 0: none)
     head: str | None = None  # None: the model's own default head (linear for mlp, conv for cnn)
     head_kw: dict[str, Any] = field(default_factory=dict)
     rule: str = "local"
@@ -108,10 +109,15 @@ def training_subset(ds: Dataset | BatchData, train_size: int | None, eval_size: 
                                x_test=ds.x_test[m], y_test=ds.y_test[m])
 
 
+def data_options(spec: RunSpec) -> dict[str, Any]:
+    """The loader options a spec names (``val_size`` when set)."""
+    return {} if spec.val_size is None else {"val_size": spec.val_size}
+
+
 def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
     """Seed, load the data (unless given: a ``Dataset`` or, for data as loaders, a ``BatchData``),
     build the net and its trainer."""
-    ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir), spec.train_size, spec.eval_size)
+    ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec)), spec.train_size, spec.eval_size)
     seed_everything(spec.seed)
     net = build_net(spec, ds)
     from locallearn import rules, schedules

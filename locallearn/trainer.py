@@ -297,10 +297,16 @@ class Trainer:
             correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in self.net(xb)])
             seen += len(yb)
         self.net.train(was_training)
-        return (correct.float() / max(seen, 1)).tolist()  # the one read back
+        if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
+            return []
+        return (correct.float() / seen).tolist()  # the one read back
 
     def _evaluated_splits(self) -> list[str]:
-        return [split for split in ("val", "test") if self.eval_data[split] is not None]
+        """The splits evaluated after an epoch: those given, less an empty validation split (``val_size=0``)."""
+        def given(split: str) -> bool:
+            source = self.eval_data[split]
+            return source is not None and not (isinstance(source, Dataset) and len(source.split(split)[1]) == 0)
+        return [split for split in ("val", "test") if given(split)]
 
     def fit(self, epochs: int | None = None) -> RunResult:
         """Train until ``total_epochs`` (continuing after a ``load_checkpoint``), or only

@@ -120,7 +120,8 @@ def _bio_sentence(rows: list[tuple[str, tuple[float, float], tuple[float, float]
                   source: str) -> str:
     parts = []
     for rule, final, best in rows:
-        err, best_err = 100 * (1 - final[0]), 100 * (1 - best[0])
+        err = 100 * (1 - final[0])
+        best_err = err if best is None else 100 * (1 - best[0])  # None: no validation split to choose on
         note = f" (best exit by validation {best_err:.2f})" if abs(best_err - err) > 0.5 else ""
         spread = "" if getattr(final, "n", None) == 1 else f" ± {100 * final[1]:.2f}"
         parts.append(f"{rule} {err:.2f}{spread}{note}")

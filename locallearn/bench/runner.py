@@ -130,17 +130,17 @@ def run_suite(
     session = start_invocation(out, suite=suite.name, command=command, cells=len(cells), cells_to_run=len(todo),
                                seeds=seeds, epochs=epochs, train_size=train_size, eval_size=eval_size,
                                first_seed=first_seed, device=device)
-    loaded: dict[str, datasets.Dataset] = {}
+    loaded: dict[tuple, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)
     groups: dict[tuple, list[Cell]] = {}  # cells of one seed, data and model train in turns
     for cell in todo:
-        groups.setdefault((cell.spec.seed, cell.spec.data, cell.model_label), []).append(cell)
-    for (seed, data, label), group in groups.items():
+        groups.setdefault((cell.spec.seed, cell.spec.data, cell.spec.val_size, cell.model_label), []).append(cell)
+    for (seed, data, val_size, label), group in groups.items():
         bar.set_description(f"{suite.name}: {data}/{label}/seed {seed}, {len(group)} cells in turns")
-        if data not in loaded:
-            loaded[data] = datasets.load(data, data_dir=data_dir)
-        for record in run_cells(group, loaded[data], bar=bar):
+        if (data, val_size) not in loaded:
+            loaded[data, val_size] = datasets.load(data, data_dir=data_dir, **({} if val_size is None else {"val_size": val_size}))
+        for record in run_cells(group, loaded[data, val_size], bar=bar):
             record["session"] = session
             store.add(record)
             result.append(record)

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.data_parallel is not None and trainer.data_parallel.rank != 0:  # data-parallel: rank 0 reports, writes
         return 0
-    for k, (val, test) in enumerate(zip(result.final("val"), result.final("test"))):
-        print(f"exit {k + 1}: val {100 * val:.2f} %  test {100 * test:.2f} %")
+    val = result.final("val")  # empty without a validation split (val_size=0)
+    for k, test in enumerate(result.final("test")):
+        print(f"exit {k + 1}: " + (f"val {100 * val[k]:.2f} %  " if val else "") + f"test {100 * test:.2f} %")
     per_stage = stage_epoch_times(result.history, len(trainer.net.stages))
     print(f"time per epoch (whole network): {whole_epoch_time(result.history, trainer.config.epochs):.3f} s"
           + ("" if all(t is None for t in per_stage) else

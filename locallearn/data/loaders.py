@@ -72,6 +72,8 @@ def _find_idx(folder: Path, stem: str) -> Path:
 
 
 def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int = 5000) -> Dataset:
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
+        raise ValueError(f"The 'val_size' parameter of {name} must be an int >= 0. Got {val_size!r} instead.")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{name}: data folder {folder} is a file; expected a folder holding the four IDX files.")
     if not folder.is_dir():
@@ -97,16 +99,18 @@ def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int 
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], num_classes=10)
 
 
-def load_fashion_mnist(*, split_seed: int = 0, data_dir: str | Path | None = None) -> Dataset:
-    """Fashion-MNIST from IDX files (default: Debian's ``dataset-fashion-mnist``); 55k / 5k / 10k."""
-    return _load_idx_folder("fashion-mnist", Path(data_dir or FASHION_MNIST_DIR), split_seed=split_seed)
+def load_fashion_mnist(*, split_seed: int = 0, data_dir: str | Path | None = None, val_size: int = 5000) -> Dataset:
+    """Fashion-MNIST from IDX files (default: Debian's ``dataset-fashion-mnist``); 55k / 5k / 10k
+    (``val_size=0``: 60k / 0 / 10k, every training image trained on, as in the local-loss paper; what
+    needs a validation split, best-exit selection or exit calibration, then refuses the run)."""
+    return _load_idx_folder("fashion-mnist", Path(data_dir or FASHION_MNIST_DIR), split_seed=split_seed, val_size=val_size)
 
 
-def load_mnist(*, split_seed: int = 0, data_dir: str | Path | None = None) -> Dataset:
-    """MNIST from a folder of IDX files given by ``data_dir``; 55k / 5k / 10k."""
+def load_mnist(*, split_seed: int = 0, data_dir: str | Path | None = None, val_size: int = 5000) -> Dataset:
+    """MNIST from a folder of IDX files given by ``data_dir``; 55k / 5k / 10k (``val_size`` as for Fashion-MNIST)."""
     if data_dir is None:
         raise FileNotFoundError(f"mnist: no data folder given. {_HOW_TO_GET['mnist']}")
-    return _load_idx_folder("mnist", Path(data_dir), split_seed=split_seed)
+    return _load_idx_folder("mnist", Path(data_dir), split_seed=split_seed, val_size=val_size)
 
 
 def load_mnist1d(*, split_seed: int = 0, data_dir: str | Path | None = None) -> Dataset:

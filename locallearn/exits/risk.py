@@ -11,7 +11,9 @@ early exit if none is). Then ``P(accuracy drop <= delta) >= 1 - epsilon`` over
 the draw of the ``n`` calibration samples.
 
 For a learnable policy the guarantee needs it fitted on other data: the
-validation split is cut at random into a fitting part and a testing part.
+validation split is cut at random into a fitting part and a testing part. The
+returned thresholds remember every row of both parts as seen, so ``evaluate``
+refuses the fitting part as well, whatever split name it is given.
 
 Example:
     >>> import torch
@@ -48,6 +50,7 @@ def risk_controlled(
     check_number(max_drop, name="max_drop", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
     check_number(epsilon, name="epsilon", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
     policy = EXIT_POLICIES.create(policy)
+    seen = val  # every row the calibration touches, the fitting part included
     if policy.learnable and not policy.is_fitted:
         check_number(fit_fraction, name="fit_fraction", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
         order = torch.randperm(val.n_samples, generator=torch.Generator().manual_seed(seed))
@@ -67,7 +70,8 @@ def risk_controlled(
             break
         chosen, p_value = t, p
     return Thresholds.calibrated(
-        policy, [chosen] * (val.n_exits - 1), val, "risk-controlled", max_drop=max_drop, epsilon=epsilon, p_value=p_value
+        policy, [chosen] * (val.n_exits - 1), seen, "risk-controlled", max_drop=max_drop, epsilon=epsilon, p_value=p_value,
+        n_tested=val.n_samples,
     )
 
 

@@ -1,4 +1,4 @@
-"""``mlp``: one stage per hidden layer (``Linear -> activation (-> Dropout)``).
+"""``mlp``: one stage per hidden layer (``Linear (-> BatchNorm1d) -> activation (-> Dropout)``).
 
 Example:
     >>> from locallearn import models
@@ -17,7 +17,8 @@ from locallearn.net import LocalNet
 
 @MODELS.register("mlp")
 class MLP(ModelFamily):
-    """A multi-layer perceptron; ``widths`` gives one stage per hidden layer."""
+    """A multi-layer perceptron; ``widths`` gives one stage per hidden layer (``batch_norm``: Linear ->
+    BatchNorm1d -> activation, Nøkland & Eidnes' block)."""
 
     default_head = "linear"
     tiny_input_shape = (16,)
@@ -28,19 +29,21 @@ class MLP(ModelFamily):
         widths: Sequence[int] = (256, 256, 256),
         activation: str = "relu",
         dropout: float = 0.0,
+        batch_norm: bool = False,
         head: str | None = None,
         head_kw: dict[str, Any] | None = None,
     ) -> None:
         self.widths = tuple(widths)
         self.activation = activation
         self.dropout = dropout
+        self.batch_norm = bool(batch_norm)
         self.head = head
         self.head_kw = head_kw
 
     def build(self, input_shape: Sequence[int], num_classes: int) -> LocalNet:
         return build_mlp(
             input_shape, self.widths, num_classes, activation=self.activation, dropout=self.dropout,
-            head=self.head or self.default_head, head_kw=self.head_kw or {},
+            batch_norm=self.batch_norm, head=self.head or self.default_head, head_kw=self.head_kw or {},
         )
 
     def num_stages(self) -> int:

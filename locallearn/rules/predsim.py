@@ -104,9 +104,10 @@ class PredSim(_PredSimBase):
     Args:
         beta: weight of the similarity term, in [0, 1] (Nøkland & Eidnes use 0.99).
         sim_dim: width of the learned projection (outputs of the Linear, channels of the
-            3x3 Conv2d), capped at the feature width; ``None`` keeps the full width as in
-            the paper. A narrower projection costs less; the label similarity has rank
-            at most the number of classes, so 128 (the default) keeps the cost near ``local``'s.
+            3x3 Conv2d), capped at the feature width; ``None`` (default) keeps the full width,
+            as the authors' code does (``linear_loss = nn.Linear(num_out, num_out, bias=False)``,
+            ``conv_loss`` with ``ch_out`` channels). A narrower one (e.g. 128, this package's
+            earlier default) costs less; the label similarity has rank at most the number of classes.
 
     ``setup`` attaches the projection to each stage as ``stage.aux["predsim"]``.
 
@@ -114,13 +115,13 @@ class PredSim(_PredSimBase):
         >>> import torch
         >>> from locallearn import build_mlp
         >>> net = build_mlp((4,), (8, 8), 3)
-        >>> rule = PredSim(beta=0.5, sim_dim=6)
+        >>> rule = PredSim(beta=0.5)
         >>> rule.setup(net)
         >>> net.stages[1].aux["predsim"]
-        Linear(in_features=8, out_features=6, bias=False)
+        Linear(in_features=8, out_features=8, bias=False)
     """
 
-    def __init__(self, *, beta: float = 0.99, sim_dim: int | None = 128) -> None:
+    def __init__(self, *, beta: float = 0.99, sim_dim: int | None = None) -> None:
         super().__init__(beta=beta)
         if sim_dim is not None:
             sim_dim = check_number(sim_dim, name="sim_dim", owner="PredSim", low=1, integer=True)
@@ -291,7 +292,7 @@ class Sim(PredSim):
     Each block learns only from ``mse(S(projected features), S(one-hot labels))`` (``predsim``
     with ``beta = 1``); its head learns by cross-entropy on the detached features, so it reads
     the representation out without shaping it (in the paper only the output layer is trained
-    by cross-entropy; here every exit is).
+    by cross-entropy; here every exit is). ``sim_dim`` as in :class:`PredSim` (default: full width).
 
     Example:
         >>> import torch
@@ -301,7 +302,7 @@ class Sim(PredSim):
         {'sim_dim': 6}
     """
 
-    def __init__(self, *, sim_dim: int | None = 128) -> None:
+    def __init__(self, *, sim_dim: int | None = None) -> None:
         super().__init__(beta=1.0, sim_dim=sim_dim)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,12 @@ def refuse_test_split(data: ExitLogits, *, what: str) -> ExitLogits:
             f"{what} must never see test data: got an ExitLogits with split={data.split!r}. "
             "Fit and calibrate on the validation split; pass the test split only to evaluate()."
         )
+    if data.n_samples == 0:
+        raise ValueError(
+            f"{what} got an ExitLogits of split {data.split!r} with no rows: nothing to fit or calibrate on. A recipe "
+            "that trains on every training image (val_size=0) has no validation split; hold one out (val_size > 0) "
+            "to calibrate exits."
+        )
     return data
 
 
