@@ -107,3 +107,22 @@ def test_bad_inputs_raise_clear_errors():
         LearnedGatePolicy().sureness(torch.zeros(2, 4, 3))
     with pytest.raises(ValueError, match=r"shape \[exits, samples, classes\]"):
         MaxProbPolicy().decide(torch.zeros(4, 2), [])
+
+
+def test_patience_count_is_reset_whenever_the_prediction_changes_pabee():
+    # PABEE (Zhou et al. 2020): cnt_k = cnt_{k-1} + 1 if argmax z_k == argmax z_{k-1}, else 0
+    import torch
+
+    from locallearn.exits.policies.patience import PatiencePolicy
+
+    a, b = [3.0, 0.0], [0.0, 3.0]
+    predictions = [a, a, a, b, b, a, a, a]
+    logits = torch.tensor(predictions)[:, None, :]  # 8 exits, 1 sample
+    expected, count = [0.0], 0
+    for k in range(1, len(predictions)):
+        count = count + 1 if predictions[k] == predictions[k - 1] else 0
+        expected.append(float(count))
+    assert PatiencePolicy().sureness(logits)[:, 0].tolist() == expected == [0, 1, 2, 0, 1, 0, 1, 2]
+    assert PatiencePolicy().decide(logits, [2] * 7).exit.tolist() == [2]
+    # patience 3 is never reached after the resets (a count carried over the change would reach it at exit 4)
+    assert PatiencePolicy().decide(logits, [3] * 7).exit.tolist() == [7]

@@ -206,6 +206,23 @@ _add(
 )
 
 
+_add(
+    Suite(
+        name="fg-digits",
+        description=(
+            "digits (8x8), MLP 3x128 (the quick suite's), 10 epochs, 3 seeds: forward-gradient with one perturbation "
+            "per example (Ren et al. 2023, the default) against one per batch (the earlier estimator), beside "
+            "local and e2e (issue 23: last exit >= 75 %)"
+        ),
+        base=RunSpec(epochs=10, batch_size=32, lr=1e-3),
+        datasets=("digits",),
+        models={"mlp-3x128": {"model": "mlp", "widths": (128, 128, 128)}},
+        schedules={"simultaneous": ("e2e", "local", "forward-gradient", "forward-gradient:perturbation=batch")},
+        seeds=3,
+    )
+)
+
+
 def _gap_suite(name: str, label: str, channels: tuple[int, ...]) -> Suite:
     """Issue 14's CNN benchmark, one suite per model so that the two can run side by side."""
     return Suite(
