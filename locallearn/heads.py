@@ -124,26 +124,47 @@ class InfoProHead(nn.Module):
         return self.layers(h)
 
 
+DGL_LAYOUTS = ("authors", "plain")
+
+
+class _PrePool(nn.Module):
+    """Average-pool a map to ``ceil(H / 4) x ceil(W / 4)`` (DGL's 1x1-conv auxiliary nets "reduce the size by 16")."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(h, (math.ceil(h.shape[-2] / 4), math.ceil(h.shape[-1] / 4)))
+
+
 @HEADS.register("dgl")
 class DGLHead(nn.Module):
-    """DGL auxiliary network (Belilovsky, Eickenberg & Oyallon 2019/2020): ``convs`` conv layers
-    (``Conv -> BatchNorm -> ReLU``, the block's width kept), average pooling to a ``grid x grid``
-    map, flatten, ``mlp_layers`` hidden ``Linear -> ReLU`` layers of width ``4 x channels``, and
-    a linear classifier.
+    """DGL auxiliary network (Belilovsky, Eickenberg & Oyallon, ICML 2020; authors' code eugenium/DGL,
+    ``auxiliary_nets_study/models.py``, ``auxillary_classifier2``).
 
-    Defaults follow the authors' CIFAR auxiliary problem in spirit with fewer layers (their
-    code takes 1x1 or 3x3 convs and up to three of each kind): two 1x1 convs, a 2x2 grid and
-    no hidden linear layer; ``kernel_size=3`` gives their ``cnn`` variant.
+    With ``layout="authors"`` (default), as the authors' code:
+
+    * with 1x1 convs (``kernel_size=1``), the map is first average-pooled to a quarter of its
+      height and width (``ceil(H/4) x ceil(W/4)``); 3x3 convs see the full map;
+    * ``convs`` layers ``Conv (no bias) -> BatchNorm2d -> ReLU``, the block's width kept;
+    * average pooling to a ``grid x grid`` map (the authors' 2x2);
+    * without hidden linear layers: ``BatchNorm2d`` on the pooled map, flatten, a linear classifier;
+      with ``mlp_layers`` hidden layers: flatten, ``mlp_layers x (Linear -> BatchNorm1d -> ReLU)`` of
+      width ``channels x grid x grid``, a linear classifier.
+
+    The defaults (two 3x3 convs, no hidden linear layer) are the authors' ``cnn`` auxiliary net;
+    ``kernel_size=1, convs=3, mlp_layers=3`` is their ``mlp-sr``, ``convs=0, mlp_layers=3`` their ``mlp``.
+    ``layout="plain"`` is this package's earlier head (a named departure): no pooling before the
+    convs, no BatchNorm before the classifier or in the hidden layers, hidden width ``4 x channels``.
 
     Example:
-        >>> head = DGLHead((8, 7, 7), 10, convs=1, kernel_size=3, mlp_layers=1)
+        >>> head = DGLHead((8, 7, 7), 10, convs=1, kernel_size=1, mlp_layers=1)
         >>> head(torch.zeros(4, 8, 7, 7)).shape
         torch.Size([4, 10])
     """
 
+    source = "Belilovsky, Eickenberg & Oyallon, ICML 2020 (eugenium/DGL)"
+
     def __init__(
-        self, in_shape: Sequence[int], num_classes: int, *, convs: int = 2, kernel_size: int = 1, grid: int = 2,
-        mlp_layers: int = 0,
+        self, in_shape: Sequence[int], num_classes: int, *, convs: int = 2, kernel_size: int = 3, grid: int = 2,
+        mlp_layers: int = 0, layout: str = "authors",
     ) -> None:
         super().__init__()
         _check_feature_map(in_shape, "DGLHead")
@@ -152,16 +173,22 @@ class DGLHead(nn.Module):
         self.kernel_size = check_choice(kernel_size, name="kernel_size", owner=owner, choices=(1, 3))
         self.grid = check_number(grid, name="grid", owner=owner, low=1, integer=True)
         self.mlp_layers = check_number(mlp_layers, name="mlp_layers", owner=owner, low=0, integer=True)
+        self.layout = check_choice(layout, name="layout", owner=owner, choices=DGL_LAYOUTS)
+        authors = self.layout == "authors"
         channels = in_shape[0]
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [_PrePool()] if authors and self.kernel_size == 1 else []
         for _ in range(self.convs):
             layers += [nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False),
                        nn.BatchNorm2d(channels), nn.ReLU()]
-        layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
+        layers.append(nn.AdaptiveAvgPool2d(grid))
+        if authors and not self.mlp_layers:
+            layers.append(nn.BatchNorm2d(channels))
+        layers.append(nn.Flatten())
         width = channels * grid * grid
+        hidden = width if authors else 4 * channels
         for _ in range(self.mlp_layers):
-            layers += [nn.Linear(width, 4 * channels), nn.ReLU()]
-            width = 4 * channels
+            layers += [nn.Linear(width, hidden), *([nn.BatchNorm1d(hidden)] if authors else []), nn.ReLU()]
+            width = hidden
         layers.append(nn.Linear(width, num_classes))
         self.layers = nn.Sequential(*layers)
 

@@ -30,9 +30,12 @@ def test_loss_is_the_logistic_of_goodness_minus_threshold_on_positive_and_negati
     sig = torch.sigmoid(g - 3.0)
     expected = -torch.log(sig[:3]).mean() - torch.log(1 - sig[3:]).mean()
     torch.testing.assert_close(rule.stage_loss(out, y), expected)
-    default = ForwardForward().stage_loss(out, y)  # theta = a quarter of the number of units (12)
-    sig = torch.sigmoid(g - 3.0)
+    default = ForwardForward().stage_loss(out, y)  # Hinton's code: theta = the number of units (12)
+    sig = torch.sigmoid(g - 12.0)
     torch.testing.assert_close(default, -torch.log(sig[:3]).mean() - torch.log(1 - sig[3:]).mean())
+    quarter = ForwardForward(threshold="quarter-units").stage_loss(out, y)  # the earlier default: 12 / 4
+    sig = torch.sigmoid(g - 3.0)
+    torch.testing.assert_close(quarter, -torch.log(sig[:3]).mean() - torch.log(1 - sig[3:]).mean())
 
 
 def test_positive_and_negative_data():
@@ -52,8 +55,7 @@ def test_positive_and_negative_data():
 def test_setup_normalises_between_layers_and_inference_scores_every_label_by_goodness():
     net, _ = _net()
     assert isinstance(net, ForwardForwardNet) and net.num_classes == 4
-    assert not isinstance(net.stages[0].block[0], LengthNorm)
-    assert all(isinstance(s.block[0], LengthNorm) for s in net.stages[1:])
+    assert all(isinstance(s.block[0], LengthNorm) for s in net.stages)  # the first layer's input too (Hinton)
     x = torch.randn(5, 16)
     exits = net(x)
     per_label = []
@@ -62,9 +64,8 @@ def test_setup_normalises_between_layers_and_inference_scores_every_label_by_goo
         h[:, :4] = F.one_hot(torch.full((5,), c), 4).float()
         layer_goodness = []
         for k, stage in enumerate(net.stages):
-            if k > 0:
-                h = h / h.pow(2).mean(1, keepdim=True).sqrt()  # length (RMS) normalisation
-            h = stage.block[-1](h) if k > 0 else stage.block(h)
+            h = h / h.pow(2).mean(1, keepdim=True).sqrt()  # length (RMS) normalisation, the labelled input too
+            h = stage.block[-1](h)
             layer_goodness.append(h.pow(2).sum(1))
         per_label.append(layer_goodness)
     goodness = torch.stack([torch.stack(g) for g in per_label], dim=2)  # (layer, N, label)
@@ -82,7 +83,16 @@ def test_sequential_schedule_is_refused_with_a_clear_error():
         trainer.fit()
 
 
+def test_normalise_input_false_leaves_the_first_layers_input_as_it_is():
+    torch.manual_seed(0)
+    net = ll.build_mlp((16,), (12, 10), 4)
+    ForwardForward(normalise_input=False).setup(net)
+    assert not isinstance(net.stages[0].block[0], LengthNorm) and isinstance(net.stages[1].block[0], LengthNorm)
+
+
 def test_other_nets_and_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="'threshold' parameter of ForwardForward must be a float >= 0 or one of 'units'"):
+        ForwardForward(threshold="half")
     with pytest.raises(ValueError, match="'threshold' parameter of ForwardForward must be a float >= 0"):
         ForwardForward(threshold=-1.0)
     with pytest.raises(RuntimeError, match="run setup"):

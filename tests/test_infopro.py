@@ -53,19 +53,37 @@ def test_weights_are_interpolated_from_the_first_to_the_last_local_stage():
     assert rule.stage_weights(0, 2) == (5.0, 0.0)  # one local stage: the first stage's weights
 
 
-def test_supervised_contrastive_loss_against_a_loop():
-    torch.manual_seed(1)
-    z, y, t = torch.randn(7, 5), torch.tensor([0, 1, 0, 2, 1, 0, 3]), 0.5
+def _supcon_terms(z, y, t):
+    """Per anchor: -(1/|P(i)|) sum_p log(exp(z_i.z_p/t) / sum_{a != i} exp(z_i.z_a/t)); None without a positive."""
     zn = z / z.norm(dim=1, keepdim=True)
     terms = []
-    for i in range(7):
-        others = [a for a in range(7) if a != i]
+    for i in range(len(z)):
+        others = [a for a in range(len(z)) if a != i]
         positives = [p for p in others if y[p] == y[i]]
         if not positives:
-            continue  # class 2 and 3 anchors have no positive
+            terms.append(None)
+            continue
         denominator = sum(math.exp(float(zn[i] @ zn[a]) / t) for a in others)
         terms.append(-sum(float(zn[i] @ zn[p]) / t - math.log(denominator) for p in positives) / len(positives))
-    assert float(supervised_contrastive_loss(z, y, t)) == pytest.approx(sum(terms) / len(terms), rel=1e-6)
+    return terms
+
+
+def test_supervised_contrastive_loss_is_the_authors_supconloss():
+    # InfoPro-Pytorch networks/losses.py: loss_i = -(T / base_T) * mean_log_prob_pos_i, an anchor without a
+    # positive has mean_log_prob_pos 0 (its mask sum is bumped to 1), and the loss is the mean over ALL anchors
+    torch.manual_seed(1)
+    z, y, t = torch.randn(7, 5), torch.tensor([0, 1, 0, 2, 1, 0, 3]), 0.5
+    terms = _supcon_terms(z, y, t)
+    expected = (t / 0.07) * sum(v or 0.0 for v in terms) / len(terms)  # classes 2 and 3: no positive, count as 0
+    assert float(supervised_contrastive_loss(z, y, t)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_supervised_contrastive_positives_only_form_is_the_earlier_one():
+    torch.manual_seed(1)
+    z, y, t = torch.randn(7, 5), torch.tensor([0, 1, 0, 2, 1, 0, 3]), 0.5
+    terms = [v for v in _supcon_terms(z, y, t) if v is not None]
+    got = supervised_contrastive_loss(z, y, t, form="positives-only")
+    assert float(got) == pytest.approx(sum(terms) / len(terms), rel=1e-6)
 
 
 def test_reconstruction_alone_trains_the_block_and_the_exit_still_learns():
@@ -111,10 +129,44 @@ def test_trains_on_digits(schedule):
     assert accuracy[-1] > 0.6  # chance is 0.1
 
 
-def test_dgl_head_layers():
-    head = make_head("dgl", (8, 6, 6), 10, convs=2, kernel_size=3, mlp_layers=1)
+def test_dgl_head_plain_layout_layers():
+    head = make_head("dgl", (8, 6, 6), 10, convs=2, kernel_size=3, mlp_layers=1, layout="plain")
     kinds = [type(m).__name__ for m in head.layers]
     assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d",
                      "Flatten", "Linear", "ReLU", "Linear"]
     assert head.layers[0].weight.shape == (8, 8, 3, 3) and head.layers[8].in_features == 8 * 2 * 2
     assert head(torch.zeros(3, 8, 6, 6)).shape == (3, 10)
+
+
+def test_dgl_head_is_the_authors_auxillary_classifier2_with_1x1_convs():
+    # eugenium/DGL auxiliary_nets_study/models.py, cnn=False, mlp_layers=0: pool to ceil(in/4), then n_lin x
+    # (1x1 conv, no bias -> BatchNorm2d -> relu), pool to 2x2, BatchNorm2d, flatten, linear
+    torch.manual_seed(0)
+    head = DGLHead((4, 8, 8), 3, convs=2, kernel_size=1)
+    x = torch.randn(5, 4, 8, 8)
+    convs = [m for m in head.layers if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in head.layers if isinstance(m, torch.nn.BatchNorm2d)]
+    linear = head.layers[-1]
+
+    def bn(t, m):  # training mode: batch statistics, the module's affine parameters
+        mean, var = t.mean((0, 2, 3), keepdim=True), t.var((0, 2, 3), unbiased=False, keepdim=True)
+        return (t - mean) / torch.sqrt(var + m.eps) * m.weight[None, :, None, None] + m.bias[None, :, None, None]
+
+    out = torch.nn.functional.adaptive_avg_pool2d(x, (2, 2))  # ceil(8 / 4) = 2
+    for conv, norm in zip(convs, norms):
+        out = torch.relu(bn(torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], out), norm))
+    out = bn(torch.nn.functional.adaptive_avg_pool2d(out, (2, 2)), norms[-1])
+    expected = out.flatten(1) @ linear.weight.T + linear.bias
+    torch.testing.assert_close(head(x), expected)
+    assert len(norms) == 3 and linear.in_features == 4 * 2 * 2
+
+
+def test_dgl_head_defaults_are_the_authors_cnn_aux_and_mlp_layers_carry_batchnorm():
+    kinds = [type(m).__name__ for m in DGLHead((8, 6, 6), 10).layers]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d",
+                     "BatchNorm2d", "Flatten", "Linear"]  # 3x3 convs see the full map: no pooling first
+    mlp = DGLHead((8, 6, 6), 10, convs=0, mlp_layers=2)  # the authors' "mlp" aux net
+    kinds = [type(m).__name__ for m in mlp.layers]
+    assert kinds == ["AdaptiveAvgPool2d", "Flatten", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d",
+                     "ReLU", "Linear"]
+    assert mlp.layers[2].out_features == 8 * 2 * 2  # mlp_feat = feature_size * 2 * 2

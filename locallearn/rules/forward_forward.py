@@ -12,7 +12,7 @@ and picking the label with the highest goodness.
 
 How it maps onto locallearn: ``transform_batch`` builds the batch of positive
 and negative rows (labels of negative rows encoded as ``-1 - wrong label``);
-``setup`` puts a length normalisation in front of every block but the first,
+``setup`` puts a length normalisation in front of every block,
 replaces every head by a parameter-free :class:`GoodnessHead` and turns the
 net into a :class:`ForwardForwardNet`, whose forward pass runs every candidate
 label and returns one exit per layer: exit 1 scores a label by the first
@@ -27,13 +27,13 @@ every layer trained from its own loss only. Not kept / changed:
 
 * negative labels are drawn uniformly among the wrong ones (the paper also uses
   "hard" negatives picked from the net's own predictions);
-* the threshold ``theta``, which the paper leaves open, defaults to a quarter of the
-  layer's number of units (an average squared activity of 1/4): with the default init
-  and RMS-normalised inputs a ReLU layer starts near 1/6, so both the positive and the
-  negative term are active from the first step (a threshold of one per unit left the
-  negative term idle for the first epochs: 89 / 43 % instead of 91 / 94 % on the two
-  exits of a 2x128 MLP after 10 epochs on digits); the length normalisation divides by
-  the root mean square, so a normalised vector has an average square of 1;
+* the threshold ``theta`` defaults to the layer's number of units, as in Hinton's code
+  (an average squared activity of 1); ``threshold="quarter-units"`` is this package's
+  earlier default (a quarter of the units), kept as a named option, or give a number;
+* the input of the first layer (the image with its label written in) is length-normalised
+  like every other layer's input, as in Hinton's code; ``normalise_input=False`` leaves it
+  as it is (the earlier behaviour); the length normalisation divides by the root mean
+  square, so a normalised vector has an average square of 1;
 * the paper's alternative read-out (a softmax layer on the activities with a
   neutral label) is not provided; a user head passed to the net is replaced.
 
@@ -137,12 +137,20 @@ def _num_classes(stage: Stage) -> int:
     return linears[-1].out_features
 
 
+THRESHOLDS = {"units": 1.0, "quarter-units": 0.25}  # threshold per unit of the layer
+
+
 @RULES.register("forward-forward")
 class ForwardForward(LocalRule):
     """Forward-Forward (Hinton 2022): each layer separates positive from negative data by goodness.
 
     Args:
-        threshold: ``theta`` of the logistic; ``None`` (default): a quarter of the layer's number of units.
+        threshold: ``theta`` of the logistic: ``"units"`` (default, Hinton's code) the layer's number
+            of units, ``"quarter-units"`` a quarter of them (the earlier default), or a number >= 0.
+        normalise_input: length-normalise the first layer's input too (default, Hinton's code).
+
+    Source: Hinton, "The Forward-Forward Algorithm: Some Preliminary Investigations", 2022
+    (arXiv:2212.13345), and his Matlab code released with it.
 
     Wrong labels are drawn from torch's global generator, which the trainer seeds and restores.
 
@@ -152,17 +160,31 @@ class ForwardForward(LocalRule):
         >>> net = build_mlp((16,), (8, 8), 4)
         >>> rule = ForwardForward()
         >>> rule.setup(net)
-        >>> type(net).__name__, type(net.stages[1].block[0]).__name__, [t.shape for t in net(torch.randn(3, 16))]
+        >>> type(net).__name__, type(net.stages[0].block[0]).__name__, [t.shape for t in net(torch.randn(3, 16))]
         ('ForwardForwardNet', 'LengthNorm', [torch.Size([3, 4]), torch.Size([3, 4])])
     """
 
     detach_inputs = True
 
-    def __init__(self, *, threshold: float | None = None) -> None:
-        if threshold is not None:
+    source = "Hinton, arXiv:2212.13345, 2022 (his Matlab code)"
+
+    def __init__(self, *, threshold: float | str = "units", normalise_input: bool = True) -> None:
+        if not isinstance(threshold, str):
             threshold = check_number(threshold, name="threshold", owner="ForwardForward", low=0.0)
+        elif threshold not in THRESHOLDS:
+            raise ValueError(
+                f"The 'threshold' parameter of ForwardForward must be a float >= 0 or one of "
+                f"{', '.join(map(repr, THRESHOLDS))}. Got {threshold!r} instead."
+            )
         self.threshold = threshold
+        self.normalise_input = bool(normalise_input)
         self.num_classes: int | None = None
+
+    def theta(self, units: int) -> float:
+        """The threshold for a layer of ``units`` units."""
+        if isinstance(self.threshold, str):
+            return units * THRESHOLDS[self.threshold]
+        return self.threshold
 
     def setup(self, net: LocalNet) -> None:
         if isinstance(net, ForwardForwardNet):
@@ -172,7 +194,7 @@ class ForwardForward(LocalRule):
             raise TypeError(f"forward-forward turns a plain LocalNet into a ForwardForwardNet; got a {type(net).__name__}.")
         num_classes = _num_classes(net.stages[0])
         for k, stage in enumerate(net.stages):
-            if k > 0:
+            if k > 0 or self.normalise_input:
                 stage.block = nn.Sequential(LengthNorm(), stage.block)
             stage.head = GoodnessHead()
         net.__class__ = ForwardForwardNet
@@ -197,5 +219,5 @@ class ForwardForward(LocalRule):
                 "from the batch transform_batch makes (the sequential schedule's cached inputs carry none)."
             )
         g = goodness(out.h_out)
-        theta = out.h_out[0].numel() / 4 if self.threshold is None else self.threshold
+        theta = self.theta(out.h_out[0].numel())
         return F.softplus(-(g[~negative] - theta)).mean() + F.softplus(g[negative] - theta).mean()

@@ -18,7 +18,8 @@ Kept from the paper and the authors' code (blackfeather-wang/InfoPro-Pytorch):
   defaults ``lambda1 = 5, lambda2 = 1``, the authors' CIFAR-10 ResNet-32, K = 2 setting;
 * the last stage learns from its own head's cross-entropy alone (the network's classifier);
 * ``supervision="contrast"``: SupCon (Khosla et al. 2020) on a projection to 128 dimensions,
-  temperature 0.07, as the authors' ``contrast`` mode; ``"ce"`` (default) is their
+  temperature 0.07, as the authors' ``contrast`` mode, with their ``SupConLoss`` (every anchor
+  in the mean, the ``T / 0.07`` factor); ``"ce"`` (default) is their
   ``cross_entropy`` mode ("InfoPro (Softmax)" in the paper), which also trains the exit.
 
 Not kept / changed:
@@ -54,16 +55,28 @@ from locallearn.rules.predsim import _feature_width
 from locallearn.tokens import pool_tokens, tokens_to_map
 
 
-def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+SUPCON_FORMS = ("authors", "positives-only")
+
+
+def supervised_contrastive_loss(
+    z: torch.Tensor, y: torch.Tensor, temperature: float = 0.07, *, base_temperature: float = 0.07, form: str = "authors"
+) -> torch.Tensor:
     """SupCon (Khosla et al. 2020) with one view per sample, on L2-normalised rows of ``z``.
 
     For anchor ``i`` with positives ``P(i)`` (the other samples of its class):
-    ``-1/|P(i)| sum_p log(exp(z_i.z_p/T) / sum_{a != i} exp(z_i.z_a/T))``, averaged over
-    anchors that have a positive (0 when none has).
+    ``l_i = -(T / T_base) / |P(i)| sum_p log(exp(z_i.z_p/T) / sum_{a != i} exp(z_i.z_a/T))``.
+    ``form="authors"`` (default) is the ``SupConLoss`` the InfoPro authors ship
+    (blackfeather-wang/InfoPro-Pytorch ``networks/losses.py``, after Khosla et al.'s code):
+    the mean of ``l_i`` over *every* anchor, one without a positive adding 0, and the factor
+    ``T / T_base`` (``T_base = 0.07``; 1 at InfoPro's ``T = 0.07``). ``form="positives-only"``
+    is this package's earlier version: no factor, the mean over the anchors that have a
+    positive (0 when none has).
 
     Example:
         >>> z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-        >>> round(float(supervised_contrastive_loss(z, torch.tensor([0, 0, 1, 1]), temperature=1.0)), 4)
+        >>> round(float(supervised_contrastive_loss(z, torch.tensor([0, 0, 1, 1]), temperature=0.07)), 4)
+        0.0
+        >>> round(float(supervised_contrastive_loss(z, torch.tensor([0, 0, 1, 1]), temperature=1.0, form="positives-only")), 4)
         0.5514
     """
     z = F.normalize(z.flatten(1), dim=1)
@@ -73,11 +86,13 @@ def supervised_contrastive_loss(z: torch.Tensor, y: torch.Tensor, temperature: f
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = (y[:, None] == y[None, :]) & ~self_mask
     count = positives.sum(1)
+    mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1) / count.clamp(min=1)
+    if form == "authors":
+        return -(temperature / base_temperature) * mean_log_prob.mean()
     has = count > 0
     if not bool(has.any()):
         return z.sum() * 0.0
-    per_anchor = log_prob.masked_fill(~positives, 0.0).sum(1)[has] / count[has]
-    return -per_anchor.mean()
+    return -mean_log_prob[has].mean()
 
 
 def _input_layout(net: LocalNet) -> tuple[str, int]:
@@ -160,6 +175,11 @@ class InfoPro(LocalRule):
         supervision: ``"ce"`` (cross-entropy through the stage's head) or ``"contrast"``.
         temperature: SupCon temperature (``"contrast"`` only).
         decoder_width: channels of the decoder's hidden conv layer (the authors' 12).
+        supcon: ``"authors"`` (default) the authors' ``SupConLoss``; ``"positives-only"`` the
+            earlier form (see :func:`supervised_contrastive_loss`).
+
+    Defaults that differ from the paper: ``supervision="ce"``, the authors' ``cross_entropy``
+    mode, where the paper's main results use the contrastive one (``supervision="contrast"``).
 
     Example:
         >>> import torch
@@ -179,7 +199,7 @@ class InfoPro(LocalRule):
     def __init__(
         self, *, lambda1: float = 5.0, lambda2: float = 1.0, lambda1_end: float | None = None,
         lambda2_end: float | None = None, supervision: str = "ce", temperature: float = 0.07,
-        decoder_width: int = 12,
+        decoder_width: int = 12, supcon: str = "authors",
     ) -> None:
         owner = "InfoPro"
         self.lambda1 = check_number(lambda1, name="lambda1", owner=owner, low=0.0)
@@ -189,6 +209,7 @@ class InfoPro(LocalRule):
         self.supervision = check_choice(supervision, name="supervision", owner=owner, choices=("ce", "contrast"))
         self.temperature = check_number(temperature, name="temperature", owner=owner, low=0.0, low_inclusive=False)
         self.decoder_width = check_number(decoder_width, name="decoder_width", owner=owner, low=1, integer=True)
+        self.supcon = check_choice(supcon, name="supcon", owner=owner, choices=SUPCON_FORMS)
 
     def stage_weights(self, index: int, num_stages: int) -> tuple[float, float]:
         """``(lambda1_k, lambda2_k)`` of local stage ``index`` (ratio ``k / (L - 2)``, 0 when L <= 2)."""
@@ -226,7 +247,7 @@ class InfoPro(LocalRule):
             )
         recon = reconstruction_loss(aux.decoder(out.h_out, out.x), out.x)
         if aux.projection is not None:
-            supervised, probe = supervised_contrastive_loss(aux.projection(out.h_out), y, self.temperature), True
+            supervised, probe = supervised_contrastive_loss(aux.projection(out.h_out), y, self.temperature, form=self.supcon), True
         else:
             supervised, probe = F.cross_entropy(out.logits, y), aux.lambda_sup == 0
         loss = aux.lambda_recon * recon + aux.lambda_sup * supervised
