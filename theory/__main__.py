@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     for claim, check in CHECKS:
         if only and claim not in only:
             continue
-        result = check(fast=args.fast)
-        print(f"{result.claim:>4} {result.verdict:<30} {result.seconds:6.1f} s CPU  {result.summary}", flush=True)
-        results.append(result)
+        outcome = check(fast=args.fast)  # one Result, or one per case with its own verdict (T12: per estimator)
+        for result in outcome if isinstance(outcome, list) else [outcome]:
+            print(f"{result.claim:>4} {result.verdict:<30} {result.seconds:6.1f} s CPU  {result.summary}", flush=True)
+            results.append(result)
     command = "python -m theory" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     provenance = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -18,3 +18,13 @@ def test_T12_ksg_never_rises_along_a_markov_chain_but_does_without_one():
     x, ts = t12.noisy_chain(gain=1.0, propagate=False)  # noise at measurement only: no Markov chain
     values = t12.estimate("ksg", x, ts)
     assert values[3] > values[2] + 0.1, values
+
+
+def test_T12_gives_each_estimator_its_own_verdict_and_one_that_rises_fails():
+    assert t12.verdict_for([None, None]) == "holds"
+    assert t12.verdict_for([None, 4]) == "does not hold here"  # one rise on one chain is enough
+    chains = {(True, 1.0): t12.noisy_chain(gain=1.0, propagate=True)}
+    kde = t12.check_estimator("kde", chains)  # KDE's bound rises from T_3 to T_4 on this chain
+    assert kde.verdict == "does not hold here" and kde.table[0]["first_rise_at_layer"] == 4
+    ksg = t12.check_estimator("ksg", chains)
+    assert ksg.verdict == "holds" and "ksg" in ksg.title

@@ -42,3 +42,11 @@ def test_T9_joint_converges_faster_than_e2e_on_a_deep_sigmoid_net():
     assert row["final_loss_e2e"][0] > 2.0  # e2e's gradient vanishes: still near ln 10 = 2.30
     assert row["final_loss_joint"][0] < 0.5
     assert row["joint_faster"]
+
+
+def test_T9_verdict_needs_every_vanishing_case_and_reports_where_e2e_learns():
+    rows = lambda *flags: [{"vanishing": v, "joint_faster": f} for v, f in flags]  # noqa: E731
+    assert t09_deep_supervision.verdict_for(rows((True, True), (False, True))) == "holds"
+    assert t09_deep_supervision.verdict_for(rows((True, True), (False, False))) == "holds under stated conditions"
+    assert t09_deep_supervision.verdict_for(rows((True, False), (False, True))) == "does not hold here"
+    assert {c[4] for c in t09_deep_supervision.CONFIGS} == {True, False}  # checked also where e2e learns
