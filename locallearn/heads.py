@@ -29,7 +29,12 @@ HeadSpec = Union[str, nn.Module, Callable[[tuple[int, ...], int], nn.Module]]
 
 @HEADS.register("linear")
 class LinearHead(nn.Module):
-    """Flatten, then one linear layer."""
+    """Flatten, then one linear layer.
+
+    Source: Nøkland & Eidnes, ICML 2019 (the local prediction read-out decoder_y, anokland/local-loss).
+    """
+
+    source = 'Nøkland & Eidnes, ICML 2019 (the local prediction read-out decoder_y, anokland/local-loss)'
 
     def __init__(self, in_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
@@ -41,7 +46,12 @@ class LinearHead(nn.Module):
 
 @HEADS.register("mlp")
 class MLPHead(nn.Module):
-    """Flatten, then one or two hidden ReLU layers and a linear read-out."""
+    """Flatten, then one or two hidden ReLU layers and a linear read-out.
+
+    Source: Belilovsky, Eickenberg & Oyallon, ICML 2020 (an MLP auxiliary net as DGL's 'mlp', eugenium/DGL; here without its BatchNorm).
+    """
+
+    source = "Belilovsky, Eickenberg & Oyallon, ICML 2020 (an MLP auxiliary net as DGL's 'mlp', eugenium/DGL; here without its BatchNorm)"
 
     def __init__(self, in_shape: Sequence[int], num_classes: int, *, hidden: Sequence[int] = (128,)) -> None:
         super().__init__()
@@ -74,7 +84,12 @@ def _check_feature_map(in_shape: Sequence[int], owner: str) -> None:
 @HEADS.register("conv")
 class ConvHead(nn.Module):
     """Pool a ``(C, H, W)`` feature map to a ``grid x grid`` map (average, or the mean of
-    max and average pooling: "mixed"), flatten, then one linear layer."""
+    max and average pooling: "mixed"), flatten, then one linear layer.
+
+    Source: Nøkland & Eidnes, ICML 2019 (average pooling before the linear read-out, anokland/local-loss); 'mixed' pooling: Lee, Gallagher & Tu, AISTATS 2016.
+    """
+
+    source = "Nøkland & Eidnes, ICML 2019 (average pooling before the linear read-out, anokland/local-loss); 'mixed' pooling: Lee, Gallagher & Tu, AISTATS 2016"
 
     def __init__(
         self, in_shape: Sequence[int], num_classes: int, *, pool: str = "avg", grid: int = 2

@@ -51,7 +51,12 @@ CHECKPOINT_ENTRIES = {
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of a run (the rule's and schedule's own live in their objects)."""
+    """Hyper-parameters of a run (the rule's and schedule's own live in their objects).
+
+    The defaults (batch 32, Adam, lr 1e-3, 5 epochs) are this package's, for quick runs, not any one
+    paper's: the local-loss recipe is batch 128, Adam lr 5e-4 (the ``paper`` benchmark suite), DGL's
+    CIFAR buffer runs SGD lr 0.1 with momentum 0.9 and batch 128 (pass them to follow).
+    """
 
     epochs: int = 5  # per stage for schedules that train one stage at a time
     batch_size: int = 32  # the same default as RunSpec and the CLI, so that the API repeats the CLI's numbers

@@ -35,6 +35,21 @@ def test_every_registered_name_is_listed_with_its_parameters(kind, capsys):
                     assert json.loads(json.dumps(getattr(built, p["name"]), default=repr)) == p["default"], (name, p)
 
 
+@pytest.mark.parametrize("kind", ["rules", "schedules", "heads", "policies", "estimators"])
+def test_every_registered_name_states_its_source_in_the_listing_and_its_docstring(kind, capsys):
+    import re
+    import sys
+
+    assert main([kind, "--json"]) == 0
+    for entry in json.loads(capsys.readouterr().out):
+        cls = registry(kind).get(entry["name"])
+        source = cls.__dict__.get("source", "")  # its own, not one inherited from a parent class
+        assert source and entry["source"] == source, entry["name"]
+        assert re.search(r"\b(19|20)\d\d\b", source) or source.startswith("no single paper"), entry["name"]
+        docs = (cls.__doc__ or "") + (sys.modules[cls.__module__].__doc__ or "")
+        assert "Source:" in docs or source.split(",")[0] in docs, entry["name"]  # the docstring says it too
+
+
 def test_a_newly_registered_class_is_listed_without_an_edit():
     reg = Registry("widget")
 
@@ -47,7 +62,8 @@ def test_a_newly_registered_class_is_listed_without_an_edit():
         def __init__(self, *, speed: float = 2.5, label: str) -> None:
             self.speed, self.label = speed, label
 
-    assert describe(reg, "spinner").splitlines() == ["spinner  Spins.", "    speed: float = 2.5", "    label: str (required)"]
+    assert describe(reg, "spinner").splitlines() == ["spinner  Spins.", "    source: (no source stated)", "    speed: float = 2.5",
+                                                     "    label: str (required)"]
 
 
 def test_unknown_name_is_a_clean_error(capsys):

@@ -1,13 +1,15 @@
-"""``locallearn rules`` (and ``schedules``, ``heads``, ``policies``, ``estimators``, ``models``, ``datasets``): every registered name
-with its hyper-parameters, their defaults and a one-line description, read from the registry, the
-constructor's signature and the class docstring (so a newly registered class is listed without an edit).
+"""``locallearn rules`` (and ``schedules``, ``heads``, ``policies``, ``estimators``, ``models``, ``datasets``):
+every registered name with its source (the class's ``source`` attribute: paper, year, authors' code), its hyper-parameters,
+their defaults and a one-line description, read from the registry, the constructor's signature and the
+class docstring (so a newly registered class is listed without an edit).
 
 Example:
     >>> from locallearn.rules import RULES
     >>> print(describe(RULES, "predsim"))  # doctest: +NORMALIZE_WHITESPACE
     predsim  Prediction (cross-entropy of the head) plus similarity matching of projected features.
+        source: Nøkland & Eidnes, ICML 2019, 'Training Neural Networks with Local Error Signals' (anokland/local-loss)
         beta: float = 0.99
-        sim_dim: int | None = 128
+        sim_dim: int | None = None
 """
 
 from __future__ import annotations
@@ -56,14 +58,19 @@ def summary_line(cls: type) -> str:
     return " ".join(paragraph.split()) or "(no description)"
 
 
+def source_of(cls: type) -> str:
+    """The class's ``source`` (paper, year, authors' code), or a note that it states none."""
+    return getattr(cls, "source", "") or "(no source stated)"
+
+
 def describe(reg: Registry, name: str) -> str:
-    """One entry: the name and description, then one line per hyper-parameter with its default."""
+    """One entry: the name and description, its source, then one line per hyper-parameter with its default."""
     cls = reg.get(name)
-    lines = [f"{name}  {summary_line(cls)}"]
+    lines = [f"{name}  {summary_line(cls)}", f"    source: {source_of(cls)}"]
     for p in hyper_parameters(cls):
         typed = f": {p['type']}" if p["type"] else ""
         lines.append(f"    {p['name']}{typed}" + (" (required)" if p["required"] else f" = {p['default']!r}"))
-    if len(lines) == 1:
+    if len(lines) == 2:
         lines.append("    (no hyper-parameters)")
     return "\n".join(lines)
 
@@ -72,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     for kind, (_, _, usage) in LISTINGS.items():
         p = subparsers.add_parser(kind, help=f"list the registered {kind} with their hyper-parameters and defaults",
                                   description=f"Every registered name with its hyper-parameters (set with {usage}), "
-                                  "their defaults and a one-line description.")
+                                  "their defaults, the source (paper, year, authors' code) and a one-line description.")
         p.add_argument("names", nargs="*", help="only these names (default: all)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         p.set_defaults(run=run, listing=kind)
@@ -84,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         reg.get(name)  # an unknown name lists the known ones
     if args.json:
-        print(json.dumps([{"name": n, "description": summary_line(reg.get(n)), "parameters": hyper_parameters(reg.get(n))}
+        print(json.dumps([{"name": n, "description": summary_line(reg.get(n)), "source": source_of(reg.get(n)),
+                           "parameters": hyper_parameters(reg.get(n))}
                           for n in names], indent=2, default=repr))
     else:
         print("\n".join(describe(reg, n) for n in names))

@@ -116,12 +116,16 @@ def binning_mi(
 class BinningMI(Estimator):
     """Batch-accumulating twin of :func:`binning_mi`; bins are set on all collected samples.
 
+    Source: Shwartz-Ziv & Tishby, 2017, arXiv:1703.00810 (ravidziv/IDNNs).
+
     Example:
         >>> est = BinningMI(bins=2, discrete_x=True, base=2)
         >>> est.update([0, 1], [-0.9, 0.9]); est.update([2, 3], [-0.8, 0.8])
         >>> round(est.compute(), 6)
         1.0
     """
+
+    source = 'Shwartz-Ziv & Tishby, 2017, arXiv:1703.00810 (ravidziv/IDNNs)'
 
     function = staticmethod(binning_mi)
 

@@ -127,12 +127,16 @@ def hsic(x: Any, y: Any, **options: Any) -> float:
 class HSIC(Estimator):
     """Batch-accumulating twin of :func:`hsic`.
 
+    Source: Gretton, Bousquet, Smola & Schölkopf, ALT 2005; the 'cca' form: Ma, Lewis & Kleijn, AAAI 2020 (choasma/HSIC-bottleneck).
+
     Example:
         >>> x = torch.linspace(0, 1, 40, dtype=torch.float64)[:, None]
         >>> est = HSIC(normalization="cosine"); est.update(x[:20], x[:20] ** 2); est.update(x[20:], x[20:] ** 2)
         >>> est.compute() == hsic(x, x ** 2, normalization="cosine")
         True
     """
+
+    source = "Gretton, Bousquet, Smola & Schölkopf, ALT 2005; the 'cca' form: Ma, Lewis & Kleijn, AAAI 2020 (choasma/HSIC-bottleneck)"
 
     function = staticmethod(hsic)
     measure = "HSIC"  # not mutual information: the plane shows HSIC(X, T) and HSIC(T, Y), as Ma et al. 2019 do

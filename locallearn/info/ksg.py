@@ -103,6 +103,8 @@ def ksg_mi(
 class KSGMI(Estimator):
     """Batch-accumulating twin of :func:`ksg_mi`.
 
+    Source: Kraskov, Stögbauer & Grassberger, Physical Review E 2004 (algorithm 1).
+
     Example:
         >>> rng = np.random.default_rng(1); x = rng.normal(size=(400, 2))
         >>> est = KSGMI(k=3)
@@ -110,6 +112,8 @@ class KSGMI(Estimator):
         >>> est.compute() == ksg_mi(x, x ** 3, k=3)
         True
     """
+
+    source = 'Kraskov, Stögbauer & Grassberger, Physical Review E 2004 (algorithm 1)'
 
     function = staticmethod(ksg_mi)
 

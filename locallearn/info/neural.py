@@ -150,6 +150,8 @@ def _train_and_evaluate(x: torch.Tensor, y: torch.Tensor, bound: str, hidden: in
 class NeuralMI(Estimator):
     """Batch-accumulating twin of :func:`neural_mi` (the critic is trained in ``compute``).
 
+    Source: InfoNCE: van den Oord, Li & Vinyals, 2018 (arXiv:1807.03748); Donsker-Varadhan: Belghazi et al., ICML 2018 (MINE).
+
     Example:
         >>> est = NeuralMI(steps=20, batch_size=16)
         >>> x = torch.randn(100, 1, generator=torch.Generator().manual_seed(0))
@@ -157,6 +159,8 @@ class NeuralMI(Estimator):
         >>> est.compute() == neural_mi(x.double(), x.double(), steps=20, batch_size=16)
         True
     """
+
+    source = 'InfoNCE: van den Oord, Li & Vinyals, 2018 (arXiv:1807.03748); Donsker-Varadhan: Belghazi et al., ICML 2018 (MINE)'
 
     function = staticmethod(neural_mi)
 

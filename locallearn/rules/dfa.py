@@ -30,6 +30,8 @@ class DirectFeedbackAlignment(EndToEnd):
     into DFA layers (other layers with parameters raise an error naming them) and
     opens the DFA pass at the first block and closes it at the last head.
 
+    Source: Nøkland, NeurIPS 2016, 'Direct Feedback Alignment Provides Learning in Deep Neural Networks' (no authors' code used).
+
     Example:
         >>> import torch
         >>> from torch.nn import functional as F
@@ -40,6 +42,8 @@ class DirectFeedbackAlignment(EndToEnd):
         >>> net.stages[1].block[0].feedback.shape  # error of the 3 classes -> 8 inputs
         torch.Size([3, 8])
     """
+
+    source = "Nøkland, NeurIPS 2016, 'Direct Feedback Alignment Provides Learning in Deep Neural Networks' (no authors' code used)"
 
     detach_inputs = False
     sequence_labels = False  # its output error is per sample, not per position

@@ -22,10 +22,14 @@ class EndToEnd(LocalRule):
     stages (Chen et al. 2016; ``locallearn.rules.checkpointing``), the memory baseline of
     InfoPro's Table 3.
 
+    Source: Rumelhart, Hinton & Williams, Nature 1986 (backpropagation): the baseline every local-learning paper compares with.
+
     Example:
         >>> EndToEnd(probe_heads=False).get_params()
         {'probe_heads': False, 'checkpoint': False}
     """
+
+    source = 'Rumelhart, Hinton & Williams, Nature 1986 (backpropagation): the baseline every local-learning paper compares with'
 
     detach_inputs = False
     sequence_labels = True  # a language model's next-token labels (B, T)

@@ -36,6 +36,8 @@ class FixedRandomHeads(LocalRule):
     ``setup`` turns each head's layers into FA layers once (a head already holding FA
     layers is left as it is), so a second trainer on the same net changes nothing.
 
+    Source: Mostafa, Ramesh & Cauwenberghs, Frontiers in Neuroscience 2018 (local errors through fixed random classifiers); feedback alignment: Lillicrap et al., Nature Communications 2016.
+
     Example:
         >>> import torch
         >>> from locallearn import build_mlp
@@ -45,6 +47,8 @@ class FixedRandomHeads(LocalRule):
         >>> type(net.stages[0].head.linear).__name__, net.stages[0].head.linear.weight.requires_grad
         ('FALinear', False)
     """
+
+    source = 'Mostafa, Ramesh & Cauwenberghs, Frontiers in Neuroscience 2018 (local errors through fixed random classifiers); feedback alignment: Lillicrap et al., Nature Communications 2016'
 
     detach_inputs = True
 

@@ -53,6 +53,8 @@ class InformationBottleneck(LocalRule):
         beta: kde: weight of the I(X;T) upper bound.
         noise_var: kde: variance of the noise added to the stage output.
 
+    Source: hsic: Ma, Lewis & Kleijn, AAAI 2020 (choasma/HSIC-bottleneck); kde: Kolchinsky, Tracey & Wolpert, Entropy 2019 (nonlinear information bottleneck).
+
     Example:
         >>> import torch
         >>> from torch import nn
@@ -62,6 +64,8 @@ class InformationBottleneck(LocalRule):
         >>> InformationBottleneck(variant="hsic").stage_loss(out, torch.arange(16) % 3).ndim
         0
     """
+
+    source = 'hsic: Ma, Lewis & Kleijn, AAAI 2020 (choasma/HSIC-bottleneck); kde: Kolchinsky, Tracey & Wolpert, Entropy 2019 (nonlinear information bottleneck)'
 
     detach_inputs = True
     needs_input = True  # the default (hsic, x_source="network"); an instance that does not sets False

@@ -181,6 +181,8 @@ class InfoPro(LocalRule):
     Defaults that differ from the paper: ``supervision="ce"``, the authors' ``cross_entropy``
     mode, where the paper's main results use the contrastive one (``supervision="contrast"``).
 
+    Source: Wang, Ni, Song, Yang & Huang, ICLR 2021 (blackfeather-wang/InfoPro-Pytorch).
+
     Example:
         >>> import torch
         >>> from locallearn import build_cnn
@@ -192,6 +194,8 @@ class InfoPro(LocalRule):
         >>> "infopro" in net.stages[2].aux  # the last stage learns from its head alone
         False
     """
+
+    source = 'Wang, Ni, Song, Yang & Huang, ICLR 2021 (blackfeather-wang/InfoPro-Pytorch)'
 
     detach_inputs = True
     needs_input = True

@@ -21,10 +21,14 @@ class JointSupervision(LocalRule):
     at the first step, naming both lengths. ``checkpoint=True``: gradient checkpointing over the
     stages, as ``e2e``'s (same gradients, less memory, more time).
 
+    Source: Lee, Xie, Gallagher, Zhang & Tu, AISTATS 2015 (deeply-supervised nets).
+
     Example:
         >>> JointSupervision(weights=(0.5, 1.0)).get_params()
         {'weights': (0.5, 1.0), 'checkpoint': False}
     """
+
+    source = 'Lee, Xie, Gallagher, Zhang & Tu, AISTATS 2015 (deeply-supervised nets)'
 
     detach_inputs = False
     sequence_labels = True  # a language model's next-token labels (B, T)

@@ -40,7 +40,11 @@ class JointCostPenalty(JointSupervision):
     """Deep supervision plus ``penalty`` x the soft expected relative cost of the exits (survey eq. 13-14).
 
     See the module docstring for the loss and its options.
+
+    Source: Lee et al., AISTATS 2015 (deep supervision) plus the early-exit survey's soft expected cost (eq. 13-14); no authors' code.
     """
+
+    source = "Lee et al., AISTATS 2015 (deep supervision) plus the early-exit survey's soft expected cost (eq. 13-14); no authors' code"
 
     sequence_labels = False  # its exit costs are per sample, not per position
 

@@ -12,10 +12,14 @@ from locallearn.rules.base import RULES, LocalRule, StageOutput
 class LocalCrossEntropy(LocalRule):
     """Cross-entropy of each stage's own head; inputs are detached, so no gradient crosses stages.
 
+    Source: Nøkland & Eidnes, ICML 2019 ('pred', anokland/local-loss); Belilovsky, Eickenberg & Oyallon, ICML 2019 (greedy layer-wise learning).
+
     Example:
         >>> LocalCrossEntropy().detach_inputs
         True
     """
+
+    source = "Nøkland & Eidnes, ICML 2019 ('pred', anokland/local-loss); Belilovsky, Eickenberg & Oyallon, ICML 2019 (greedy layer-wise learning)"
 
     detach_inputs = True
     sequence_labels = True  # a language model's next-token labels (B, T)

@@ -111,6 +111,8 @@ class PredSim(_PredSimBase):
 
     ``setup`` attaches the projection to each stage as ``stage.aux["predsim"]``.
 
+    Source: Nøkland & Eidnes, ICML 2019, 'Training Neural Networks with Local Error Signals' (anokland/local-loss).
+
     Example:
         >>> import torch
         >>> from locallearn import build_mlp
@@ -120,6 +122,8 @@ class PredSim(_PredSimBase):
         >>> net.stages[1].aux["predsim"]
         Linear(in_features=8, out_features=8, bias=False)
     """
+
+    source = "Nøkland & Eidnes, ICML 2019, 'Training Neural Networks with Local Error Signals' (anokland/local-loss)"
 
     def __init__(self, *, beta: float = 0.99, sim_dim: int | None = None) -> None:
         super().__init__(beta=beta)
@@ -251,6 +255,8 @@ class PredSimBio(_PredSimBase):
 
     ``setup`` widens and wraps ``stage.head`` in a :class:`LabelCodeHead` once.
 
+    Source: Nøkland & Eidnes, ICML 2019, '--bio' (anokland/local-loss).
+
     Example:
         >>> import torch
         >>> from locallearn import build_mlp
@@ -261,6 +267,8 @@ class PredSimBio(_PredSimBase):
         >>> net(torch.zeros(2, 4))[0].shape
         torch.Size([2, 3])
     """
+
+    source = "Nøkland & Eidnes, ICML 2019, '--bio' (anokland/local-loss)"
 
     def __init__(self, *, beta: float = 0.99, code_size: int = 128, feedback_scale: float = 1.0, seed: int = 0) -> None:
         super().__init__(beta=beta)
@@ -294,6 +302,8 @@ class Sim(PredSim):
     the representation out without shaping it (in the paper only the output layer is trained
     by cross-entropy; here every exit is). ``sim_dim`` as in :class:`PredSim` (default: full width).
 
+    Source: Nøkland & Eidnes, ICML 2019, 'sim' (anokland/local-loss).
+
     Example:
         >>> import torch
         >>> from locallearn import build_mlp
@@ -301,6 +311,8 @@ class Sim(PredSim):
         >>> rule.get_params()
         {'sim_dim': 6}
     """
+
+    source = "Nøkland & Eidnes, ICML 2019, 'sim' (anokland/local-loss)"
 
     def __init__(self, *, sim_dim: int | None = None) -> None:
         super().__init__(beta=1.0, sim_dim=sim_dim)

@@ -131,6 +131,13 @@ class Decoupled(Schedule):
     The epoch record gets ``updates`` (updates per stage) and ``starved`` (ticks a stage
     could have updated but found its buffer empty) besides ``train_loss``.
 
+Defaults that differ from the authors' code (eugenium/DGL ``cifar_buffer.py``): ``capacity=8`` and
+    ``max_uses=2``, where theirs takes the buffer size from ``--buffer`` (the paper compares several) and
+    lets a batch be reused without limit (``--max-buffer-reuse`` inf); the "least reused, newest first"
+    sampling is their ``priority_lifo``.
+
+        Source: Belilovsky, Eickenberg & Oyallon, ICML 2020, 'Decoupled Greedy Learning of CNNs' (eugenium/DGL, buffer_experiments).
+
     Example:
         >>> from locallearn import data, build_mlp, Trainer, TrainConfig
         >>> ds = data.load("synthetic")
@@ -141,6 +148,8 @@ class Decoupled(Schedule):
         >>> updates[0] < updates[1]  # the slow stage 0 updated half as often; stage 1 reused its batches
         True
     """
+
+    source = "Belilovsky, Eickenberg & Oyallon, ICML 2020, 'Decoupled Greedy Learning of CNNs' (eugenium/DGL, buffer_experiments)"
 
     def __init__(
         self,

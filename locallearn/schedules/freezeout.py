@@ -48,7 +48,14 @@ class Freezeout(Schedule):
     """Per-stage cosine learning rates annealed to zero at staggered freezing points; frozen stages stop running.
 
     FreezeOut (Brock et al. 2017; survey eq. 10): see the module docstring for the schedule and its options.
+
+    Source: Brock, Lim, Ritchie & Weston, 2017, 'FreezeOut' (arXiv:1706.04983; ajbrock/FreezeOut).
+
+    Defaults that differ from Brock et al.'s code: ``t0=0.5``, ``spacing="linear"``, ``scale_lr=False``
+    (theirs: ``t_0 = 0.8``, cubic spacing, scaled learning rates); pass those to follow it.
     """
+
+    source = "Brock, Lim, Ritchie & Weston, 2017, 'FreezeOut' (arXiv:1706.04983; ajbrock/FreezeOut)"
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
 

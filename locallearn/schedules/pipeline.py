@@ -113,6 +113,8 @@ class Pipeline(Schedule):
         start_method: ``"auto"`` (``fork`` for CPU nets on Linux, else ``spawn``), ``"fork"``
             or ``"spawn"``. ``spawn`` pickles the net, rule and optimisers to each worker.
 
+    Source: Belilovsky, Eickenberg & Oyallon, ICML 2020 (DGL: local learners as parallel workers that only send forward; eugenium/DGL).
+
     Example:
         >>> from locallearn import data, build_mlp, Trainer, TrainConfig
         >>> ds = data.load("synthetic")
@@ -122,6 +124,8 @@ class Pipeline(Schedule):
         >>> record["worker_stages"], len(record["test_accuracy"])
         ([[0], [1]], 2)
     """
+
+    source = 'Belilovsky, Eickenberg & Oyallon, ICML 2020 (DGL: local learners as parallel workers that only send forward; eugenium/DGL)'
 
     owns_process_group = True  # under torchrun its ranks are the stage groups, not data replicas
     batch_events = False  # the updates run in the workers: no per-update events in the trainer's process

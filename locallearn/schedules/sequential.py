@@ -26,10 +26,14 @@ from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_loss
 class Sequential(Schedule):
     """Greedy layer-wise schedule (Belilovsky et al.): ``epochs`` epochs per stage, one stage at a time.
 
+    Source: Bengio, Lamblin, Popovici & Larochelle, NeurIPS 2006 (greedy layer-wise training); Belilovsky, Eickenberg & Oyallon, ICML 2019 (greedy layer-wise CNNs).
+
     Example:
         >>> Sequential(cache_batch_size=256).total_epochs(num_stages=3, epochs=4)
         12
     """
+
+    source = 'Bengio, Lamblin, Popovici & Larochelle, NeurIPS 2006 (greedy layer-wise training); Belilovsky, Eickenberg & Oyallon, ICML 2019 (greedy layer-wise CNNs)'
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
 

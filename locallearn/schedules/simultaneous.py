@@ -11,10 +11,14 @@ class Simultaneous(Schedule):
 
     With a global rule (``e2e``, ``joint``) this is ordinary backprop training.
 
+    Source: Nøkland & Eidnes, ICML 2019 (anokland/local-loss: every block's local loss every batch); DGL's synchronous form, Belilovsky et al., ICML 2020.
+
     Example:
         >>> Simultaneous().total_epochs(num_stages=4, epochs=5)
         5
     """
+
+    source = "Nøkland & Eidnes, ICML 2019 (anokland/local-loss: every block's local loss every batch); DGL's synchronous form, Belilovsky et al., ICML 2020"
 
     data_parallel = True  # each update is a train_step on a global batch
 

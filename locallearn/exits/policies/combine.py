@@ -43,7 +43,12 @@ class _PooledPolicy(ExitPolicy):
 
 @EXIT_POLICIES.register("avg-pool")
 class AvgPoolPolicy(_PooledPolicy):
-    """Running mean of the exits' probabilities."""
+    """Running mean of the exits' probabilities.
+
+    Source: no single paper: the running mean of the exits' probabilities (the survey's eq. 8 with equal weights).
+    """
+
+    source = "no single paper: the running mean of the exits' probabilities (the survey's eq. 8 with equal weights)"
 
     def pooled(self, probs: torch.Tensor) -> torch.Tensor:
         counts = torch.arange(1, probs.shape[0] + 1, dtype=probs.dtype)
@@ -52,7 +57,12 @@ class AvgPoolPolicy(_PooledPolicy):
 
 @EXIT_POLICIES.register("max-pool")
 class MaxPoolPolicy(_PooledPolicy):
-    """Running element-wise max of the exits' probabilities, renormalised."""
+    """Running element-wise max of the exits' probabilities, renormalised.
+
+    Source: no single paper: the running element-wise max of the exits' probabilities, renormalised (a pooling the survey lists beside eq. 8).
+    """
+
+    source = "no single paper: the running element-wise max of the exits' probabilities, renormalised (a pooling the survey lists beside eq. 8)"
 
     def pooled(self, probs: torch.Tensor) -> torch.Tensor:
         running = probs.cummax(0).values
@@ -61,7 +71,12 @@ class MaxPoolPolicy(_PooledPolicy):
 
 @EXIT_POLICIES.register("weighted")
 class WeightedPolicy(_PooledPolicy):
-    """Learned weighted average of the exits (survey eq. 8)."""
+    """Learned weighted average of the exits (survey eq. 8).
+
+    Source: the early-exit survey's eq. 8 (learned weights over exits); learned ensembling of exits as in Wołczyk et al., NeurIPS 2021 (Zero Time Waste).
+    """
+
+    source = "the early-exit survey's eq. 8 (learned weights over exits); learned ensembling of exits as in Wołczyk et al., NeurIPS 2021 (Zero Time Waste)"
 
     learnable = True
 

@@ -32,7 +32,11 @@ class EntropyPolicy(_OneExitPolicy):
     """BranchyNet / survey eq. 11: exit at k when ``H(p_k)/log(C) <= T_k``.
 
     Thresholds are stored as sureness ``t_k = 1 - T_k`` (exit when ``1 - H/log C >= t_k``).
+
+    Source: Teerapittayanon, McDanel & Kung, ICPR 2016 (BranchyNet; kunglab/branchynet).
     """
+
+    source = 'Teerapittayanon, McDanel & Kung, ICPR 2016 (BranchyNet; kunglab/branchynet)'
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
         return entropy_sureness(logits)
@@ -40,7 +44,12 @@ class EntropyPolicy(_OneExitPolicy):
 
 @EXIT_POLICIES.register("max-prob")
 class MaxProbPolicy(_OneExitPolicy):
-    """Shallow-Deep Networks: exit at k when ``max_c p_k[c] >= q_k``."""
+    """Shallow-Deep Networks: exit at k when ``max_c p_k[c] >= q_k``.
+
+    Source: Kaya, Hong & Dumitras, ICML 2019 (Shallow-Deep Networks; yigitcankaya/Shallow-Deep-Networks).
+    """
+
+    source = 'Kaya, Hong & Dumitras, ICML 2019 (Shallow-Deep Networks; yigitcankaya/Shallow-Deep-Networks)'
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
         return max_probability(logits)
@@ -48,7 +57,12 @@ class MaxProbPolicy(_OneExitPolicy):
 
 @EXIT_POLICIES.register("margin")
 class MarginPolicy(_OneExitPolicy):
-    """Exit at k when the gap between the two largest probabilities ``>= m_k``."""
+    """Exit at k when the gap between the two largest probabilities ``>= m_k``.
+
+    Source: Park et al., CODES+ISSS 2015 (big/little deep neural networks: the top-two score margin).
+    """
+
+    source = 'Park et al., CODES+ISSS 2015 (big/little deep neural networks: the top-two score margin)'
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
         return top2_margin(logits)

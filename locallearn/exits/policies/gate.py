@@ -29,7 +29,12 @@ from .base import EXIT_POLICIES, ExitPolicy
 
 @EXIT_POLICIES.register("gate")
 class LearnedGatePolicy(ExitPolicy):
-    """One ``features -> hidden -> 1`` MLP per exit, fitted on validation logits."""
+    """One ``features -> hidden -> 1`` MLP per exit, fitted on validation logits.
+
+    Source: the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017 (adaptive neural networks); no authors' code.
+    """
+
+    source = "the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017 (adaptive neural networks); no authors' code"
 
     learnable = True
 

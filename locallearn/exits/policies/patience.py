@@ -26,7 +26,12 @@ from .base import EXIT_POLICIES, ExitPolicy
 
 @EXIT_POLICIES.register("patience")
 class PatiencePolicy(ExitPolicy):
-    """Thresholds are patience counts (a shared ``p`` is ``[p] * (K - 1)``)."""
+    """Thresholds are patience counts (a shared ``p`` is ``[p] * (K - 1)``).
+
+    Source: Zhou, Xu, Ge, McAuley, Xu & Wei, NeurIPS 2020 (PABEE; JetRunner/PABEE).
+    """
+
+    source = 'Zhou, Xu, Ge, McAuley, Xu & Wei, NeurIPS 2020 (PABEE; JetRunner/PABEE)'
 
     sureness_range = (0.0, math.inf)
 
