@@ -76,3 +76,23 @@ def test_bad_parameters_are_named(kw, message):
     with pytest.raises(ValueError) as err:
         hsic_tensor(x, y, **kw)
     assert str(err.value) == message
+
+
+def test_median_squared_is_the_authors_sigma_estimation():
+    # choasma/HSIC-bottleneck sigma_estimation: sx = np.median of the strictly lower triangle of the squared
+    # distances (zeros kept; the mean if the median is <= 0; at least 1e-2), kernel exp(-D / (2 sx^2))
+    a = np.random.default_rng(1).normal(size=(30, 5))
+    a[1] = a[0]  # a duplicate pair: its zero distance stays in the median
+    d2 = ((a[:, None, :] - a[None, :, :]) ** 2).sum(-1)
+    sx = max(np.median(d2[np.tril_indices(30, -1)]), 1e-2)
+    want = np.exp(-d2 / (2 * sx * sx))
+    got = gaussian_gram(torch.from_numpy(a), sigma=None, median="squared").numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+
+
+def test_the_hsic_bottleneck_rule_takes_the_authors_median_by_default():
+    from locallearn import rules
+
+    assert rules.create("ib", sigma=None).median == "squared"
+    with pytest.raises(ValueError, match="'median' parameter of InformationBottleneck must be one of 'distance', 'squared'"):
+        rules.create("ib", median="mean")

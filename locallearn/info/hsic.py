@@ -10,10 +10,11 @@ HSIC(X, Y) = tr(K H L H) / (N - 1)^2 with H = I - 11^T / N. ``normalization``:
   authors' code). It lies in [0, N]; tr(R_K R_K) counts the kernel's effective rank.
 
 The kernel is exp(-||a - a'||^2 / (2 sigma^2)), or with ``scale_by_dim`` the HSIC-bottleneck
-kernel exp(-||a - a'||^2 / (2 sigma^2 d)) for a ``d``-feature variable. ``sigma=None`` is the
-median heuristic: sigma is, for each variable, the median of its nonzero distances between
-distinct samples (each pair once; the lower middle value for an even count),
-and ``scale_by_dim`` does not apply to it (that bandwidth is not differentiated through).
+kernel exp(-||a - a'||^2 / (2 sigma^2 d)) for a ``d``-feature variable. ``sigma=None`` is a
+median heuristic per variable (``median="distance"``, the default here: the median nonzero distance
+between distinct samples, Gretton et al.'s; ``"squared"``: the median squared distance, as the
+HSIC-bottleneck authors' code), and ``scale_by_dim`` does not apply to it (that bandwidth is not
+differentiated through).
 HSIC is a dependence measure, not MI: it has no units.
 
 The tensor function keeps autograd, so it serves as a training loss.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._params import check_choice, check_number
@@ -45,11 +47,43 @@ def _check_params(owner: str, sigma: Any, normalization: Any, eps: Any) -> None:
     check_number(eps, name="eps", owner=owner, low=0.0, low_inclusive=False)
 
 
-def gaussian_gram(a: torch.Tensor, *, sigma: float | None = None, scale_by_dim: bool = False) -> torch.Tensor:
+MEDIANS = ("distance", "squared")
+
+
+def median_width(d2: torch.Tensor, median: str = "distance") -> float:
+    """The kernel's ``2 sigma^2`` from the squared distances ``d2`` of a batch by a median heuristic.
+
+    ``"distance"``: sigma = the median nonzero pairwise distance (each pair once; the lower middle
+    value for an even count), so the median pair's kernel value is exp(-1/2) (Gretton et al.'s
+    heuristic). ``"squared"``: sigma = the median pairwise *squared* distance (each pair once, zeros
+    kept, the mean if that median is 0, at least 1e-2), as the HSIC-bottleneck authors' code does
+    (choasma/HSIC-bottleneck ``sigma_estimation``).
+
+    Example:
+        >>> d2 = torch.tensor([[0.0, 4.0, 9.0], [4.0, 0.0, 1.0], [9.0, 1.0, 0.0]])
+        >>> median_width(d2, "distance"), median_width(d2, "squared")  # sigma 2 (distances 1, 2, 3); sigma 4
+        (8.0, 32.0)
+    """
+    rows, cols = torch.triu_indices(len(d2), len(d2), offset=1, device=d2.device)
+    pairs = d2.detach()[rows, cols]  # each pair once; not the diagonal (rounding leaves it ~1e-7, not 0)
+    if median == "squared":
+        values = pairs.double().cpu().numpy()
+        sigma = float(np.median(values)) if values.size else 1.0
+        if sigma <= 0:
+            sigma = float(values.mean())
+        return 2.0 * max(sigma, 1e-2) ** 2
+    distances = pairs.sqrt()
+    distances = distances[distances > 0]
+    return 2.0 * (float(distances.median()) if distances.numel() else 1.0) ** 2
+
+
+def gaussian_gram(
+    a: torch.Tensor, *, sigma: float | None = None, scale_by_dim: bool = False, median: str = "distance"
+) -> torch.Tensor:
     """The Gaussian kernel matrix of the rows of ``a``.
 
-    ``sigma=None``: the median heuristic, sigma = the median nonzero pairwise distance (not scaled
-    by the dimension, whatever ``scale_by_dim``), so the median pair's kernel value is exp(-1/2).
+    ``sigma=None``: a median heuristic (:func:`median_width`, ``median``), not scaled by the
+    dimension, whatever ``scale_by_dim``.
 
     Example:
         >>> gaussian_gram(torch.tensor([[0.0], [1.0]]), sigma=1.0)
@@ -59,10 +93,7 @@ def gaussian_gram(a: torch.Tensor, *, sigma: float | None = None, scale_by_dim: 
     sq = (a * a).sum(1)
     d2 = (sq[:, None] + sq[None, :] - 2.0 * a @ a.T).clamp_min(0.0)
     if sigma is None:
-        rows, cols = torch.triu_indices(len(a), len(a), offset=1, device=a.device)
-        off = d2.detach()[rows, cols].sqrt()  # each pair once; not the diagonal (rounding leaves it ~1e-7, not 0)
-        off = off[off > 0]
-        width = 2.0 * (float(off.median()) if off.numel() else 1.0) ** 2
+        width = median_width(d2, median)
     else:
         width = 2.0 * sigma**2 * (a.shape[1] if scale_by_dim else 1)
     return torch.exp(-d2 / width)
@@ -86,10 +117,11 @@ def hsic_tensor(
     scale_by_dim: bool = False,
     normalization: str = "none",
     eps: float = 1e-5,
+    median: str = "distance",
 ) -> torch.Tensor:
     """Differentiable biased HSIC, or a normalised HSIC (``normalization``), of two sample matrices.
 
-    ``eps`` is the regulariser of ``normalization="cca"``.
+    ``eps`` is the regulariser of ``normalization="cca"``; ``median`` the heuristic of ``sigma=None``.
 
     Example:
         >>> x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
@@ -98,10 +130,11 @@ def hsic_tensor(
         torch.Size([64, 3])
     """
     _check_params("hsic_tensor", sigma, normalization, eps)
+    check_choice(median, name="median", owner="hsic_tensor", choices=MEDIANS)
     x, y = as_tensor_pair(x, y)
     n = x.shape[0]
-    kc = _centred(gaussian_gram(x, sigma=sigma, scale_by_dim=scale_by_dim))
-    lc = _centred(gaussian_gram(y.to(x.dtype), sigma=sigma, scale_by_dim=scale_by_dim))
+    kc = _centred(gaussian_gram(x, sigma=sigma, scale_by_dim=scale_by_dim, median=median))
+    lc = _centred(gaussian_gram(y.to(x.dtype), sigma=sigma, scale_by_dim=scale_by_dim, median=median))
     if normalization == "cca":
         return (_regularised_ratio(kc, eps) * _regularised_ratio(lc, eps).T).sum()
     cross = (kc * lc).sum()
