@@ -161,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         workdir = Path(tmp) / "repo"
         shutil.copytree(ROOT, workdir, ignore=shutil.ignore_patterns(".git", "results", "__pycache__", "*.egg-info"))
+        command = "python benchmarks/mutation_pass.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
         for mutant in chosen:
             rows.append(run_mutant(mutant, workdir, args.timeout))
             print(f"{rows[-1]['outcome']:>8}  {mutant.name}  ({rows[-1]['seconds']} s)", flush=True)
-    command = "python benchmarks/mutation_pass.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    write_json(out / "mutants.json", rows)  # both written atomically
-    write_text(out / "REPORT.md", report(rows, command))
+            write_json(out / "mutants.json", rows)  # after every mutant (atomically), so a cut-short pass keeps its rows
+            write_text(out / "REPORT.md", report(rows, command) + ("" if len(rows) == len(chosen) else
+                       f"\n(pass cut short: {len(rows)} of {len(chosen)} mutants run)\n"))
     return 0 if all(r["outcome"] == "caught" for r in rows) else 1
 
 
