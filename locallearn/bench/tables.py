@@ -70,7 +70,7 @@ def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for k, acc in enumerate(c["test_accuracy"]):
             rows.append({
                 **{f: c.get(f) for f in CSV_FIELDS}, "label": cell_label(c), "exit": k + 1, "is_last_exit": k == len(c["test_accuracy"]) - 1,
-                "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k],
+                "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k] if c["val_accuracy"] else None,  # none: val_size=0
                 "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
                 "cpu_ratio_e2e": _ratio(c["epoch_cpu_s"], b, "epoch_cpu_s"),
                 "saved_ratio_e2e": _ratio(c["saved_bytes_peak"], b, "saved_bytes_peak"),
