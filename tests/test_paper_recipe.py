@@ -38,10 +38,15 @@ def test_steps_schedule_is_the_authors_decay(epochs, milestones):
 
 
 def test_paper_suite_is_the_fashion_mlp_recipe():
-    cells = SUITES["paper"].cells()
+    cells = SUITES["paper"].cells(seeds=1)
     assert sorted(c.spec.rule for c in cells) == ["e2e", "local", "predsim", "predsim-bio", "sim"]
+    assert SUITES["paper"].seeds == 3
     for c in cells:
         s = c.spec
         assert (s.data, s.widths, s.batch_size, s.optimizer, s.lr, s.dropout, s.augment, s.lr_schedule) == (
             "fashion-mnist", (1024, 1024, 1024), 128, "adam", 5e-4, 0.025, "crop2,flip", "steps")
         assert s.epochs >= 30
+        # as published: BatchNorm, all 60,000 training images, leaky ReLU for the similarity rules (--nonlin leakyrelu)
+        assert s.model_kw == {"batch_norm": True} and s.val_size == 0
+        assert s.activation == ("leaky-relu" if s.rule in ("sim", "predsim", "predsim-bio") else "relu")
+        assert "sim_dim" not in s.rule_kw  # the rules' default: the full width, as the authors' linear_loss
