@@ -293,7 +293,7 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, split: str, batch_size: int = 1024) -> list[float]:
-        """Accuracy of every exit on ``split`` ("train", "val" or "test")."""
+        """Accuracy of every exit on ``split`` ("train", "val" or "test"); ``[]`` for an empty split."""
         was_training = self.net.training
         self.net.eval()
         correct = torch.zeros(len(self.net.stages), dtype=torch.long, device=self.device)  # counted on the device
@@ -302,6 +302,8 @@ class Trainer:
             correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in self.net(xb)])
             seen += len(yb)
         self.net.train(was_training)
+        if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
+            return []
         if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
             return []
         return (correct.float() / seen).tolist()  # the one read back
