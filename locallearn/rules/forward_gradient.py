@@ -105,7 +105,7 @@ class ForwardGradient(LocalRule):
 
     Example:
         >>> ForwardGradient(samples=4).get_params()
-        {'perturbation': 'example', 'samples': 4}
+        {'samples': 4, 'perturbation': 'example'}
     """
 
     detach_inputs = True
