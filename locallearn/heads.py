@@ -124,6 +124,8 @@ class InfoProHead(nn.Module):
         (torch.Size([2, 10]), 32)
     """
 
+    source = "Wang, Ni, Song, Yang & Huang, ICLR 2021 (blackfeather-wang/InfoPro-Pytorch, networks/auxiliary_nets.py)"
+
     def __init__(self, in_shape: Sequence[int], num_classes: int, *, hidden: int = 128) -> None:
         super().__init__()
         _check_feature_map(in_shape, "InfoProHead")
@@ -220,7 +222,11 @@ class TokenHead(nn.Module):
         >>> head = TokenHead((5, 8), 3, pool="mean")
         >>> head(torch.zeros(2, 5, 8)).shape
         torch.Size([2, 3])
+
+    Source: Dosovitskiy et al., ICLR 2021 (ViT's class-token classifier; google-research/vision_transformer).
     """
+
+    source = "Dosovitskiy et al., ICLR 2021 (ViT's class-token classifier; google-research/vision_transformer)"
 
     def __init__(self, in_shape: Sequence[int], num_classes: int, *, pool: str = "cls") -> None:
         super().__init__()
