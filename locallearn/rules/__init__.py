@@ -6,6 +6,7 @@ Example:
     (0.3, 1.0)
 """
 
+from locallearn.rules.auglocal import AugLocal
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.dfa import DirectFeedbackAlignment
 from locallearn.rules.e2e import EndToEnd
@@ -23,7 +24,7 @@ create = RULES.create
 names = RULES.names
 
 __all__ = [
-    "RULES", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
+    "RULES", "AugLocal", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
     "JointCostPenalty",
     "InfoPro",
     "ForwardForward",
