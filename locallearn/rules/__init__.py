@@ -9,6 +9,7 @@ Example:
 from locallearn.rules.auglocal import AugLocal
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.dfa import DirectFeedbackAlignment
+from locallearn.rules.dtp import DifferenceTargetPropagation
 from locallearn.rules.e2e import EndToEnd
 from locallearn.rules.fa_heads import FixedRandomHeads
 from locallearn.rules.forward_forward import ForwardForward
@@ -24,7 +25,7 @@ create = RULES.create
 names = RULES.names
 
 __all__ = [
-    "RULES", "AugLocal", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
+    "RULES", "AugLocal", "DifferenceTargetPropagation", "DirectFeedbackAlignment", "EndToEnd", "FixedRandomHeads", "InformationBottleneck", "JointSupervision",
     "JointCostPenalty",
     "InfoPro",
     "ForwardForward",
