@@ -25,7 +25,9 @@ Not kept / changed:
   input width (the authors build new blocks of the skipped width directly); spatial size is left
   to the copies' own pooling (the authors add stride-2 where needed), the global pool at the end
   absorbs the difference;
-* the stage's own head (its exit) is trained as a probe on detached features, so every exit predicts.
+* the stage's own head (its exit) is trained as a probe on detached features, so every exit predicts;
+* token features (a vision transformer's) are pooled to their mean token before the classifier
+  (the paper has conv nets only).
 
 Example:
     >>> from locallearn import build_mlp
@@ -50,6 +52,7 @@ from torch.nn import functional as F
 from locallearn._params import check_choice, check_number
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.infopro import MeanToken
 from locallearn.rules.predsim import _feature_width
 
 
@@ -109,7 +112,7 @@ class AugLocalAux(nn.Module):
     def __init__(self, layers: list[nn.Module], kind: str, width: int, num_classes: int, depth: int) -> None:
         super().__init__()
         self.layers = nn.Sequential(*layers)
-        pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()] if kind == "map" else [nn.Flatten()]
+        pool = {"map": [nn.AdaptiveAvgPool2d(1), nn.Flatten()], "tokens": [MeanToken()]}.get(kind, [nn.Flatten()])
         norm = [nn.BatchNorm1d(width)] if depth <= 1 else []
         self.classifier = nn.Sequential(*pool, *norm, nn.Linear(width, num_classes))
 

@@ -24,7 +24,8 @@ uses ``tanh`` throughout); ``eta = 0.5`` and ``sigma = 0.1`` are our defaults, n
 from the paper; each stage's head is trained as a probe on detached features so every exit predicts.
 To compute stage ``i``'s target the rule runs the later blocks forward again without gradients
 (a cost quadratic in the number of stages; this rule is for small MLPs). Blocks must be MLP
-layers: ``setup`` refuses a block holding a ``Conv2d`` with a one-line message.
+layers (``Linear``, ``Flatten``, ``Dropout``, parameter-free activations): ``setup`` refuses any other
+block (a ``Conv2d``, a ``LayerNorm``, a transformer block) with a one-line message.
 
 Example:
     >>> import torch
@@ -47,6 +48,7 @@ from torch.nn import functional as F
 from locallearn._params import check_number
 from locallearn.net import LocalNet, Stage
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.tokens import is_token_block
 
 
 def propagate_target(h_below: torch.Tensor, h: torch.Tensor, h_hat: torch.Tensor, inverse: nn.Module) -> torch.Tensor:
@@ -75,8 +77,15 @@ def _squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _linears(stage: Stage, index: int) -> list[nn.Linear]:
-    if any(isinstance(m, nn.Conv2d) for m in stage.block.modules()):
-        raise ValueError(f"dtp trains MLP blocks only (Linear layers); stage {index}'s block holds a Conv2d. Use build_mlp.")
+    """The block's Linear layers; a block holding anything but Linear, Flatten, Dropout and
+    parameter-free activations is refused in one line."""
+    for module in stage.block.modules():
+        plain = isinstance(module, (nn.Linear, nn.Flatten, nn.Dropout, nn.Sequential)) or not list(module.parameters())
+        if not plain or isinstance(module, nn.Conv2d) or is_token_block(module):
+            raise ValueError(
+                f"dtp trains MLP blocks only (Linear layers and activations); stage {index}'s block holds a "
+                f"{type(module).__name__}. Use build_mlp."
+            )
     linears = [m for m in stage.block.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"dtp needs a Linear layer in every block; stage {index}'s block has none.")
