@@ -97,6 +97,8 @@ class Suite:
                     for schedule in self.schedules:
                         for name in self.rules_for(schedule, label):
                             rule = Entry.parse(name)
+                            if _refuses_model(rule.rule, overrides.get("model", self.base.model)):
+                                continue
                             spec = dataclasses.replace(
                                 self.base, data=data, rule=rule.rule, rule_kw=rule.rule_kw, schedule=schedule,
                                 seed=seed, progress=False,
@@ -109,6 +111,11 @@ class Suite:
                                 spec = dataclasses.replace(spec, train_size=train_size, eval_size=eval_size)
                             out.append(Cell(label, spec))
         return out
+
+
+def _refuses_model(rule: str, model: str) -> bool:
+    """An MLP-only rule (``flat_only``, e.g. ``dtp``) is left out of a suite's other models."""
+    return bool(getattr(rules.RULES.get(rule), "flat_only", False)) and model != "mlp"
 
 
 _FASHION_MLP = {"model": "mlp", "widths": (1024, 1024, 1024)}
