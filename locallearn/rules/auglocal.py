@@ -133,7 +133,11 @@ class AugLocal(LocalRule):
         >>> rule = AugLocal(depth=1, pyramid=False)
         >>> rule.get_params()
         {'depth': 1, 'pyramid': False, 'pyramid_coeff': 0.5}
+
+    Source: Ma, Wu, Sun, Zhang, Huang & Tan, ICLR 2024 (AugLocal, ChenxiangMA/AugLocal).
     """
+
+    source = "Ma, Wu, Sun, Zhang, Huang & Tan, ICLR 2024 (AugLocal, ChenxiangMA/AugLocal)"
 
     detach_inputs = True
 

@@ -113,7 +113,11 @@ class DifferenceTargetPropagation(LocalRule):
     Example:
         >>> DifferenceTargetPropagation(eta=0.2).get_params()
         {'eta': 0.2, 'sigma': 0.1}
+
+    Source: Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation).
     """
+
+    source = "Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation)"
 
     detach_inputs = True
     flat_only: ClassVar[bool] = True  # refuses conv blocks in setup
