@@ -26,17 +26,17 @@ def test_sampled_layers_are_uniform_over_the_layers_above():
     assert aux_layer_indices(1, 11, 4) == [round(1 + 9 / 4 * m) for m in range(1, 5)] == [3, 6, 8, 10]
 
 
-def test_setup_builds_fresh_copies_of_the_later_blocks_with_rewired_widths():
+def test_setup_builds_fresh_copies_of_the_later_blocks_behind_width_adapters():
     torch.manual_seed(0)
     net = build_cnn((1, 16, 16), (4, 8, 16, 32), 3)
     rules.create("auglocal", depth=2, pyramid=False).setup(net)
     aux0 = net.stages[0].aux["auglocal"]
     convs = [m for m in aux0.layers.modules() if isinstance(m, nn.Conv2d)]
-    # stage 0 (4 channels) samples stages round(0 + 3/2) = 2 and 3: 16 and 32 channels, the first rewired to take 4
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(4, 16), (16, 32)]
+    # stage 0 (4 channels) samples stages round(0 + 3/2) = 2 and 3: a 1x1 adapter 4 -> 8, then 8 -> 16, 16 -> 32
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(4, 8, (1, 1)), (8, 16, (3, 3)), (16, 32, (3, 3))]
     backbone = {id(p) for s in net.stages for n, p in s.named_parameters() if not n.startswith("aux.")}
     assert not backbone & {id(p) for p in aux0.parameters()}
-    copied = convs[1].weight
+    copied = convs[2].weight
     assert copied.shape == net.stages[3].block[0].weight.shape and not torch.equal(copied, net.stages[3].block[0].weight)
     logits = aux0(torch.randn(2, 4, 8, 8))
     assert logits.shape == (2, 3)
@@ -57,3 +57,15 @@ def test_stage_loss_is_the_aux_cross_entropy_plus_the_probe():
     aux = stage.aux["auglocal"]
     expected = nn.functional.cross_entropy(aux.classifier(aux.layers(h)), y) + nn.functional.cross_entropy(stage.head(h), y)
     torch.testing.assert_close(rule.stage_loss(out, y), expected)
+
+
+def test_a_resnet_cut_into_many_stages_trains_through_its_aux_nets():
+    """Copies of residual blocks fed another width (skipped layers) keep their shortcut: a 1x1 adapter."""
+    import locallearn as ll
+    from locallearn import models
+
+    torch.manual_seed(0)
+    net = models.build("resnet20", (3, 16, 16), 4, stages=8)
+    rule = ll.prepare(net, "auglocal")
+    step = ll.backward(net, torch.randn(2, 3, 16, 16), torch.tensor([0, 3]), rule)
+    assert all(v == v for v in step.losses)

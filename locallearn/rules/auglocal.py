@@ -21,10 +21,10 @@ Not kept / changed:
 
 * a "layer" here is one stage's block of the ``LocalNet`` (the authors' unit is a residual block,
   one per local module); a sampled copy whose input width differs from the features fed to it
-  (because layers in between were skipped) has its first ``Conv2d``/``Linear`` rebuilt with that
-  input width (the authors build new blocks of the skipped width directly); spatial size is left
-  to the copies' own pooling (the authors add stride-2 where needed), the global pool at the end
-  absorbs the difference;
+  (because layers in between were skipped) gets a 1x1 ``Conv2d`` (``Linear`` for flat features)
+  adapter in front (the authors build new blocks of the skipped width directly); spatial size is
+  left to the copies' own pooling (the authors add stride-2 where needed), the global pool at the
+  end absorbs the difference;
 * the stage's own head (its exit) is trained as a probe on detached features, so every exit predicts;
 * token features (a vision transformer's) are pooled to their mean token before the classifier
   (the paper has conv nets only).
@@ -71,32 +71,28 @@ def aux_layer_indices(index: int, num_stages: int, depth: int) -> list[int]:
     return [round(index + (num_stages - index - 1) / depth * m) for m in range(1, depth + 1)]
 
 
-def _first_sized(module: nn.Module) -> tuple[nn.Module, str, nn.Module] | None:
-    """``(parent, attribute, layer)`` of the first ``Conv2d``/``Linear`` inside ``module``."""
-    for name, layer in module.named_modules():
-        if isinstance(layer, (nn.Conv2d, nn.Linear)):
-            parent_name, _, attribute = name.rpartition(".")
-            return module.get_submodule(parent_name), attribute, layer
+def _input_width(block: nn.Module) -> int | None:
+    """The input channels/features of ``block``'s first ``Conv2d``/``Linear`` (``None``: it has none)."""
+    for layer in block.modules():
+        if isinstance(layer, nn.Conv2d):
+            return layer.in_channels
+        if isinstance(layer, nn.Linear):
+            return layer.in_features
     return None
 
 
-def _fresh_copy(block: nn.Module, in_width: int) -> nn.Module:
-    """A re-initialised copy of ``block`` taking ``in_width`` input channels/features."""
+def _fresh_copy(block: nn.Module, kind: str, in_width: int) -> nn.Module:
+    """A re-initialised copy of ``block``, behind a 1x1 conv (or linear) adapter from ``in_width``
+    when the block expects another width (so residual blocks keep their shortcut intact)."""
     block = copy.deepcopy(block)
     for module in block.modules():
         if module is not block and hasattr(module, "reset_parameters"):
             module.reset_parameters()
-    found = _first_sized(block)
-    if found is not None:
-        parent, name, layer = found
-        if isinstance(layer, nn.Conv2d) and layer.in_channels != in_width:
-            setattr(parent, name, nn.Conv2d(
-                in_width, layer.out_channels, layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                dilation=layer.dilation, bias=layer.bias is not None,
-            ))
-        elif isinstance(layer, nn.Linear) and layer.in_features != in_width:
-            setattr(parent, name, nn.Linear(in_width, layer.out_features, bias=layer.bias is not None))
-    return block
+    expected = _input_width(block)
+    if expected is None or expected == in_width:
+        return block
+    adapter = nn.Conv2d(in_width, expected, 1) if kind == "map" else nn.Linear(in_width, expected)
+    return nn.Sequential(adapter, block)
 
 
 def _num_classes(net: LocalNet) -> int:
@@ -156,7 +152,7 @@ class AugLocal(LocalRule):
             kind, width = _feature_width(stage, i)
             layers = []
             for j in aux_layer_indices(i, num_stages, depths[i]):
-                layers.append(_fresh_copy(net.stages[j].block, width))
+                layers.append(_fresh_copy(net.stages[j].block, kind, width))
                 kind, width = _feature_width(net.stages[j], j)
             device = next(stage.parameters()).device
             stage.aux["auglocal"] = AugLocalAux(layers, kind, width, num_classes, depths[i]).to(device)
