@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from typing import Any, Iterable
 
 
@@ -25,16 +26,20 @@ def check_number(
     high: float | None = None,
     integer: bool = False,
     low_inclusive: bool = True,
+    finite: bool = True,
 ) -> Any:
-    """Return ``value`` if it is a number within bounds, else raise the standard message."""
-    kind = "an int" if integer else "a float"
+    """Return ``value`` if it is a number within bounds (and finite, unless ``finite=False``: NaN and
+    infinity are refused), else raise the standard message."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    infinite = ok and finite and not math.isfinite(value)
+    kind = "an int" if integer else ("a finite float" if infinite else "a float")
     bounds = []
     if low is not None:
         bounds.append(f"{'>=' if low_inclusive else '>'} {low}")
     if high is not None:
         bounds.append(f"<= {high}")
     wanted = kind + (" " + " and ".join(bounds) if bounds else "")
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and not infinite
     if integer:
         ok = ok and float(value).is_integer()
     if ok and low is not None:

@@ -37,8 +37,9 @@ def finish(fig: Any, path: str | Path | None, *, own: bool, tight: bool = True) 
     if own and tight:
         fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        from locallearn import io
+
+        io.write_figure(path, fig, dpi=120)  # atomically: a reader never sees half a figure
     if own:
         _pyplot().close(fig)
     return fig

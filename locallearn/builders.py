@@ -24,6 +24,14 @@ from locallearn.net import LocalNet, Stage, output_shapes
 ACTIVATIONS = {"relu": nn.ReLU, "leaky-relu": nn.LeakyReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}  # leaky: slope 0.01
 
 
+def check_sizes(sizes: Any, *, name: str, owner: str) -> Sequence[int]:
+    """Layer sizes must be a non-empty list or tuple (one entry per stage), e.g. ``(256, 256)``; returned as given."""
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise ValueError(f"The {name!r} parameter of {owner} must list one size per stage, such as (16,) or (256, 256). "
+                         f"Got {sizes!r} instead.")
+    return sizes
+
+
 def _stages(blocks: list[nn.Module], input_shape: Sequence[int], num_classes: int, head: HeadSpec, head_kw: dict) -> LocalNet:
     shapes = output_shapes(blocks, input_shape)
     return LocalNet([Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks, shapes)])
@@ -48,8 +56,7 @@ def build_mlp(
     check_number(num_classes, name="num_classes", owner="build_mlp", low=2, integer=True)
     check_choice(activation, name="activation", owner="build_mlp", choices=ACTIVATIONS)
     check_number(dropout, name="dropout", owner="build_mlp", low=0.0, high=1.0)
-    if not widths:
-        raise ValueError("The 'widths' parameter of build_mlp must list at least one layer width. Got () instead.")
+    check_sizes(widths, name="widths", owner="build_mlp")
     blocks: list[nn.Module] = []
     fan_in = math.prod(input_shape)
     for i, width in enumerate(widths):
@@ -78,6 +85,7 @@ def build_cnn(
     """One stage per entry of ``channels``: ``Conv3x3 -> BatchNorm -> ReLU``, then 2x2 max-pooling
     while the feature map is at least 4 pixels wide (so 8x8 digits and 28x28 images both fit)."""
     check_number(num_classes, name="num_classes", owner="build_cnn", low=2, integer=True)
+    check_sizes(channels, name="channels", owner="build_cnn")
     if len(input_shape) != 3:
         raise ValueError(f"build_cnn expects a (C, H, W) input shape; got {tuple(input_shape)}.")
     blocks: list[nn.Module] = []

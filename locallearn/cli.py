@@ -9,15 +9,22 @@ import argparse
 import copy
 import functools
 import importlib
+import io
 import os
 import shlex
+import signal
 import sys
+import threading
 import warnings
-from typing import Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 import torch
+import torch.distributed as dist
 
+import locallearn
 from locallearn.commands.plugin_option import load_from_command_line, plugin_parent
+
+
 from locallearn.schedules import NonFiniteLossError
 from locallearn.schedules.pipeline import PipelineWorkerError
 
@@ -36,12 +43,53 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="locallearn", description="Block-wise local learning: train, compare, analyse.")
+    parser.add_argument("--version", action="version", version=f"locallearn {locallearn.__version__}")
     # every subcommand's --help shows --plugin (main takes it out of the command line before parsing)
     with_defaults = functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter, parents=[plugin_parent()])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=with_defaults)
     for name in COMMANDS:
         importlib.import_module(f"locallearn.commands.{name}").add_parser(subparsers)
     return parser
+
+
+class _ReaderGone:
+    """``sys.stdout`` that survives its reader going away (``| head``): once a write meets a broken pipe,
+    the rest of the output goes to ``os.devnull`` and the work carries on, so the results are still
+    written and the exit status still tells whether the run worked."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream, self.gone = stream, False
+
+    def _guard(self, call: Callable[[], Any]) -> Any:
+        if self.gone:
+            return None
+        try:
+            return call()
+        except BrokenPipeError:
+            self.gone = True
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())  # no second error at exit
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass
+            return None
+
+    def write(self, text: str) -> int:
+        self._guard(lambda: self._stream.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+
+class Terminated(Exception):
+    """The process was asked to stop (SIGTERM): unwound like Ctrl-C, so every temporary is cleaned up."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"locallearn {args.command}: error: --threads must be >= 1; got {args.threads}.", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
+    stdout = sys.stdout
+    sys.stdout = _ReaderGone(stdout)
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         with warnings.catch_warnings():  # a warning (e.g. a diverged run) is one line, like an error
             warnings.showwarning = lambda message, *_, **__: print(f"locallearn {args.command}: warning: {message}", file=sys.stderr)
@@ -68,9 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"locallearn {args.command}: interrupted (Ctrl-C); stopped.", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-        return 0
+    except Terminated as error:
+        print(f"locallearn {args.command}: {error}.", file=sys.stderr)  # every output written is whole (locallearn.io)
+        return 128 + signal.SIGTERM
+    except (dist.DistError, OSError) as error:  # a broken connection, a device gone: our fault or not, one line
+        print(f"locallearn {args.command}: error: {type(error).__name__}: {_first_line(str(error))}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = stdout
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "(no message)"
 
 
 if __name__ == "__main__":

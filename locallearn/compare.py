@@ -39,7 +39,7 @@ import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
-from locallearn.experiment import RunSpec, data_options, model_family, run
+from locallearn.experiment import RunSpec, check_spec, data_options, model_family, run
 from locallearn.report.stats import MeanSD, format_ci, format_mean_sd, mean_sd
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
@@ -285,9 +285,16 @@ def run_grid(
     specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None, data: datasets.Dataset | BatchData | None = None
 ) -> list[dict[str, Any]]:
     """Train every spec once per seed (seed-major); one record per run. ``callback(record)`` after each run.
-    ``data`` (a ``Dataset``, or a ``BatchData`` of DataLoaders) replaces the specs' named data sets."""
+    ``data`` (a ``Dataset``, or a ``BatchData`` of DataLoaders) replaces the specs' named data sets.
+    Every spec's data is loaded and its net checked (``check_spec``) before the first run, so a bad entry
+    fails at once instead of after the runs before it."""
     specs = list(specs)
     loaded: dict[tuple, datasets.Dataset] = {}
+    for spec in specs:
+        source = (spec.data, spec.data_dir, spec.val_size)
+        if data is None and source not in loaded:
+            loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec))
+        check_spec(spec, data or loaded[source], label=f"{spec_label(spec)} ({model_label(spec)})")
     machine = io.machine()
     records = []
     for seed in seeds:

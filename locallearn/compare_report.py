@@ -73,9 +73,18 @@ def history_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically (temporary file, then rename)."""
-    io._atomic_replace(path, lambda f: f.write(text.encode()))
+SIBLINGS = (".csv", "_history.csv", ".md", ".tex", "_accuracy_per_exit.png", "_accuracy_vs_time.png", "_learning_curves.png")
+
+
+def sibling_paths(out_json: str | Path) -> dict[str, Path]:
+    """The files written beside ``out_json``, by their suffix (``".csv"`` -> ``DIR/r.csv``).
+
+    Example:
+        >>> sibling_paths("out/r.json")[".md"].as_posix()
+        'out/r.md'
+    """
+    stem = Path(out_json).with_suffix("")
+    return {name: Path(f"{stem}{name}") for name in SIBLINGS}
 
 
 def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, command: str = "") -> list[Path]:
@@ -84,17 +93,15 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
     from locallearn.bench import plots
 
     out_json = Path(out_json)
-    stem = out_json.with_suffix("")
-    paths = {name: Path(f"{stem}{name}") for name in (".csv", "_history.csv", ".md", ".tex", "_accuracy_per_exit.png",
-                                                      "_accuracy_vs_time.png", "_learning_curves.png")}
+    paths = sibling_paths(out_json)
     rows = summarise(records)
     paired = paired_against_reference(
         [{"config": r["label"], "group": (r["data"], r["model_label"], r["epochs"]), "seed": r["seed"],
           "value": r["exits"][-1]["test_accuracy"]} for r in records],
         reference=lambda label: label.partition("@")[0] == "e2e")
-    write_text(paths[".csv"], _csv(CSV_FIELDS, tidy_rows(records)))
-    write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
-    write_text(paths[".md"], "\n".join([
+    io.write_text(paths[".csv"], _csv(CSV_FIELDS, tidy_rows(records)))
+    io.write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
+    io.write_text(paths[".md"], "\n".join([
         f"# Comparison: {len(rows)} configurations, {len(records)} runs", "",
         *([f"Command: `{command}`", ""] if command else []),
         f"Records: `{out_json.name}` (one per run, with its configuration key and per-epoch history). "
@@ -106,7 +113,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
            "(e2e where it ran) on the seeds both ran: the mean difference, its 95 % t interval and a paired "
            "t-test (scipy.stats.ttest_rel).", "", paired_table(paired, what="last-exit test accuracy"), ""]
           if paired else [])]))
-    write_text(paths[".tex"], latex_table(rows, caption=f"{len(rows)} configurations, {len(records)} runs; test accuracy "
+    io.write_text(paths[".tex"], latex_table(rows, caption=f"{len(rows)} configurations, {len(records)} runs; test accuracy "
                                           "(%) as mean ± standard deviation over the n seeds and the 95 % t interval of the mean."))
     style = style_for_rows(rows)  # one look for every figure
     figures = [plots.plot_accuracy_per_exit(rows, style=style),

@@ -18,6 +18,9 @@ and the Trainer (``train``, ``compare``, the Python API) joins torchrun's proces
   samples this is exactly the gradient of the whole global batch, also when the batch does
   not split evenly; the optimisers step on the same gradients from the same parameters, so
   every process keeps the same parameters as one process on the global batches.
+* **Watchdog.** Every rank beats in torchrun's store; a rank stopped, frozen or killed is named in
+  one line within ``LOCALLEARN_STALL_S`` seconds (default 5; ``locallearn.watchdog``) and the job
+  stops, instead of waiting for gloo's 300 s timeout.
 * **Writing.** Only rank 0 writes results and checkpoints; every rank evaluates the same
   net (rank 0's buffers are copied to every rank after each epoch), so they agree. A
   resumed run (every rank loads the same checkpoint) continues exactly, with any number of
@@ -82,6 +85,7 @@ import torch.distributed as dist
 
 from locallearn._params import check_choice
 from locallearn.net import LocalNet
+from locallearn.watchdog import start_watchdog
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR")
 
@@ -113,6 +117,8 @@ def join_process_group(device: torch.device, *, timeout_s: float = 300.0) -> Non
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
     atexit.register(_leave)
+    if "MASTER_PORT" in os.environ:  # torchrun's store: a stalled or dead rank is named within seconds
+        start_watchdog(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 def _leave() -> None:

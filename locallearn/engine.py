@@ -150,9 +150,26 @@ def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
     rule = _resolve(net, rule)
     done = _PREPARED.setdefault(net, [])
     if not any(r is rule for r in done):
+        _refuse_mixing(done, rule)
         rule.setup(net)
         done.append(rule)
     return rule
+
+
+def _changes_the_net(rule: LocalRule) -> bool:
+    return type(rule).setup is not LocalRule.setup
+
+
+def _refuse_mixing(prepared: list[LocalRule], rule: LocalRule) -> None:
+    """One rule per net when a setup changed it: after ``dfa`` (feedback layers) or ``fa-heads`` (frozen
+    heads), another rule would silently train with those changes."""
+    other = next((r for r in prepared if r.name != rule.name and (_changes_the_net(r) or _changes_the_net(rule))), None)
+    if other is not None:
+        changer = other if _changes_the_net(other) else rule
+        raise ValueError(
+            f"This net was prepared for rule {other.name!r}; rule {rule.name!r} cannot train it too, since "
+            f"{changer.name!r}'s setup changes the net (its layers, heads or parameters). Build a fresh net for each rule."
+        )
 
 
 def _trainable(net: nn.Module) -> list[torch.nn.Parameter]:
@@ -181,15 +198,33 @@ def _per_position(x: torch.Tensor, y: torch.Tensor) -> bool:
 
 
 def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse, in one line, a batch the losses cannot take: not tensors, labels that are not 1-D int64
+    class indices (cross-entropy takes no other integer type), no samples."""
+    for name, value in (("inputs x", x), ("labels y", y)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"The {name} must be a torch.Tensor; got a {type(value).__name__} "
+                            f"(convert it with torch.as_tensor(...)).")
     if _per_position(x, y):
         return
-    if y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+    if y.dim() != 1 or y.dtype != torch.int64:
+        hint = ("Flatten them with y.view(-1)." if y.dim() == 2 and y.shape[1] == 1 else
+                "Convert them with y.long() (cross-entropy takes int64 labels only)."
+                if y.dim() == 1 and not y.is_floating_point() and not y.is_complex() else "")
         raise ValueError(
-            f"Labels must be a 1-D tensor of integer class indices; got shape {tuple(y.shape)} and dtype {y.dtype}. "
-            + ("Flatten them with y.view(-1)." if y.dim() == 2 and y.shape[1] == 1 else "")
+            f"Labels must be a 1-D tensor of integer class indices; got shape {tuple(y.shape)} and dtype {y.dtype}. {hint}".rstrip()
         )
     if len(x) != len(y):
         raise ValueError(f"The batch has {len(x)} inputs but {len(y)} labels; expected one label per input.")
+    if len(y) == 0:
+        raise ValueError("The batch is empty (0 samples); expected at least one sample per batch.")
+
+
+def _check_user_labels(y: torch.Tensor) -> None:
+    """Labels as the user gives them (before a rule's ``transform_batch``, which may encode negatives) must be
+    >= 0: cross-entropy silently ignores -100. Checked for CPU labels, where it costs no device sync."""
+    if y.device.type == "cpu" and bool((y < 0).any()):
+        raise ValueError(f"Labels must be class indices >= 0; got {int(y.min())} (an ignore index such as -100 is not "
+                         "supported: drop those samples from the batch).")
 
 
 def _check_rule_labels(rule: LocalRule, per_position: bool) -> None:
@@ -208,7 +243,7 @@ def _stage_loss(rule: LocalRule, out: StageOutput, y: torch.Tensor) -> torch.Ten
         if "out of bounds" not in str(error):
             raise
         raise ValueError(
-            f"Stage {out.index}'s exit gives {out.logits.shape[-1]} scores per sample, but the labels reach "
+            f"Stage {out.index + 1}'s exit gives {out.logits.shape[-1]} scores per sample, but the labels reach "
             f"{int(y.max())}; build the net with num_classes equal to the data's number of classes."
         ) from error
 
@@ -252,6 +287,8 @@ def run_stages(
     per_position = _per_position(h, y)
     _check_rule_labels(rule, per_position)
     if stages and stages[0] == 0:
+        if not per_position:  # a language model's labels keep their own conventions
+            _check_user_labels(y)
         h, y = rule.transform_batch(h, y)
         x = h
     target = y.reshape(-1) if per_position else y  # (B*T,) beside logits (B*T, classes)
@@ -327,7 +364,10 @@ def backward(
     _check_batch(x, y)
     resolved = _resolve(net, rule)
     _check_rule_labels(resolved, _per_position(x, y))  # before its setup, which may not fit such a net
-    if not any(r is resolved for r in _PREPARED.get(net, [])):
+    if any(r is resolved for r in _PREPARED.get(net, [])):
+        if optimizer is not None:  # prepared earlier: the optimiser must still hold every trainable parameter
+            check_optimizers(net, optimizer)
+    else:
         before = {id(p) for p in _trainable(net)}
         prepare(net, resolved)
         if optimizer is not None:

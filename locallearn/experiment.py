@@ -10,12 +10,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import types
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from locallearn import data as datasets
 from locallearn._params import check_number
 from locallearn import models
+from locallearn.io import physical_memory
 from locallearn.data import BatchData, Dataset
 from locallearn.net import LocalNet
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything
@@ -114,10 +117,46 @@ def data_options(spec: RunSpec) -> dict[str, Any]:
     return {} if spec.val_size is None else {"val_size": spec.val_size}
 
 
+#: Share of this machine's memory that a net's parameters, gradients and optimiser state may take.
+MEMORY_SHARE = 0.5
+
+
+def check_spec(spec: RunSpec, ds: Dataset | BatchData, *, label: str | None = None) -> None:
+    """Refuse, in one line, a spec whose net cannot be built or would not fit in memory, before any training.
+
+    The net is built on the ``meta`` device (shapes only, no memory); parameters, gradients and two
+    optimiser moments (4 floats per parameter) must fit in ``MEMORY_SHARE`` of the machine's memory.
+
+    Example:
+        >>> ds = datasets.load("synthetic")
+        >>> check_spec(RunSpec(widths=(10**9,)), ds, label="mlp:widths=(1000000000,)")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: mlp:widths=(1000000000,): the net has ... parameters (...
+    """
+    import torch
+
+    name = label or f"{spec.model} run spec"
+    shape = types.SimpleNamespace(input_shape=ds.input_shape, num_classes=ds.num_classes)  # read outside "meta"
+    try:
+        spec.train_config()  # epochs, lr, batch size...
+        with torch.device("meta"):
+            net = build_net(spec, shape)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name}: {error}") from None
+    count = sum(p.numel() for p in net.parameters())
+    need = 4 * 4 * count
+    have = physical_memory()
+    if need > MEMORY_SHARE * have:
+        raise ValueError(f"{name}: the net has {count:.2g} parameters ({need / 2**30:.1f} GiB with gradients and the "
+                         f"optimiser's state), more than half of this machine's {have / 2**30:.1f} GiB; use smaller layers.")
+
+
 def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks: Sequence[Callback] = ()) -> Trainer:
     """Seed, load the data (unless given: a ``Dataset`` or, for data as loaders, a ``BatchData``),
     build the net and its trainer."""
     ds = training_subset(ds or datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec)), spec.train_size, spec.eval_size)
+    check_spec(spec, ds)
     seed_everything(spec.seed)
     net = build_net(spec, ds)
     from locallearn import rules, schedules
@@ -133,6 +172,8 @@ def make_trainer(spec: RunSpec, ds: Dataset | BatchData | None = None, callbacks
     )
     trainer.result.config["spec"] = dataclasses.asdict(spec)
     trainer.result.config["data"] = ds.name
+    if trainer.result.config.get("data_fingerprint") and spec.data_dir:
+        trainer.result.config["data_fingerprint"]["data_dir"] = str(Path(spec.data_dir).resolve())
     return trainer
 
 

@@ -9,9 +9,13 @@ returned so the Trainer records it in the results:
   computes: ``checkpoint_path``, ``progress``, ``eval_every``, ``device`` (and the resolved
   device), ``data_dir``, and the data-parallel world (``data_parallel``: the number of
   processes and the backend; every process count trains on the same global batches);
-* ``epochs``, upward only, when the schedule trains every stage each epoch and no LR
-  schedule depends on the count (otherwise the epochs already trained were planned for
-  another total).
+* ``epochs``, upward only, when the schedule trains every stage each epoch and neither an
+  LR schedule nor the schedule itself (``plans_by_epoch_count``: freezeout's annealing)
+  depends on the count (otherwise the epochs already trained were planned for another total).
+
+The data is compared by its fingerprint (``locallearn.data.fingerprint``: name, size and a
+SHA-256 of the training split): other data is refused, whatever folder it comes from; the
+folder alone may change (the same files moved).
 
 Example:
     >>> saved = {"train": {"lr": 0.001, "epochs": 2, "progress": True}}
@@ -32,6 +36,8 @@ FREE = frozenset({"checkpoint_path", "progress", "eval_every", "device", "resolv
 #: Top-level sections a resumed run may change: the data-parallel world (the global batches are the same);
 #: the plugins loaded (the rule, schedule... themselves, by name and parameters, must still match).
 FREE_SECTIONS = frozenset({"data_parallel", "plugins"})
+#: The data's fingerprint: compared field by field except the folder (the same content may move).
+FINGERPRINT = "data_fingerprint"
 #: Top-level entries left out of the comparison: the resume log itself; the command line's spec
 #: when one side has none (a checkpoint written by the CLI, resumed from Python).
 RESUME_LOG = "resumed"
@@ -56,19 +62,28 @@ def differences(saved: Any, current: Any, prefix: str = "") -> list[tuple[str, A
     return [] if saved == current else [(prefix, saved, current)]
 
 
+def _short(value: Any) -> str:
+    """A value for a message: a SHA-256 cut to 12 hex digits."""
+    return repr(value[:12] + "...") if isinstance(value, str) and len(value) == 64 else repr(value)
+
+
 def check_resume(saved: dict[str, Any], current: dict[str, Any], *, path: Any, epochs_may_grow: bool) -> dict[str, list[Any]]:
     """The allowed changes ``{field: [saved, current]}``; any other change raises one line naming every field."""
     saved = {k: v for k, v in saved.items() if k != RESUME_LOG}
     current = {k: v for k, v in current.items() if k != RESUME_LOG}
-    if "spec" not in saved or "spec" not in current:
-        saved.pop("spec", None)
-        current.pop("spec", None)
+    for optional in ("spec", FINGERPRINT):  # a checkpoint from Python, or written before fingerprints
+        if optional not in saved or optional not in current:
+            saved.pop(optional, None)
+            current.pop(optional, None)
     allowed: dict[str, list[Any]] = {}
     refused: list[str] = []
     for field, old, new in differences(saved, current):
         section, _, name = field.partition(".")
-        if section in FREE_SECTIONS or (section in ("train", "spec") and name in FREE):
+        if section in FREE_SECTIONS or (section in ("train", "spec") and name in FREE) or field == f"{FINGERPRINT}.data_dir":
             allowed[field] = [old, new]
+        elif section == FINGERPRINT:
+            refused.append(f"the training data's {name or 'fingerprint'} is {_short(old)} there, {_short(new)} now "
+                           "(other data than the run was trained on)")
         elif section in ("train", "spec") and name == "epochs" and isinstance(old, int) and isinstance(new, int):
             if new > old and epochs_may_grow:
                 allowed[field] = [old, new]

@@ -29,6 +29,7 @@ from locallearn import distributed, io, plugins
 from locallearn._params import check_choice, check_number
 from locallearn.callbacks import BatchEnd, Callback
 from locallearn.data import Dataset, augment
+from locallearn.data.fingerprint import fingerprint
 from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches, iterate_quietly
 from locallearn.device import resolve_device
 from locallearn.divergence import warn_if_diverged
@@ -134,6 +135,33 @@ def compile_blocks(net: LocalNet, rule: LocalRule, schedule: Schedule) -> None:
         stage.block.forward = types.MethodType(_COMPILED_FORWARD, stage.block)
 
 
+def _check_progress(path: str | Path, payload: dict[str, Any], total_epochs: int) -> None:
+    """A checkpoint's epoch, history and random state must be what ``save_checkpoint`` writes (a file edited and
+    re-checksummed could hold anything): one line naming the entry, never a failure later inside ``fit``."""
+    epoch, history = payload["epoch"], payload["history"]
+    if not 0 <= epoch <= total_epochs:
+        raise ValueError(f"Checkpoint {path} says {epoch} epochs were trained, outside 0..{total_epochs} for this run.")
+    if len(history) != epoch or not all(isinstance(r, dict) and r.get("epoch") == k + 1 for k, r in enumerate(history)):
+        raise ValueError(f"Checkpoint {path} has a history that does not match its {epoch} trained epochs "
+                         "(one record per epoch, numbered from 1); it was edited after it was written.")
+    try:
+        torch.Generator().set_state(payload["torch_rng"])
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"Checkpoint {path} holds a random-number state torch cannot restore "
+                         f"({payload['torch_rng'].dtype}, {tuple(payload['torch_rng'].shape)}); it was edited after it was written.") from None
+
+
+def _check_eval_labels(split: str, y: torch.Tensor, num_classes: int) -> None:
+    """Evaluation labels must be 1-D class indices within the exits' classes (a loader's are checked here)."""
+    if y.dim() != 1 or y.is_floating_point() or y.is_complex():
+        raise ValueError(f"The {split} labels have shape {tuple(y.shape)} and dtype {y.dtype}; expected a 1-D tensor of "
+                         "integer class indices" + (" (flatten them with y.view(-1))." if y.dim() == 2 and y.shape[1] == 1 else "."))
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+        raise ValueError(f"Label {bad} in the {split} data is outside the exits' class range [0, {num_classes - 1}]; "
+                         "expected labels 0..num_classes-1.")
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (and Python's ``random``) so that building a net and training repeat exactly."""
     import random
@@ -216,6 +244,8 @@ class Trainer:
     def _train_source(self, data: Dataset | Batches) -> TensorBatches | LoaderBatches:
         transform = augment.parse(self.config.augment)
         if isinstance(data, Dataset):
+            if transform is not None:
+                transform.check(data.input_shape)
             x = data.x_train.pin_memory() if self.device.type == "cuda" else data.x_train
             return TensorBatches(
                 x, data.y_train, batch_size=self.config.batch_size, seed=self.config.seed, transform=transform, device=self.device
@@ -243,6 +273,8 @@ class Trainer:
             "train": train,
             "data": data,
             "data_source": self.train_source.describe(),
+            # what the training split was (a content hash): a resume on other data is refused
+            "data_fingerprint": fingerprint(self.data) if isinstance(self.data, Dataset) else None,
             "net": {
                 "stages": len(self.net.stages),
                 "parameters": sum(p.numel() for p in self.net.parameters()),
@@ -299,11 +331,11 @@ class Trainer:
         correct = torch.zeros(len(self.net.stages), dtype=torch.long, device=self.device)  # counted on the device
         seen = 0
         for xb, yb in self._eval_batches(split, batch_size):
-            correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in self.net(xb)])
+            outputs = self.net(xb)
+            _check_eval_labels(split, yb, outputs[-1].shape[-1])
+            correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in outputs])
             seen += len(yb)
         self.net.train(was_training)
-        if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
-            return []
         if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
             return []
         return (correct.float() / seen).tolist()  # the one read back
@@ -404,8 +436,10 @@ class Trainer:
         payload = io.load_checkpoint(path, required=CHECKPOINT_ENTRIES)
         if payload["format"] != 1:
             raise ValueError(f"Checkpoint {path} is not a locallearn training checkpoint (format 1).")
-        epochs_may_grow = self.config.lr_schedule == "none" and not self.custom_lr_scheduler and self.total_epochs == self.config.epochs
+        epochs_may_grow = (self.config.lr_schedule == "none" and not self.custom_lr_scheduler
+                           and self.total_epochs == self.config.epochs and not self.schedule.plans_by_epoch_count)
         changes = check_resume(payload["config"], self.result.config, path=path, epochs_may_grow=epochs_may_grow)
+        _check_progress(path, payload, self.total_epochs)
         try:
             self.net.load_state_dict(payload["net"])
             for opt, s in zip(self.optimizers, payload["optimizers"], strict=True):

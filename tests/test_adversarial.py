@@ -273,7 +273,7 @@ def test_an_empty_training_split_is_refused(synthetic):
 
 def test_a_loader_that_gives_no_training_batch_is_named(synthetic):
     net = ll.build_mlp(synthetic.input_shape, (8,), synthetic.num_classes)
-    with pytest.raises(ValueError, match=r"The training data \(list\) gave no batch in epoch 0; expected at least one"):
+    with pytest.raises(ValueError, match=r"The training data \(list\) gave no batch in epoch 1; expected at least one"):
         ll.train(net, [], val_data=[(synthetic.x_val, synthetic.y_val)], epochs=1, progress=False)
 
 

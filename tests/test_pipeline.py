@@ -128,9 +128,9 @@ def test_a_failing_worker_stops_the_run_with_a_clear_error(synthetic, tmp_path, 
         trainer.fit()
     assert time.monotonic() - start < 30  # the bound on stopping, not a speed measurement
     message = str(info.value)
-    assert "worker 1 (stage 1)" in message and "epoch 1" in message
+    assert "rank 1 (stage 2)" in message and "epoch 2" in message  # stages, epochs and batches numbered from 1
     if fault == "raise":
-        assert "batch 2 (compute): RuntimeError: injected fault at step 3" in message
+        assert "batch 3 (compute): RuntimeError: injected fault at step 3" in message
     else:
         assert "killed by signal SIGKILL" in message
     assert multiprocessing.active_children() == []
@@ -254,7 +254,7 @@ def test_workers_stuck_before_the_rendezvous_are_named_and_stopped(synthetic, mo
     monkeypatch.setattr(_pipeline_worker, "_die_with_parent", lambda: time.sleep(3600))  # forked workers inherit it
     trainer = _trainer(synthetic, Pipeline(workers=2, timeout_s=2))
     start = time.monotonic()
-    with pytest.raises(PipelineWorkerError, match=r"worker 0 \(stage 0\), 1 \(stage 1\) did not join .* within 2 s"):
+    with pytest.raises(PipelineWorkerError, match=r"rank 0 \(stage 1\), 1 \(stage 2\) did not join .* within 2 s"):
         trainer.fit()
     assert time.monotonic() - start < 30
     assert multiprocessing.active_children() == []

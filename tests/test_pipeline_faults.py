@@ -95,7 +95,7 @@ def _trainer(data, rule) -> ll.Trainer:
 def test_a_killed_worker_is_named_within_the_bound(synthetic, log, rank):
     trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGKILL, log=str(log)))
     message, took = _fit_until_it_fails(trainer, log)
-    assert message == f"Pipeline worker {rank} (stage {rank}) died during epoch 0: killed by signal SIGKILL."
+    assert message == f"Pipeline rank {rank} (stage {rank + 1}) died during epoch 1: killed by signal SIGKILL."
     assert took < BOUND_S
     _assert_no_worker_left(log)
 
@@ -104,7 +104,7 @@ def test_a_killed_worker_is_named_within_the_bound(synthetic, log, rank):
 def test_a_stopped_worker_is_named_stalled_within_the_bound(synthetic, log, rank):
     trainer = _trainer(synthetic, SignalRule(stage=rank, step=3, signum=signal.SIGSTOP, log=str(log)))
     message, took = _fit_until_it_fails(trainer, log)
-    assert message.startswith(f"Pipeline worker {rank} (stage {rank}) stalled during epoch 0: no heartbeat for ")
+    assert message.startswith(f"Pipeline rank {rank} (stage {rank + 1}) stalled during epoch 1: no heartbeat for ")
     assert "its process is stopped" in message
     assert took < BOUND_S
     _assert_no_worker_left(log)
@@ -124,7 +124,7 @@ def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fa
     monkeypatch.setattr(io, "save_checkpoint", save_or_die)  # the forked workers inherit it
     trainer = _trainer(synthetic, SignalRule(stage=0, step=10**9, signum=signal.SIGKILL, log=str(log)))
     message, took = _fit_until_it_fails(trainer, log)
-    assert message == "Pipeline worker 0 (stage 0) died during epoch 0: killed by signal SIGKILL."
+    assert message == "Pipeline rank 0 (stage 1) died during epoch 1: killed by signal SIGKILL."
     assert took < BOUND_S
     _assert_no_worker_left(log)
 

@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.bench.measure import load_average
-from locallearn.bench.report import write_text
+from locallearn.io import write_text
 from locallearn.bench.runner import git_revision
 from locallearn.builders import build_mlp
-from locallearn.data import Dataset, SeededSampler
+from locallearn.data import Dataset, SeededSampler, TensorBatches, augment
 from locallearn.trainer import TrainConfig, Trainer, seed_everything
 
 TARGET = 1.10
@@ -43,13 +43,15 @@ def data_path_rows(
 ) -> list[dict[str, Any]]:
     """Per run: median CPU and wall seconds per epoch, and their ratios to the in-memory run."""
     loader = DataLoader(TensorDataset(ds.x_train, ds.y_train), batch_size=batch_size, sampler=SeededSampler(len(ds.x_train)))
-    runs = {"in-memory": (ds, "none"), "in-memory + crop2,flip": (ds, "crop2,flip"), "DataLoader": (loader, "none")}
+    in_memory = lambda spec: TensorBatches(ds.x_train, ds.y_train, batch_size=batch_size, seed=0,  # noqa: E731
+                                           transform=augment.parse(spec))  # the batches a Trainer makes of ds
+    runs = {"in-memory": in_memory("none"), "in-memory + crop2,flip": in_memory("crop2,flip"), "DataLoader": loader}
     trainers = {}
-    for name, (source, augment) in runs.items():
+    for name, source in runs.items():
         seed_everything(0)
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, augment=augment, eval_every=0, progress=False)
-        trainers[name] = Trainer(build_mlp(ds.input_shape, widths, ds.num_classes), source, rule=rule, config=config,
-                                 val_data=[], test_data=[])
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_every=0, progress=False)
+        # batch sources with no val/test data: nothing is evaluated, the epochs alone are timed
+        trainers[name] = Trainer(build_mlp(ds.input_shape, widths, ds.num_classes), source, rule=rule, config=config)
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     wall: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(epochs):

@@ -36,7 +36,7 @@ from locallearn import io, rules
 from locallearn.bench.cell import step_memory
 from locallearn.bench.measure import load_average
 from locallearn.bench.plots import plot_memory
-from locallearn.bench.report import write_text
+from locallearn.io import write_text
 from locallearn.bench.runner import git_revision
 from locallearn.bench.tables import MIB
 from locallearn.experiment import RunSpec

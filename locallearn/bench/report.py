@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from locallearn import io
+from locallearn.io import write_text
 from locallearn.bench import plots, tables
 from locallearn.bench.cell import per_epoch
 from locallearn.bench.suites import Suite
@@ -38,11 +39,6 @@ MEASUREMENT_NOTES = (
     "Peak RSS: `ru_maxrss` of the benchmark process when the cell finished: process-wide and never decreasing, so a cell "
     "shows the largest value of the cells run before it in the same process.",
 )
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically (through ``locallearn.io``'s temporary-file-then-rename)."""
-    io._atomic_replace(path, lambda f: f.write(text.encode()))
 
 
 def _provenance(out: Path) -> list[str]:

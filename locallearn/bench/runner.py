@@ -139,7 +139,7 @@ def run_suite(
     for (seed, data, val_size, label), group in groups.items():
         bar.set_description(f"{suite.name}: {data}/{label}/seed {seed}, {len(group)} cells in turns")
         if (data, val_size) not in loaded:
-            loaded[data, val_size] = datasets.load(data, data_dir=data_dir, **({} if val_size is None else {"val_size": val_size}))
+            loaded[data, val_size] = datasets.load(data, data_dir=None if data in datasets.NO_FOLDER else data_dir, **({} if val_size is None else {"val_size": val_size}))
         for record in run_cells(group, loaded[data, val_size], bar=bar):
             record["session"] = session
             store.add(record)

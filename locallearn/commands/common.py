@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 from typing import Any
 
 from locallearn.device import resolve_device
@@ -15,6 +16,12 @@ def _ints(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,256,256; got {text!r}")
+
+
+def _device(text: str) -> str:
+    if re.fullmatch(r"cpu|cuda|cuda:\d+|auto", text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N (such as cuda:0) or auto; got {text!r}")
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -69,7 +76,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, rule: bool = True) -> 
 def add_device_arguments(parser: argparse.ArgumentParser, *, amp: bool = True) -> None:
     """``--device`` (and ``--amp`` for training), for every command that runs a network."""
     g = parser.add_argument_group("device")
-    g.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="where to run; auto: cuda when available")
+    g.add_argument("--device", default="cpu", type=_device, help="cpu, cuda, cuda:N or auto (cuda when available)")
     if amp:
         g.add_argument("--amp", action="store_true", help="mixed precision (float16 with loss scaling on cuda, bfloat16 on cpu)")
         g.add_argument("--compile", action="store_true",

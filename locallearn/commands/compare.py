@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.commands.paths import check_outputs
 from locallearn.compare import format_table, plan_grid, run_grid, spec_label, split_entries, summarise
-from locallearn.compare_report import write_outputs
+from locallearn.compare_report import sibling_paths, write_outputs
 from locallearn.distributed import is_writer
 
 GRID_KEYS = ("rules", "schedules", "models", "seeds")
@@ -41,16 +42,23 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def read_grid(path: str) -> dict[str, Any]:
-    """A grid file's settings (JSON, or TOML when the name ends in .toml)."""
+    """A grid file's settings (JSON, or TOML when the name ends in .toml); every fault is one line naming the file."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"Grid file {path} does not exist.")
-    if path.endswith(".toml"):
-        import tomllib
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark (some editors write one) is fine
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"Grid file {path} cannot be read: {error}.") from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
 
-        with open(path, "rb") as f:
-            grid = tomllib.load(f)
-    else:
-        grid = io.read_json(path)
+            grid = tomllib.loads(text)
+        else:
+            grid = json.loads(text)
+    except (ValueError, TypeError) as error:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
+        kind = "TOML" if path.endswith(".toml") else "JSON"
+        raise ValueError(f"Grid file {path} is not valid {kind}: {error}.") from None
     if not isinstance(grid, dict) or set(grid) - set(GRID_KEYS):
         raise ValueError(f"Grid file {path} must hold a table with some of {', '.join(GRID_KEYS)}; "
                          f"got {sorted(grid) if isinstance(grid, dict) else type(grid).__name__}.")
@@ -60,14 +68,24 @@ def read_grid(path: str) -> dict[str, Any]:
             grid[key] = split_entries(value)
         elif value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"Grid file {path}: {key} must be a list of entries (strings); got {value!r}.")
+        if grid.get(key) == []:
+            raise ValueError(f"Grid file {path}: {key} is empty; list at least one entry or leave the key out.")
+    seeds = grid.get("seeds")
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ValueError(f"Grid file {path}: seeds must be a whole number >= 1 (the seeds 0..N-1 are run), "
+                         f"such as 3; got {seeds!r}.")
     return grid
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(files={"--out": args.out})
+    if args.out and Path(args.out).suffix != ".json":
+        raise ValueError(f"--out {args.out} must end in .json: it holds the JSON records, and the CSV, Markdown "
+                         f"table and figures are written beside it (such as {Path(args.out).with_suffix('.json')}).")
+    siblings = {f"--out's {Path(p).name}": str(p) for p in sibling_paths(args.out).values()} if args.out else {}
+    check_outputs(files={"--out": args.out, **siblings}, inputs={"--grid": args.grid})
     grid = read_grid(args.grid) if args.grid else {}
     seeds = grid.get("seeds", args.seeds)
-    if not isinstance(seeds, int) or seeds < 1:
+    if seeds < 1:
         raise ValueError(f"--seeds must be >= 1; got {seeds}.")
     rules = grid.get("rules", _split(args.rules))
     if not rules:
@@ -79,7 +97,14 @@ def run(args: argparse.Namespace) -> int:
     if not plan.specs:
         raise ValueError("Every combination of the grid was refused; nothing to run.")
     print(f"{len(plan.specs)} configurations x {seeds} seeds: {', '.join(spec_label(s) for s in plan.specs)}")
-    records = run_grid(plan.specs, seeds=list(range(seeds)))
+    done: list[dict[str, Any]] = []
+
+    def keep(record: dict[str, Any]) -> None:  # every finished run is on disk at once: a later failure loses none
+        done.append(record)
+        if is_writer():
+            io.write_json(args.out, done)
+
+    records = run_grid(plan.specs, seeds=list(range(seeds)), callback=keep)
     if not is_writer():  # under torchrun rank 0 reports and writes
         return 0
     io.write_json(args.out, records)

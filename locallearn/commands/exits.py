@@ -7,10 +7,14 @@ import argparse
 from locallearn import data as datasets
 from locallearn import io, plugins
 from locallearn.commands.common import add_device_arguments
-from locallearn.commands.paths import check_outputs
+from locallearn.commands.paths import check_outputs, inside
 from locallearn.device import resolve_device
 from locallearn.exits import EXIT_POLICIES, analyse_exits
 from locallearn.experiment import RunSpec, make_trainer
+
+
+#: What ``exits`` writes inside ``--out`` (``locallearn.exits.analyse_exits``).
+OUTPUTS = ("report.json", "val_logits.pt", "test_logits.pt", "accuracy_cost.png", "exit_histogram.png")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,12 +44,16 @@ def load_trained(path: str, data_dir: str | None = None, device: str = "cpu"):
             raise
         raise ValueError(f"{error} The run that wrote {path} had loaded plugins this command has not: "
                          f"{'; '.join(missing)}; give them with --plugin.") from None
-    trainer.net.load_state_dict(payload["net"])
+    try:
+        trainer.net.load_state_dict(payload["net"])
+    except (RuntimeError, KeyError, TypeError) as error:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"Checkpoint {path}: its weights do not fit the net its own run spec builds ({reason}).") from None
     return trainer.net, ds
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(folders={"--out": args.out})
+    check_outputs(folders={"--out": args.out}, files=inside("--out", args.out, OUTPUTS), inputs={"--checkpoint": args.checkpoint})
     if not 0 <= args.target_drop <= 100:
         raise ValueError(f"--target-drop must be in points between 0 and 100 (0.5 = half a point). Got {args.target_drop}.")
     EXIT_POLICIES.get(args.policy)

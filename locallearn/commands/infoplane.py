@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from locallearn.commands.common import _option, add_run_arguments, spec_from_args
-from locallearn.commands.paths import check_outputs
+from locallearn.commands.paths import check_outputs, inside
 from locallearn.experiment import make_trainer
 from locallearn.info import ESTIMATORS
 from locallearn.info.plane import InformationPlane, average_planes, save_plane
@@ -74,7 +74,7 @@ def estimator_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(folders={"--out": args.out})
+    check_outputs(folders={"--out": args.out}, files=inside("--out", args.out, ("infoplane.json", "infoplane.png", "run.json")))
     if args.every < 1:
         raise ValueError(f"--every must be >= 1; got {args.every}.")
     if args.seeds < 1:

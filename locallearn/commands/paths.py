@@ -3,10 +3,14 @@
 Every command calls :func:`check_outputs` first with the options it writes to: files
 (``--out`` results, ``--checkpoint``) and folders (``exits``/``infoplane``/``bench --out``).
 Each path is refused in one line naming its option when it is empty, a folder where a
-file is expected or a file where a folder is expected (also higher up the path), or in
-a place this process cannot create files in (probed by creating and removing a temporary
-file, which also catches read-only file systems and root on sysfs); two options naming
-the same file are refused too (``--out`` equal to ``--checkpoint`` would overwrite it).
+file is expected or a file where a folder is expected (also higher up the path), an existing path that is
+not a regular file (``/dev/null``, a FIFO: the writer never replaces one), a file path ending
+in a slash, a name over the system's length limit, or in a place this process cannot create
+files in (probed by creating and removing a temporary file, which also catches read-only file
+systems and root on sysfs); two options naming the same file are refused too (``--out`` equal
+to ``--checkpoint`` would overwrite it), and so is an output naming one of the command's
+``inputs`` (``compare --grid g.json --out g.json``). The temporaries a killed run left beside
+each output file are removed (``locallearn.io.remove_stale_temporaries``).
 
 Example:
     >>> import tempfile, os
@@ -24,30 +28,69 @@ import os
 import tempfile
 from pathlib import Path
 
+from locallearn import io
 
-def check_outputs(*, files: dict[str, str | None] | None = None, folders: dict[str, str | None] | None = None) -> None:
+
+def check_outputs(
+    *,
+    files: dict[str, str | None] | None = None,
+    folders: dict[str, str | None] | None = None,
+    inputs: dict[str, str | None] | None = None,
+) -> None:
     """Raise ``ValueError`` (one line naming the option) unless every given path can be written.
 
-    ``files`` and ``folders`` map an option name to its value; ``None`` means "not given"."""
+    ``files`` and ``folders`` map an option name to its value; ``None`` means "not given".
+    ``inputs`` (files the command reads) must not be among the outputs."""
     files = {option: path for option, path in (files or {}).items() if path is not None}
     folders = {option: path for option, path in (folders or {}).items() if path is not None}
     for option, path in [*files.items(), *folders.items()]:
         if not str(path).strip():
             raise ValueError(f"{option} is empty; expected a path.")
-    for option, path in files.items():
-        if Path(path).is_dir():
-            raise ValueError(f"{option} {path} is a folder; expected a file path (such as {Path(path) / 'results.json'}).")
-        _check_creatable(option, path, Path(path).parent)
-    for option, path in folders.items():
-        if Path(path).exists() and not Path(path).is_dir():
-            raise ValueError(f"{option} {path} is a file; expected a folder (or a path where one can be made).")
-        _check_creatable(option, path, Path(path))
+    try:
+        for option, path in folders.items():
+            if Path(path).exists() and not Path(path).is_dir():
+                raise ValueError(f"{option} {path} is a file; expected a folder (or a path where one can be made).")
+            _check_creatable(option, path, Path(path))
+        for option, path in files.items():
+            _check_file(option, str(path))
+    except OSError as error:  # a name over the length limit, a symlink loop...
+        raise ValueError(f"{option} {path} cannot be written: {error.strerror or error}.") from None
     seen: dict[str, str] = {}
     for option, path in files.items():
         real = os.path.realpath(path)
         if real in seen:
             raise ValueError(f"{seen[real]} and {option} name the same file {path}; the one would overwrite the other.")
         seen[real] = option
+    for option, path in (inputs or {}).items():
+        if path is not None and os.path.realpath(path) in seen:
+            raise ValueError(f"{seen[os.path.realpath(path)]} names the file {path} that {option} reads; "
+                             "writing there would overwrite it: choose another output path.")
+    for path in files.values():
+        io.remove_stale_temporaries(path)
+
+
+def inside(option: str, folder: str | None, names: tuple[str, ...]) -> dict[str, str | None]:
+    """The files a command writes inside its ``folder`` option, as ``check_outputs(files=...)`` entries.
+
+    Example:
+        >>> inside("--out", "run", ("report.json",))
+        {"--out's report.json": 'run/report.json'}
+    """
+    return {} if folder is None else {f"{option}'s {name}": os.path.join(folder, name) for name in names}
+
+
+def _check_file(option: str, path: str) -> None:
+    if path.endswith(("/", os.sep)):
+        raise ValueError(f"{option} {path} ends with a slash, which names a folder; expected a file path "
+                         f"(such as {Path(path) / 'results.json'}).")
+    try:
+        os.stat(path)  # raises for a name over the length limit or a symlink loop
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    if Path(path).is_dir():
+        raise ValueError(f"{option} {path} is a folder; expected a file path (such as {Path(path) / 'results.json'}).")
+    io.refuse_non_regular(path, what=f"{option} {path}")
+    _check_creatable(option, path, Path(path).parent)
 
 
 def _check_creatable(option: str, path: str, folder: Path) -> None:

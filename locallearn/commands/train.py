@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.compare import stage_epoch_times, whole_epoch_time
@@ -24,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(files={"--out": args.out, "--checkpoint": args.checkpoint})
     if args.resume and not args.checkpoint:
         raise ValueError("--resume needs --checkpoint PATH naming the checkpoint to continue from.")
+    if args.checkpoint and not args.resume and os.path.lexists(args.checkpoint):
+        raise ValueError(f"--checkpoint {args.checkpoint} exists already: pass --resume to continue that run, or give "
+                         "another path (or remove the file) to start a new one; a new run never overwrites a checkpoint.")
     trainer = make_trainer(spec_from_args(args, seed=args.seed, checkpoint_path=args.checkpoint))
     if args.resume:
         trainer.load_checkpoint(args.checkpoint)

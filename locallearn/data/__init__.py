@@ -15,10 +15,10 @@ from locallearn.data.dataset import Dataset, split_train_val_test
 from locallearn.data.fingerprint import fingerprint
 from locallearn.data.idx import IdxFormatError, read_idx
 from locallearn.data.fixtures import write_cifar_fixture
-from locallearn.data.loaders import DATASETS, load, names
+from locallearn.data.loaders import DATASETS, NO_FOLDER, load, names
 
 __all__ = [
-    "DATASETS", "BatchData", "DataFormatError", "Dataset", "IdxFormatError", "fingerprint", "LoaderBatches", "RefusingUnpickler",
+    "DATASETS", "NO_FOLDER", "BatchData", "DataFormatError", "Dataset", "IdxFormatError", "fingerprint", "LoaderBatches", "RefusingUnpickler",
     "SeededSampler", "TensorBatches", "UnsafePickleError", "as_batches", "augment", "fixtures", "load", "names",
     "read_idx", "split_train_val_test", "write_cifar_fixture",
 ]

@@ -171,6 +171,29 @@ class Compose:
     def __repr__(self) -> str:
         return f"Compose({', '.join(map(repr, self.transforms))})"
 
+    def check(self, input_shape: tuple[int, ...]) -> None:
+        """Refuse a transform that does not fit images of ``input_shape`` (C, H, W): a crop whose padding is
+        not smaller than the image would give crops holding no pixel of it.
+
+        Example:
+            >>> parse("crop99").check((1, 8, 8))
+            Traceback (most recent call last):
+            ...
+            ValueError: Augmentation crop99 pads by 99 pixels, as much as or more than the 8 x 8 images: some crops would hold no pixel of the image. Use a padding below 8 (crop2 is usual for 28 x 28).
+        """
+        for transform in self.transforms:
+            if isinstance(transform, RandomCrop):
+                if len(input_shape) != 3:
+                    raise ValueError(f"Augmentation crop{transform.padding} needs images (C, H, W); the inputs have shape "
+                                     f"{tuple(input_shape)}.")
+                size = min(input_shape[1:])
+                if transform.padding >= size:
+                    raise ValueError(
+                        f"Augmentation crop{transform.padding} pads by {transform.padding} pixels, as much as or more than "
+                        f"the {input_shape[1]} x {input_shape[2]} images: some crops would hold no pixel of the image. "
+                        f"Use a padding below {size} (crop2 is usual for 28 x 28)."
+                    )
+
 
 _SPEC = {
     r"crop(\d+)": lambda m: RandomCrop(padding=int(m.group(1))),

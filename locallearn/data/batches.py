@@ -184,7 +184,7 @@ class LoaderBatches:
             x, y = batch
             yield x.to(self.device, non_blocking=non_blocking), y.to(self.device, non_blocking=non_blocking)
         if number < 0:
-            raise ValueError(f"The training data ({type(self.loader).__name__}) gave no batch in epoch {epoch}; expected at least one.")
+            raise ValueError(f"The training data ({type(self.loader).__name__}) gave no batch in epoch {epoch + 1}; expected at least one.")
 
     def describe(self) -> dict[str, Any]:
         return {"source": type(self.loader).__name__, "batch_size": getattr(self.loader, "batch_size", None)}
@@ -198,6 +198,11 @@ def as_batches(data: Iterable[Any], *, device: torch.device | str = "cpu") -> Te
         raise TypeError(
             f"Training data must be a locallearn Dataset or an iterable of (x, y) batches such as a DataLoader; "
             f"got a {type(data).__name__}."
+        )
+    if isinstance(data, Iterator):  # read once, and a generator may never end: no epoch could be bounded
+        raise TypeError(
+            f"Training data must be re-iterable, one pass per epoch (a DataLoader, a list of batches); got a "
+            f"{type(data).__name__}, an iterator that is read once and may never end. Wrap it in a DataLoader or a list."
         )
     return LoaderBatches(data, device=device)
 

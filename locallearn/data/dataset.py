@@ -16,7 +16,7 @@ class Dataset:
     ``x_*`` are float32 of shape ``(n, *input_shape)``; ``y_*`` are 1-D int64 class
     indices in ``[0, num_classes)``. Checked at construction: one label per input, the
     same input shape in every split, a non-empty training split, finite inputs (no NaN
-    or inf) in every split, labels 1-D integers within the class range.
+    or inf) in every split, labels 1-D int64 within the class range.
 
     Example:
         >>> import torch
@@ -39,10 +39,12 @@ class Dataset:
             raise ValueError(f"{self.name}: the training split is empty; expected at least one training sample.")
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if y.dim() != 1 or y.is_floating_point() or y.is_complex():
+            if y.dim() != 1 or y.dtype != torch.int64:
+                hint = (" (flatten them with y.view(-1))." if y.dim() == 2 and y.shape[1] == 1 else
+                        " (convert them with y.long())." if y.dim() == 1 and not (y.is_floating_point() or y.is_complex()) else ".")
                 raise ValueError(
                     f"{self.name}: the {split} labels have shape {tuple(y.shape)} and dtype {y.dtype}; expected a 1-D "
-                    "tensor of integer class indices" + (" (flatten them with y.view(-1))." if y.dim() == 2 and y.shape[1] == 1 else ".")
+                    "tensor of integer class indices (int64)" + hint
                 )
             if x.is_floating_point() and not _all_finite(x):
                 bad = int((~torch.isfinite(x)).sum())

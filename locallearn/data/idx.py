@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
+import stat
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from locallearn.io import physical_memory
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -37,15 +42,24 @@ def read_idx(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise IdxFormatError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    if not stat.S_ISREG(mode):  # a FIFO would block the run forever, a device would never end
+        raise IdxFormatError(f"{path}: not a regular file (a FIFO, a device or a socket); expected an IDX file.")
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            return _read_idx(f, path, plain_size=None if path.suffix == ".gz" else os.fstat(f.fileno()).st_size)
     except (EOFError, OSError, zlib.error) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
         raise IdxFormatError(f"{path}: cannot decompress ({error}); the file is truncated or corrupt.") from error
+
+
+def _read_idx(f: BinaryIO, path: Path, *, plain_size: int | None) -> np.ndarray:
+    """Parse the header, then read exactly the bytes it declares (never more: a small gzip that inflates
+    to far more data than its header says is refused after reading one byte past the declared size)."""
+    raw = f.read(4)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise IdxFormatError(
             f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); "
@@ -53,14 +67,32 @@ def read_idx(path: str | Path) -> np.ndarray:
         )
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise IdxFormatError(f"{path}: truncated IDX header ({len(raw)} bytes, expected {header}).")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise IdxFormatError(f"{path}: truncated IDX header ({4 + len(dims)} bytes, expected {header}).")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 + 4 * i], "big") for i in range(ndim))
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
-    found = len(raw) - header
-    if found != expected:
-        raise IdxFormatError(
-            f"{path}: truncated or corrupt IDX file: the header declares shape {shape} "
-            f"({expected} bytes of data) but the file holds {found} bytes."
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    if plain_size is not None and plain_size - header != expected:
+        raise _size_mismatch(path, shape, expected, plain_size - header)
+    if expected > physical_memory():
+        raise IdxFormatError(f"{path}: the header declares shape {shape} ({expected} bytes of data), more than this "
+                             "machine's memory; the file is corrupt or not an image set.")
+    data = bytearray(expected)
+    view, filled = memoryview(data), 0
+    while filled < expected:
+        n = f.readinto(view[filled:])
+        if not n:
+            raise _size_mismatch(path, shape, expected, filled)
+        filled += n
+    if f.read(1):
+        raise IdxFormatError(f"{path}: truncated or corrupt IDX file: the header declares shape {shape} "
+                             f"({expected} bytes of data) but the file holds more.")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array if dtype.byteorder in ("=", "|") else array.astype(dtype.newbyteorder("="))
+
+
+def _size_mismatch(path: Path, shape: tuple[int, ...], expected: int, found: int) -> IdxFormatError:
+    return IdxFormatError(
+        f"{path}: truncated or corrupt IDX file: the header declares shape {shape} "
+        f"({expected} bytes of data) but the file holds {found} bytes."
+    )

@@ -82,6 +82,7 @@ def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int 
         arrays = {key: read_idx(_find_idx(folder, stem)) for key, stem in _IDX_FILES.items()}
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{name}: {error} {_HOW_TO_GET[name]}") from error
+    _check_idx_arrays(name, folder, arrays)
     x_full = arrays["train_images"].astype(np.float32)[:, None] / 255.0
     y_full = arrays["train_labels"].astype(np.int64)
     if len(x_full) != len(y_full):
@@ -97,6 +98,22 @@ def _load_idx_folder(name: str, folder: Path, *, split_seed: int, val_size: int 
     xs = _normalise(x_full[train], x_full[val], x_test)
     ys = [torch.from_numpy(a) for a in (y_full[train], y_full[val], arrays["test_labels"].astype(np.int64))]
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], num_classes=10)
+
+
+def _check_idx_arrays(name: str, folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Images of rank 3 (N, H, W), the same image size in both files, labels of rank 1 with an integer type."""
+    for key, array in arrays.items():
+        stem = _IDX_FILES[key]
+        if key.endswith("labels"):
+            if array.ndim != 1 or array.dtype.kind not in "ui":
+                raise ValueError(f"{name}: {folder / stem} holds {array.dtype} labels of shape {array.shape}; expected one "
+                                 "integer class index per image (an IDX file of unsigned bytes, rank 1).")
+        elif array.ndim != 3:
+            raise ValueError(f"{name}: {folder / stem} holds images of shape {array.shape}; expected rank 3 "
+                             "(number of images, height, width), as in the MNIST files.")
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise ValueError(f"{name}: the training images are {arrays['train_images'].shape[1:]} and the test images "
+                         f"{arrays['test_images'].shape[1:]} in {folder}; expected one image size.")
 
 
 def load_fashion_mnist(*, split_seed: int = 0, data_dir: str | Path | None = None, val_size: int = 5000) -> Dataset:
@@ -153,6 +170,10 @@ for _name, _loader in {
     DATASETS.register(_name)(_loader)
 
 
+#: The datasets that are embedded or generated: a ``data_dir`` given to them would be ignored, so it is refused.
+NO_FOLDER = frozenset({"digits", "mnist1d", "synthetic"})
+
+
 def names() -> list[str]:
     """The known dataset names."""
     return DATASETS.names()
@@ -166,6 +187,9 @@ def load(name: str, *, data_dir: str | Path | None = None, split_seed: int = 0, 
     one it does not take is an error listing those it does.
     """
     loader = DATASETS.get(name)
+    if data_dir is not None and name in NO_FOLDER:
+        raise ValueError(f"{name} is not read from a folder (it is {'embedded' if name == 'digits' else 'generated'}), "
+                         f"so --data-dir / data_dir={str(data_dir)!r} would be ignored; leave it out.")
     accepted = [p.name for p in inspect.signature(loader).parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in ("split_seed", "data_dir")]
     unknown = sorted(set(options) - set(accepted))

@@ -14,13 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import io
 from .calibrate import sweep
 from .collect import collect_exit_logits
 from .._params import check_choice
@@ -79,7 +79,7 @@ def analyse_exits(
         out.mkdir(parents=True, exist_ok=True)
         val.save(out / "val_logits.pt")
         test.save(out / "test_logits.pt")
-        (out / "report.json").write_text(json.dumps(report, indent=2))
+        io.write_json(out / "report.json", report)
         on_test = Outcomes(thresholds.policy, test, costs)
         test_curve = [on_test.accuracy_cost(t) for t in frontier.thresholds]
         plot_accuracy_cost(

@@ -2,6 +2,8 @@
 
 Example:
     >>> import torch
+
+from locallearn import io
     >>> cache = ExitLogits(torch.zeros(3, 5, 10), torch.zeros(5, dtype=torch.long), split="val")
     >>> cache.n_exits, cache.n_samples, cache.n_classes
     (3, 5, 10)
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from locallearn import io
 
 _HASH_MULTIPLIERS = np.random.default_rng(20240607).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
 
@@ -80,17 +82,8 @@ class ExitLogits:
             return (bits * mult).sum(axis=1, dtype=np.uint64)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: a temporary file in the same folder, then a rename."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save({"logits": self.logits, "labels": self.labels, "split": self.split}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        """Write atomically through ``locallearn.io`` (0644, the old file or the new one, never a part)."""
+        io.save_tensors(path, {"logits": self.logits, "labels": self.labels, "split": self.split})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ExitLogits:

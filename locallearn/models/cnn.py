@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from locallearn.builders import build_cnn
+from locallearn.builders import build_cnn, check_sizes
 from locallearn.models.base import MODELS, ModelFamily
 from locallearn.net import LocalNet
 
@@ -30,7 +30,7 @@ class CNN(ModelFamily):
         head: str | None = None,
         head_kw: dict[str, Any] | None = None,
     ) -> None:
-        self.channels = tuple(channels)
+        self.channels = tuple(check_sizes(channels, name="channels", owner="CNN"))
         self.batch_norm = batch_norm
         self.head = head
         self.head_kw = head_kw

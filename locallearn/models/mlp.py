@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from locallearn.builders import build_mlp
+from locallearn.builders import build_mlp, check_sizes
 from locallearn.models.base import MODELS, ModelFamily
 from locallearn.net import LocalNet
 
@@ -33,7 +33,7 @@ class MLP(ModelFamily):
         head: str | None = None,
         head_kw: dict[str, Any] | None = None,
     ) -> None:
-        self.widths = tuple(widths)
+        self.widths = tuple(check_sizes(widths, name="widths", owner="MLP"))
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = bool(batch_norm)

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import torch
@@ -60,18 +61,27 @@ class JointCostPenalty(JointSupervision):
         if costs is not None and not isinstance(costs, CostTable):
             raise ValueError(f"The 'costs' parameter of JointCostPenalty must be a CostTable or None. Got {costs!r} instead.")
         self.costs = costs
-        self._net: LocalNet | None = None
+        # a weak reference: the rule (kept per net by locallearn.prepare) must not keep its net alive
+        self._net: weakref.ref[LocalNet] | None = None
         self._table: CostTable | None = costs
         self._step: dict[int, torch.Tensor] = {}
 
     def setup(self, net: LocalNet) -> None:
-        self._net = net
+        self._net = weakref.ref(net)
+
+    def __getstate__(self) -> dict:  # a pickle (a spawned worker) carries the net itself
+        return {**self.__dict__, "_net": None if self._net is None else self._net()}
+
+    def __setstate__(self, state: dict) -> None:
+        net = state.pop("_net")
+        self.__dict__.update(state, _net=None if net is None else weakref.ref(net))
 
     def _cost_table(self, x: torch.Tensor) -> CostTable:
         if self._table is None:
-            if self._net is None:
+            net = None if self._net is None else self._net()
+            if net is None:
                 raise RuntimeError("JointCostPenalty needs setup(net) before the first step (locallearn.prepare does it), or costs=.")
-            self._table = stage_costs([s.block for s in self._net.stages], [s.head for s in self._net.stages], tuple(x.shape[1:]))
+            self._table = stage_costs([s.block for s in net.stages], [s.head for s in net.stages], tuple(x.shape[1:]))
         return self._table
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:

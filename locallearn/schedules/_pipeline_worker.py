@@ -15,6 +15,7 @@ seconds instead of waiting for a peer's communication timeout.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import json
@@ -71,18 +72,32 @@ def store_key(event: str, rank: int) -> str:
 
 
 def group_name(stages: list[int]) -> str:
-    """``"stage 2"`` or ``"stages 0-1"``."""
-    return f"stage {stages[0]}" if len(stages) == 1 else f"stages {stages[0]}-{stages[-1]}"
+    """The stages (0-based indices) in words, numbered from 1 as everywhere in messages: ``"stage 3"``, ``"stages 1-2"``.
+
+    Example:
+        >>> group_name([2]), group_name([0, 1])
+        ('stage 3', 'stages 1-2')
+    """
+    return f"stage {stages[0] + 1}" if len(stages) == 1 else f"stages {stages[0] + 1}-{stages[-1] + 1}"
+
+
+def batch_name(batch: int) -> str:
+    """A 0-based batch index in words, numbered from 1: ``"batch 1"``, or ``"before its first batch"``."""
+    return "before its first batch" if batch < 0 else f"batch {batch + 1}"
 
 
 @torch.no_grad()
 def _boundary(state: TrainState, plan_input_shape: tuple[int, ...], first_stage: int, device: torch.device) -> tuple[tuple[int, ...], torch.dtype]:
-    """Shape (without batch) and dtype of the input of ``first_stage``, probed in eval mode."""
+    """Shape (without batch) and dtype of the input of ``first_stage``, probed in eval mode under the run's
+    autocast, as training computes it (under ``amp`` a stage's output is bfloat16 or float16, not float32)."""
     h = torch.zeros((2, *plan_input_shape), device=device)
+    autocast = (torch.autocast(device.type, dtype=state.autocast_dtype) if state.autocast_dtype is not None
+                else contextlib.nullcontext())
     for stage in state.net.stages[:first_stage]:
         was_training = stage.training
         stage.eval()
-        h = stage.block(h)
+        with autocast:
+            h = stage.block(h)
         stage.train(was_training)
     return tuple(h.shape[1:]), h.dtype
 
@@ -99,6 +114,8 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     compute_s = receive_s = send_s = 0.0
     limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
 
+    if rank < last_rank:  # what the next rank posts its receives for: every send must match it exactly
+        sent_shape, sent_dtype = _boundary(state, plan.input_shape, plan.groups[rank + 1][0], device)
     if rank == 0:
         source = state.train_batches()
     else:
@@ -137,6 +154,9 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
             progress.phase = "send"
             t = time.perf_counter()
             out = tap.outputs.pop(stages[-1]).contiguous()
+            if out.dtype != sent_dtype or tuple(out.shape[1:]) != sent_shape:
+                raise RuntimeError(f"the output of {group_name(stages[-1:])} is {out.dtype} of shape {tuple(out.shape[1:])} "
+                                   f"but the next worker expects {sent_dtype} of shape {sent_shape}")
             sending.append((out, y, dist.isend(out, dst=rank + 1, tag=0), dist.isend(y, dst=rank + 1, tag=1)))
             while len(sending) > plan.max_in_flight:
                 for request in sending.popleft()[2:]:
@@ -222,6 +242,7 @@ def worker_main(
         os._exit(1)
     finish = start_heartbeat(heartbeat)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops every worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler, inherited through fork
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(plan.threads)
     progress = Progress()

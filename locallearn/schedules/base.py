@@ -150,6 +150,9 @@ class Schedule:
     # True if every update runs in this process, so that ``TrainState.on_batch`` sees it (the Trainer's
     # ``on_batch_end`` and per-update LR steps); False for ``pipeline``, whose updates run in its workers.
     batch_events: ClassVar[bool] = True
+    # True if what an epoch does depends on the run's total epoch count (freezeout anneals each stage's
+    # rate towards a point of the whole run): a resumed run then cannot add epochs.
+    plans_by_epoch_count: ClassVar[bool] = False
 
     def total_epochs(self, *, num_stages: int, epochs: int) -> int:
         """How many trainer epochs a run of ``epochs`` (per stage) takes."""

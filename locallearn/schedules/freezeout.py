@@ -58,6 +58,7 @@ class Freezeout(Schedule):
     source = "Brock, Lim, Ritchie & Weston, 2017, 'FreezeOut' (arXiv:1706.04983; ajbrock/FreezeOut)"
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
+    plans_by_epoch_count = True  # the freezing points are fractions of the whole run: a resume cannot add epochs
 
     def __init__(self, *, t0: float = 0.5, spacing: str = "linear", scale_lr: bool = False, cache: bool = True) -> None:
         self.t0 = check_number(t0, name="t0", owner="Freezeout", low=0.0, high=1.0, low_inclusive=False)
@@ -122,7 +123,7 @@ class Freezeout(Schedule):
         for j, (x, y, rows) in enumerate(self._batches(state, cached)):
             active = self._set_rates(state, (state.epoch * per_epoch + j) / budget)
             if not active:
-                raise RuntimeError(f"freezeout: every stage is frozen at epoch {state.epoch}; the run is longer than its budget of {state.epochs} epochs.")
+                raise RuntimeError(f"freezeout: every stage is frozen at epoch {state.epoch + 1}; the run is longer than its budget of {state.epochs} epochs.")
             first = active[0]
             h = self._cached_inputs(state, first)[rows] if cached else through_frozen(state.net, x, 0, first, state.batch_size)
             losses.append([math.nan] * first + train_step(state, h, y, active, x=x))

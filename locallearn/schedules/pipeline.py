@@ -40,7 +40,9 @@ plus the rendezvous) and one copy of the parameters back per epoch.
   rank receives every stage's state (``broadcast_object_list``), so each ends the
   epoch with the same full net and evaluates it. Every rank writes the same
   checkpoint and results (atomically). A failing rank makes torchrun stop the rest;
-  the collective timeout bounds any wait.
+  a rank stopped or killed is named within ``stall_s`` by the watchdog
+  (``locallearn.watchdog``: heartbeats in torchrun's store), and the collective
+  timeout bounds any other wait.
 
 The epoch record gets, per worker: ``worker_stages``, ``worker_samples_per_s``
 (samples through the worker per second of its training loop), ``worker_idle_s``
@@ -60,6 +62,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import tempfile
 import time
 from datetime import timedelta
@@ -77,6 +80,11 @@ from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
 from locallearn.schedules.base import require_local_rule
+from locallearn.watchdog import start_watchdog
+
+
+#: The shortest ``timeout_s``: starting the workers and their rendezvous alone take a good part of a second.
+MIN_TIMEOUT_S = 1.0
 
 
 class PipelineWorkerError(RuntimeError):
@@ -107,7 +115,7 @@ class Pipeline(Schedule):
         workers: number of processes (``None``: one per stage; under torchrun: the world size).
         threads: torch intra-op threads in each worker (1 by default: a worker per core).
         max_in_flight: batches a worker may have posted ahead on receive and outstanding on send.
-        timeout_s: bound on the rendezvous and on every wait for another worker.
+        timeout_s: bound on the rendezvous and on every wait for another worker (at least 1 s).
         stall_s: a worker whose heartbeat (stamped every 0.5 s by a thread) stops for this long is
             reported as stalled and the epoch ends.
         start_method: ``"auto"`` (``fork`` for CPU nets on Linux, else ``spawn``), ``"fork"``
@@ -146,7 +154,7 @@ class Pipeline(Schedule):
         self.workers = workers
         self.threads = check_number(threads, name="threads", owner=owner, low=1, integer=True)
         self.max_in_flight = check_number(max_in_flight, name="max_in_flight", owner=owner, low=1, integer=True)
-        self.timeout_s = check_number(timeout_s, name="timeout_s", owner=owner, low=0.0, low_inclusive=False)
+        self.timeout_s = check_number(timeout_s, name="timeout_s", owner=owner, low=MIN_TIMEOUT_S)
         self.stall_s = check_number(stall_s, name="stall_s", owner=owner, low=2 * worker.HEARTBEAT_S, low_inclusive=False)
         self.start_method = check_choice(start_method, name="start_method", owner=owner, choices=("auto", "fork", "spawn"))
 
@@ -240,10 +248,12 @@ class Pipeline(Schedule):
                     processes.append(process)
                     process.start()
                     ports.append(send)
-                timeout = timedelta(seconds=self.timeout_s)
-                store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=timeout, wait_for_workers=False)
+                store = loopback_store(timedelta(seconds=self.timeout_s))
                 for send in ports:
-                    send.send(store.port)
+                    try:
+                        send.send(store.port)
+                    except OSError:  # that worker is gone already (BrokenPipeError): the watch names it
+                        pass
                 failure = self._watch(processes, heartbeats, plan, state.epoch, result_dir, store)
                 if failure is not None:
                     raise failure
@@ -280,8 +290,8 @@ class Pipeline(Schedule):
                     stuck = stuck or [r for r in range(len(processes)) if not store.check([worker.store_key("joined", r)])]
                     names = ", ".join(f"{r} ({worker.group_name(plan.groups[r])})" for r in stuck)
                     return PipelineWorkerError(
-                        f"Pipeline worker {names} did not join the process group within {self.timeout_s} s "
-                        f"at epoch {epoch}; it is stuck before its first batch."
+                        f"Pipeline rank {names} did not join the process group within {self.timeout_s} s "
+                        f"at epoch {epoch + 1}; it is stuck before its first batch."
                     )
             failed = []
             for sentinel in ready:
@@ -304,7 +314,7 @@ class Pipeline(Schedule):
             last = heartbeats[rank].value
             if last and now - last > self.stall_s and processes[rank].exitcode is None:
                 return PipelineWorkerError(
-                    f"Pipeline worker {rank} ({worker.group_name(plan.groups[rank])}) stalled during epoch {epoch}: "
+                    f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) stalled during epoch {epoch + 1}: "
                     f"no heartbeat for {now - last:.1f} s{_process_state(processes[rank].pid)}."
                 )
         return None
@@ -317,6 +327,8 @@ class Pipeline(Schedule):
             backend = "gloo" if next(state.net.parameters()).device.type == "cpu" else "nccl"
             dist.init_process_group(backend, timeout=timeout)
         rank, world = dist.get_rank(), dist.get_world_size()
+        if "MASTER_PORT" in os.environ:  # torchrun's store: a stalled or dead rank named within stall_s
+            start_watchdog(rank=rank, world_size=world, stall_s=self.stall_s)
         if self.workers is not None and self.workers != world:
             raise ValueError(f"The pipeline was asked for {self.workers} workers but torchrun started {world} processes.")
         if world > num_stages:
@@ -331,8 +343,8 @@ class Pipeline(Schedule):
             mine = worker.run_epoch(state, plan, rank, progress)
         except Exception as error:
             raise PipelineWorkerError(
-                f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) failed at epoch {state.epoch}, "
-                f"batch {progress.batch} ({progress.phase}): {type(error).__name__}: {_first_line(str(error))}"
+                f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) failed at epoch {state.epoch + 1}, "
+                f"{worker.batch_name(progress.batch)} ({progress.phase}): {type(error).__name__}: {_first_line(str(error))}"
             ) from error
         torch.set_rng_state(rng)
         for owner, stages in enumerate(plan.groups):
@@ -345,6 +357,20 @@ class Pipeline(Schedule):
         stats = _summarise(everyone)
         stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
         return stats
+
+
+def loopback_store(timeout: timedelta) -> dist.TCPStore:
+    """A rendezvous store listening on 127.0.0.1 only (``TCPStore`` itself listens on every interface,
+    whatever host it is given): the socket is bound here and handed over as ``master_listen_fd``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    fd = sock.detach()  # the store owns the descriptor from here and closes it
+    return dist.TCPStore("127.0.0.1", 0, None, True, timeout=timeout, wait_for_workers=False, master_listen_fd=fd)
 
 
 def _stage_states(state: TrainState, stages: list[int]) -> dict[str, Any]:
@@ -412,11 +438,11 @@ def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, e
     report = worker.read_error(result_dir, rank)
     if report is None:
         error = PipelineWorkerError(
-            f"Pipeline worker {rank} ({name}) died during epoch {epoch}: {_describe_exit(processes[rank].exitcode)}."
+            f"Pipeline rank {rank} ({name}) died during epoch {epoch + 1}: {_describe_exit(processes[rank].exitcode)}."
         )
     else:
         error = PipelineWorkerError(
-            f"Pipeline worker {rank} ({name}) failed at epoch {epoch}, batch {report['batch']} ({report['phase']}): "
+            f"Pipeline rank {rank} ({name}) failed at epoch {epoch + 1}, {worker.batch_name(report['batch'])} ({report['phase']}): "
             f"{report['type']}: {_first_line(report['message'])}"
         )
         error.add_note(f"Traceback in worker {rank}:\n{report['traceback']}")

@@ -1,0 +1,76 @@
+"""Adversarial comparison grids (issue 24): bad entries found before the first run, records kept as each run
+ends, grid files whose faults are one line naming the file. A new grid key or entry kind gets a row in
+``BAD_GRIDS`` / ``BAD_MODELS``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from locallearn import cli, compare, io
+from tests._adversarial import COMPARE, no_training, one_line_error  # noqa: F401
+
+BAD_MODELS = {  # a model entry -> what its one line says
+    "mlp:widths=16": "The 'widths' parameter of MLP must list one size per stage, such as (16,) or (256, 256). Got 16 instead.",
+    "mlp:widths=(1000000000,)": "parameters (",
+    "cnn:channels=7": "The 'channels' parameter of CNN must list one size per stage",
+}
+
+
+@pytest.mark.parametrize("entry", list(BAD_MODELS))
+def test_a_bad_model_entry_after_a_good_one_is_refused_before_any_run(entry, tmp_path, no_training, capsys):
+    out = tmp_path / "r.json"
+    err = one_line_error(capsys, cli.main([*COMPARE, "--models", f"mlp:widths=(8,),{entry}", "--out", str(out)]))
+    assert BAD_MODELS[entry] in err, err
+    assert not out.exists()
+
+
+def test_records_are_written_as_each_run_ends_so_a_later_failure_loses_none(tmp_path, monkeypatch, capsys):
+    real, calls = compare.run, []
+
+    def second_fails(spec, ds, *rest):
+        calls.append(spec)
+        if len(calls) == 2:
+            raise ValueError("the second run broke")
+        return real(spec, ds, *rest)
+
+    monkeypatch.setattr(compare, "run", second_fails)
+    out = tmp_path / "r.json"
+    err = one_line_error(capsys, cli.main([*COMPARE, "--rules", "local,e2e", "--out", str(out)]))
+    assert "the second run broke" in err
+    records = io.read_json(out)
+    assert [r["label"] for r in records] == ["local@simultaneous"] and records[0]["exits"]
+
+
+BAD_GRIDS = {  # file content -> what the one line says (always naming the file)
+    '{"rules": ["local",}': "is not valid JSON: Expecting value",
+    '{"seeds": "2"}': "seeds must be a whole number >= 1 (the seeds 0..N-1 are run), such as 3; got '2'",
+    '{"seeds": 0}': "seeds must be a whole number >= 1",
+    '{"rules": []}': "rules is empty; list at least one entry or leave the key out",
+    '{"models": []}': "models is empty",
+    '{"colour": 1}': "must hold a table with some of rules, schedules, models, seeds",
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_GRIDS))
+def test_a_bad_grid_file_is_one_line_naming_the_file(text, tmp_path, no_training, capsys):
+    grid = tmp_path / "g.json"
+    grid.write_text(text)
+    err = one_line_error(capsys, cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]))
+    assert f"Grid file {grid}" in err and BAD_GRIDS[text] in err, err
+
+
+def test_a_bad_toml_grid_names_the_file(tmp_path, no_training, capsys):
+    grid = tmp_path / "g.toml"
+    grid.write_text("rules = [local]\n")
+    err = one_line_error(capsys, cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]))
+    assert f"Grid file {grid} is not valid TOML" in err
+
+
+def test_a_grid_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    grid = tmp_path / "g.json"
+    grid.write_bytes("\ufeff".encode() + json.dumps({"rules": ["local"], "seeds": 1}).encode())
+    assert cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]) == 0
+    assert len(io.read_json(tmp_path / "r.json")) == 1
