@@ -74,7 +74,8 @@ def estimator_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(folders={"--out": args.out}, files=inside("--out", args.out, ("infoplane.json", "infoplane.png", "run.json")))
+    runs = ("run.json",) if args.seeds == 1 else tuple(f"run_seed{seed}.json" for seed in range(args.seeds))
+    check_outputs(folders={"--out": args.out}, files=inside("--out", args.out, ("infoplane.json", "infoplane.png", *runs)))
     if args.every < 1:
         raise ValueError(f"--every must be >= 1; got {args.every}.")
     if args.seeds < 1:
