@@ -84,3 +84,10 @@ def test_inf_is_refused_for_float_hyper_parameters():
     with pytest.raises(ValueError, match="The 'lr' parameter of TrainConfig must be a finite float > 0.0. Got inf instead."):
         ll.TrainConfig(lr=float("inf"))
     assert np.isfinite(ll.TrainConfig(lr=1e-3).lr)
+
+
+def test_messages_number_stages_from_1():
+    """"Stage 0's exit gives 3 scores" against the README's "numbered from 1 everywhere"."""
+    net = ll.build_mlp((4,), (8, 8), 3)
+    with pytest.raises(ValueError, match="Stage 1's exit gives 3 scores per sample, but the labels reach 5"):
+        ll.backward(net, X, torch.tensor([0, 1, 2, 5, 1, 2]), "local")
