@@ -163,3 +163,35 @@ def test_a_code_carrying_checkpoint_is_refused_without_torchs_unsafe_advice(tmp_
     message = str(info.value)
     assert "holds a Python object (posix.system) that a safe, weights-only load does not allow" in message
     assert "weights_only" not in message and "Re-running" not in message and "\n" not in message
+
+
+# -- bug 10: exits on a collapsed net, and a report its own runner does not reproduce --------------------
+
+
+@pytest.mark.parametrize("collapse", ["nan", "constant"])
+def test_exits_on_a_collapsed_net_says_so_instead_of_a_leak(collapse, digits):
+    from locallearn.exits import analyse_exits
+
+    net = ll.build_mlp(digits.input_shape, (8, 8), digits.num_classes)
+    with torch.no_grad():
+        for stage in net.stages:
+            for p in stage.head.parameters():
+                p.fill_(float("nan") if collapse == "nan" else 0.0)
+    message = "non-finite scores" if collapse == "nan" else "the net is collapsed"
+    with pytest.raises(ValueError, match=message):
+        analyse_exits(net, digits.split("val"), digits.split("test"))
+
+
+def test_exits_fails_when_its_runner_does_not_reproduce_the_report(run2, tmp_path, monkeypatch, capsys):
+    from locallearn.commands import exits as command
+
+    real = command.analyse_exits
+
+    def disagreeing(*args, **kwargs):
+        report = real(*args, **kwargs)
+        report["runner"]["agrees_with_offline"] = False  # as on a forward-forward checkpoint
+        return report
+
+    monkeypatch.setattr(command, "analyse_exits", disagreeing)
+    assert cli.main(["exits", "--checkpoint", str(run2), "--out", str(tmp_path / "x")]) == 2
+    assert "does not reproduce the offline analysis" in capsys.readouterr().err

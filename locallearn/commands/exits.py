@@ -64,4 +64,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"FLOPs: {r['relative_cost']:.3f} of the full network ({100 * r['flops_saved_fraction']:.1f} % saved); exits {r['exit_histogram']}")
     print(f"overthinking {100 * r['overthinking_rate']:.2f} %, agreement with last exit {100 * r['agreement_with_last_exit']:.2f} %")
     print(f"runner agrees with offline policy: {r['runner']['agrees_with_offline']}; report in {args.out}")
+    if not r["runner"]["agrees_with_offline"]:
+        raise ValueError(f"The early-exit runner does not reproduce the offline analysis on {args.checkpoint} (its rule "
+                         "computes the exits another way): the accuracy and FLOPs above are not what running it gives.")
     return 0

@@ -32,6 +32,17 @@ from .runner import EarlyExitRunner
 from .thresholds import Outcomes, evaluate
 
 
+def _refuse_collapsed(logits: torch.Tensor) -> None:
+    """A net whose exits give NaN, or the same scores for every sample, has nothing to calibrate: one line saying
+    so (else the thresholds' leak check would blame identical rows on the calibration split)."""
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("The net's exits give non-finite scores (NaN or inf) on the validation split: its weights "
+                         "diverged; early exits cannot be calibrated on it.")
+    if logits.shape[1] > 1 and bool((logits == logits[:, :1]).all()):
+        raise ValueError("Every exit gives the same scores for every validation sample: the net is collapsed (constant "
+                         "outputs); early exits cannot be calibrated on it.")
+
+
 def analyse_exits(
     net: nn.Module, val_xy: tuple[torch.Tensor, torch.Tensor], test_xy: tuple[torch.Tensor, torch.Tensor], *,
     policy: str | ExitPolicy = "entropy", max_drop: float = 0.005, out_dir: str | Path | None = None, batch_size: int = 1024,
@@ -48,6 +59,7 @@ def analyse_exits(
     """
     val = collect_exit_logits(net, *val_xy, split="val", batch_size=batch_size)
     test = collect_exit_logits(net, *test_xy, split="test", batch_size=batch_size)
+    _refuse_collapsed(val.logits)
     check_choice(cost, name="cost", owner="analyse_exits", choices=("flops", "latency"))
     if cost == "latency":
         costs = stage_latency(net, val_xy[0][:2048], batch_size=timing_batch_size)
