@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from locallearn import io
+
 FORMATS = ("png", "pdf", "svg")
 _NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}
 
@@ -27,6 +29,6 @@ def save_figure(fig: Any, path: str | Path, formats: Sequence[str] = FORMATS) ->
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        fig.savefig(target, dpi=120, metadata=_NO_DATE.get(fmt))
+        io.write_figure(target, fig, dpi=120, metadata=_NO_DATE.get(fmt))  # atomically, 0644 (locallearn.io)
         written.append(target)
     return written
