@@ -33,7 +33,7 @@ from locallearn.data.fingerprint import fingerprint
 from locallearn.data.batches import LoaderBatches, TensorBatches, as_batches, iterate_quietly
 from locallearn.device import resolve_device
 from locallearn.divergence import warn_if_diverged
-from locallearn.engine import prepare
+from locallearn.engine import _per_position, prepare
 from locallearn.net import LocalNet
 from locallearn.optim import LR_INTERVALS, OPTIMIZERS, OptimizerSpec, SchedulerFactory, describe_optimizer, describe_scheduler
 from locallearn.optim import make_lr_schedulers, make_optimizers
@@ -332,7 +332,8 @@ class Trainer:
         seen = 0
         for xb, yb in self._eval_batches(split, batch_size):
             outputs = self.net(xb)
-            _check_eval_labels(split, yb, outputs[-1].shape[-1])
+            if not _per_position(xb, yb):  # a language model's (B, T) labels are its own
+                _check_eval_labels(split, yb, outputs[-1].shape[-1])
             correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in outputs])
             seen += len(yb)
         self.net.train(was_training)
