@@ -107,7 +107,7 @@ def test_sigterm_of_a_pipeline_run_stops_its_workers_and_removes_its_temporary_f
         time.sleep(0.05)
     time.sleep(0.5)
     run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 128 + signal.SIGTERM
+    assert run.wait(timeout=120) == 128 + signal.SIGTERM
     err = run.stderr.read().strip()
     assert err == "locallearn train: stopped by SIGTERM.", err
     assert glob.glob(str(tmp_path / "locallearn-pipeline-*")) == []
