@@ -219,14 +219,6 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError("The batch is empty (0 samples); expected at least one sample per batch.")
 
 
-def _check_user_labels(y: torch.Tensor) -> None:
-    """Labels as the user gives them (before a rule's ``transform_batch``, which may encode negatives) must be
-    >= 0: cross-entropy silently ignores -100. Checked for CPU labels, where it costs no device sync."""
-    if y.device.type == "cpu" and bool((y < 0).any()):
-        raise ValueError(f"Labels must be class indices >= 0; got {int(y.min())} (an ignore index such as -100 is not "
-                         "supported: drop those samples from the batch).")
-
-
 def _check_rule_labels(rule: LocalRule, per_position: bool) -> None:
     if per_position and not rule.sequence_labels:
         known = ", ".join(sorted(n for n in RULES.names() if RULES.get(n).sequence_labels))
@@ -287,8 +279,6 @@ def run_stages(
     per_position = _per_position(h, y)
     _check_rule_labels(rule, per_position)
     if stages and stages[0] == 0:
-        if not per_position:  # a language model's labels keep their own conventions
-            _check_user_labels(y)
         h, y = rule.transform_batch(h, y)
         x = h
     target = y.reshape(-1) if per_position else y  # (B*T,) beside logits (B*T, classes)

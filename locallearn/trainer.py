@@ -151,15 +151,11 @@ def _check_progress(path: str | Path, payload: dict[str, Any], total_epochs: int
                          f"({payload['torch_rng'].dtype}, {tuple(payload['torch_rng'].shape)}); it was edited after it was written.") from None
 
 
-def _check_eval_labels(split: str, y: torch.Tensor, num_classes: int) -> None:
-    """Evaluation labels must be 1-D class indices within the exits' classes (a loader's are checked here)."""
+def _check_eval_labels(split: str, y: torch.Tensor) -> None:
+    """Evaluation labels must be 1-D integer class indices (their range is checked once per split, in ``evaluate``)."""
     if y.dim() != 1 or y.is_floating_point() or y.is_complex():
         raise ValueError(f"The {split} labels have shape {tuple(y.shape)} and dtype {y.dtype}; expected a 1-D tensor of "
                          "integer class indices" + (" (flatten them with y.view(-1))." if y.dim() == 2 and y.shape[1] == 1 else "."))
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-        raise ValueError(f"Label {bad} in the {split} data is outside the exits' class range [0, {num_classes - 1}]; "
-                         "expected labels 0..num_classes-1.")
 
 
 def seed_everything(seed: int) -> None:
@@ -329,17 +325,24 @@ class Trainer:
         was_training = self.net.training
         self.net.eval()
         correct = torch.zeros(len(self.net.stages), dtype=torch.long, device=self.device)  # counted on the device
-        seen = 0
+        low = high = torch.zeros((), dtype=torch.long, device=self.device)  # label range, read back with the counts
+        seen, classes = 0, None
         for xb, yb in self._eval_batches(split, batch_size):
             outputs = self.net(xb)
             if not _per_position(xb, yb):  # a language model's (B, T) labels are its own
-                _check_eval_labels(split, yb, outputs[-1].shape[-1])
+                _check_eval_labels(split, yb)
+                classes = outputs[-1].shape[-1]
+                low, high = torch.minimum(low, yb.min()), torch.maximum(high, yb.max())
             correct += torch.stack([(logits.argmax(1) == yb).sum() for logits in outputs])
             seen += len(yb)
         self.net.train(was_training)
         if not seen:  # an empty split (a recipe with val_size=0, a loader of no batches): no accuracies
             return []
-        return (correct.float() / seen).tolist()  # the one read back
+        *counts, low, high = torch.cat([correct, low[None], high[None]]).tolist()  # the one read back
+        if classes is not None and (low < 0 or high >= classes):
+            raise ValueError(f"Label {low if low < 0 else high} in the {split} data is outside the exits' class range "
+                             f"[0, {classes - 1}]; expected labels 0..num_classes-1.")
+        return [c / seen for c in counts]
 
     def _evaluated_splits(self) -> list[str]:
         """The splits evaluated after an epoch: those given, less an empty validation split (``val_size=0``)."""
