@@ -37,10 +37,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-if TYPE_CHECKING:
-    from locallearn.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -63,16 +61,16 @@ class BatchEnd:
 class Callback:
     """Override any of these events; each receives the trainer."""
 
-    def on_fit_start(self, trainer: "Trainer") -> None: ...
+    def on_fit_start(self, trainer: Any) -> None: ...
 
-    def on_batch_end(self, trainer: "Trainer", batch: BatchEnd) -> None: ...
+    def on_batch_end(self, trainer: Any, batch: BatchEnd) -> None: ...
 
-    def on_evaluate(self, trainer: "Trainer", split: str, accuracy: list[float]) -> None:
+    def on_evaluate(self, trainer: Any, split: str, accuracy: list[float]) -> None:
         """After ``split`` ("val" or "test") was evaluated during ``fit``: the accuracy of every exit."""
 
-    def on_epoch_end(self, trainer: "Trainer", record: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None: ...
 
-    def on_fit_end(self, trainer: "Trainer") -> None: ...
+    def on_fit_end(self, trainer: Any) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of this callback (plain values and tensors); none by default."""

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 import locallearn
-from locallearn.commands.plugin_option import load_from_command_line, plugin_parent
+from locallearn.plugin_option import load_from_command_line, plugin_parent
 
 
 from locallearn.schedules import NonFiniteLossError

@@ -21,14 +21,25 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from typing import Any, Callable, Protocol, Sequence, Union
 
 import torch
 
 from locallearn.net import LocalNet
 
-if TYPE_CHECKING:
-    from locallearn.trainer import TrainConfig
+
+
+class NamedSettings(Protocol):
+    """What the named optimisers and schedules read (``TrainConfig`` has these fields); this module
+    knows no Trainer."""
+
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    nesterov: bool
+    lr_schedule: str
+    epochs: int
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 #: Named optimisers run with torch's fused kernel (``fused=True``; float parameters on CPU or CUDA): the
@@ -45,7 +56,7 @@ def _trainable(stage: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in stage.parameters() if p.requires_grad]
 
 
-def make_optimizers(net: LocalNet, spec: OptimizerSpec, config: "TrainConfig") -> list[torch.optim.Optimizer | None]:
+def make_optimizers(net: LocalNet, spec: OptimizerSpec, config: NamedSettings) -> list[torch.optim.Optimizer | None]:
     """One optimiser per stage (``None`` for a stage with nothing to train): ``config``'s when ``spec`` is None."""
     if spec is None:
         return [_named_optimizer(_trainable(stage), config) for stage in net.stages]
@@ -91,7 +102,7 @@ def _check_owns(k: int, stage: torch.nn.Module, optimizer: Any) -> None:
         )
 
 
-def _named_optimizer(params: list[torch.nn.Parameter], config: "TrainConfig") -> torch.optim.Optimizer | None:
+def _named_optimizer(params: list[torch.nn.Parameter], config: NamedSettings) -> torch.optim.Optimizer | None:
     if not params:
         return None
     extra = {"momentum": config.momentum, "nesterov": config.nesterov} if config.optimizer == "sgd" else {}
@@ -101,7 +112,7 @@ def _named_optimizer(params: list[torch.nn.Parameter], config: "TrainConfig") ->
 
 
 def make_lr_schedulers(
-    optimizers: Sequence[torch.optim.Optimizer | None], spec: SchedulerFactory | None, config: "TrainConfig"
+    optimizers: Sequence[torch.optim.Optimizer | None], spec: SchedulerFactory | None, config: NamedSettings
 ) -> list[Any]:
     """One LR scheduler per stage (``None`` where there is no optimiser or no schedule)."""
     if spec is not None and not callable(spec):
@@ -110,7 +121,7 @@ def make_lr_schedulers(
     return [None if optimizer is None else factory(optimizer) for optimizer in optimizers]
 
 
-def _named_scheduler(optimizer: torch.optim.Optimizer, config: "TrainConfig") -> Any:
+def _named_scheduler(optimizer: torch.optim.Optimizer, config: NamedSettings) -> Any:
     if config.lr_schedule == "none":
         return None
     epochs = config.epochs

@@ -57,8 +57,13 @@ def test_a_second_rule_on_a_net_a_setup_changed_is_refused(first):
 
 def test_rules_whose_setups_change_nothing_may_share_a_net():
     net = ll.build_mlp((4,), (8, 8), 3)
-    ll.backward(net, X, Y, "local")
-    ll.backward(net, X, Y, "e2e")  # neither changes the net: allowed as before
+    names = [name for name, _ in net.named_parameters()]
+    local = ll.backward(net, X, Y, "local")
+    net.zero_grad(set_to_none=True)
+    e2e = ll.backward(net, X, Y, "e2e")  # neither changes the net: allowed as before, no error
+    assert [name for name, _ in net.named_parameters()] == names  # no setup added anything
+    assert len(local.losses) == len(e2e.losses) == 2
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.stages[0].block.parameters())  # e2e trained it
 
 
 def test_joint_cost_keeps_no_net_alive():

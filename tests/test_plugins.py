@@ -16,7 +16,7 @@ import pytest
 import locallearn
 from locallearn import io, plugins
 from locallearn._registry import Registry
-from locallearn.commands.plugin_option import split_plugins
+from locallearn.plugin_option import split_plugins
 
 REPO = Path(locallearn.__file__).resolve().parent.parent
 SMALL = ["--data", "synthetic", "--widths", "16,16", "--epochs", "1", "--no-progress"]

@@ -16,8 +16,8 @@ from typing import Sequence
 
 import torch
 
-from locallearn.commands.paths import check_outputs
-from locallearn.commands.plugin_option import load_from_command_line, plugin_parent
+from locallearn.paths import check_outputs
+from locallearn.plugin_option import load_from_command_line, plugin_parent
 from locallearn.device import resolve_device
 
 from locallearn.bench.suites import SUITES

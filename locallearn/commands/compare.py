@@ -9,7 +9,7 @@ from typing import Any
 
 from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
-from locallearn.commands.paths import check_outputs
+from locallearn.paths import check_outputs
 from locallearn.compare import format_table, plan_grid, run_grid, spec_label, split_entries, summarise
 from locallearn.compare_report import sibling_paths, write_outputs
 from locallearn.distributed import is_writer

@@ -7,7 +7,7 @@ import argparse
 from locallearn import data as datasets
 from locallearn import io, plugins
 from locallearn.commands.common import add_device_arguments
-from locallearn.commands.paths import check_outputs, inside
+from locallearn.paths import check_outputs, inside
 from locallearn.device import resolve_device
 from locallearn.exits import EXIT_POLICIES, analyse_exits
 from locallearn.experiment import RunSpec, make_trainer

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from locallearn.commands.common import _option, add_run_arguments, spec_from_args
-from locallearn.commands.paths import check_outputs, inside
+from locallearn.paths import check_outputs, inside
 from locallearn.experiment import make_trainer
 from locallearn.info import ESTIMATORS
 from locallearn.info.plane import InformationPlane, average_planes, save_plane

@@ -7,7 +7,7 @@ import os
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.compare import stage_epoch_times, whole_epoch_time
-from locallearn.commands.paths import check_outputs
+from locallearn.paths import check_outputs
 from locallearn.experiment import make_trainer
 
 
