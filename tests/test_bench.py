@@ -77,6 +77,25 @@ def test_grid_leaves_out_combinations_a_schedule_refuses():
     assert cells[0].spec.rule == "e2e"
 
 
+def test_rule_entries_keep_a_part_of_the_grid_with_the_whole_grids_keys():
+    whole = {c.key: c for c in TINY.cells()}
+    part = TINY.cells(rule_entries=["local"])
+    assert {(c.spec.rule, c.spec.schedule) for c in part} == {("local", "simultaneous"), ("local", "sequential")}
+    assert all(c.key in whole for c in part)  # a later run of the whole suite resumes from these cells
+    with pytest.raises(ValueError, match=r"no rule entry 'predsim'; its entries are: e2e, local"):
+        TINY.cells(rule_entries=["predsim"])
+
+
+def test_bench_rules_option_runs_only_those_cells(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(SUITES, "tiny", TINY)
+    from locallearn.bench.main import main
+
+    assert main(["tiny", "--seeds", "1", "--rules", "e2e", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "1 cells run, 0 already done" in capsys.readouterr().out
+    assert [r["rule"] for r in CellStore(tmp_path / "cells.json").records] == ["e2e"]
+    assert json.loads((tmp_path / "runs.json").read_text())[-1]["command"].startswith("python -m benchmarks tiny --seeds 1 --rules e2e ")
+
+
 def test_resume_skips_finished_cells(tmp_path, monkeypatch):
     calls = []
     real = bench_runner.run_cells

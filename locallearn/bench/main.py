@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-size", type=int, default=None,
                         help="evaluate every cell on the first N validation and N test images only (a smoke run; default: all)")
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds FIRST .. FIRST + seeds - 1")
+    parser.add_argument("--rules", type=lambda s: [r for r in s.split(",") if r], default=None,
+                        help="comma-separated rule entries: run (or report) only these cells of the suite (default: all)")
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
     parser.add_argument("--threads", type=int, default=1,
@@ -63,10 +65,10 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
 def command_line(prog: str, args: argparse.Namespace) -> str:
     """The command that repeats this run, as recorded in the results."""
     words = [prog, args.suite]
-    for option in ("seeds", "first_seed", "epochs", "train_size", "eval_size", "out", "data_dir", "threads", "device"):
+    for option in ("seeds", "first_seed", "epochs", "train_size", "eval_size", "rules", "out", "data_dir", "threads", "device"):
         value = getattr(args, option, None)
         if value is not None and not (option == "device" and value == "cpu") and not (option == "first_seed" and value == 0):
-            words += [f"--{option.replace('_', '-')}", str(value)]
+            words += [f"--{option.replace('_', '-')}", ",".join(value) if option == "rules" else str(value)]
     return " ".join(shlex.quote(w) if w != prog else w for w in words)
 
 
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
 
         suite = SUITES[args.suite]
         records = run_suite(suite, out=out, seeds=args.seeds, epochs=args.epochs, train_size=args.train_size,
-                            eval_size=args.eval_size, first_seed=args.first_seed, data_dir=args.data_dir,
+                            eval_size=args.eval_size, first_seed=args.first_seed, rule_entries=args.rules,
+                            data_dir=args.data_dir,
                             device=args.device, progress=not args.no_progress, command=command, run=not args.report_only)
         if not records:
             raise ValueError(f"No finished cells of suite {args.suite!r} with these seeds and epochs in {out}; "

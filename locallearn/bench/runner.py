@@ -20,12 +20,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-
 import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
@@ -108,6 +107,7 @@ def run_suite(
     train_size: int | None = None,
     eval_size: int | None = None,
     first_seed: int = 0,
+    rule_entries: Sequence[str] | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = True,
@@ -120,7 +120,7 @@ def run_suite(
     """
     out = Path(out)
     cells = [dataclasses.replace(c, spec=dataclasses.replace(c.spec, device=device)) for c in suite.cells(seeds=seeds, epochs=epochs, train_size=train_size,
-                                                                                                      eval_size=eval_size, first_seed=first_seed)]
+                                                                                                      eval_size=eval_size, first_seed=first_seed, rule_entries=rule_entries)]
     store = CellStore(out / STORE)
     order = {c.key: i for i, c in enumerate(cells)}
     result = SuiteRun(sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]]))
@@ -129,7 +129,7 @@ def run_suite(
         return result
     session = start_invocation(out, suite=suite.name, command=command, cells=len(cells), cells_to_run=len(todo),
                                seeds=seeds, epochs=epochs, train_size=train_size, eval_size=eval_size,
-                               first_seed=first_seed, device=device)
+                               first_seed=first_seed, rule_entries=rule_entries, device=device)
     loaded: dict[tuple, datasets.Dataset] = {}
     total, done = sum(c.units() for c in cells), sum(c.units() for c in cells if c.key in store)
     bar = tqdm(total=total, initial=done, unit="stage-epoch", disable=not progress, desc=suite.name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from locallearn import rules, schedules
 from locallearn.compare import Entry
@@ -86,16 +86,26 @@ class Suite:
         return sorted(accepted, key=lambda r: (r != "e2e", r))
 
     def cells(self, *, seeds: int | None = None, epochs: int | None = None, train_size: int | None = None,
-              eval_size: int | None = None, first_seed: int = 0) -> list[Cell]:
+              eval_size: int | None = None, first_seed: int = 0, rule_entries: Sequence[str] | None = None) -> list[Cell]:
         """Every cell, seed-major so that each seed runs every rule back to back (time drift hits all alike),
         seeds ``first_seed ..``; ``epochs``, ``train_size`` (the first N training images) and ``eval_size``
-        (the first N validation and test images) override the suite's, for a smoke run."""
+        (the first N validation and test images) override the suite's, for a smoke run; ``rule_entries`` keeps only
+        the cells of those rule entries (a part of the suite; its cells keep the keys of the whole suite's)."""
+        if rule_entries is not None:
+            known = sorted({name for schedule in self.schedules for label in self.models
+                            for name in self.rules_for(schedule, label)})
+            unknown = [r for r in rule_entries if r not in known]
+            if unknown:
+                raise ValueError(f"Suite {self.name!r} has no rule entry {', '.join(map(repr, unknown))}; "
+                                 f"its entries are: {', '.join(known)}.")
         out = []
         for seed in range(first_seed, first_seed + (self.seeds if seeds is None else seeds)):
             for data in self.datasets:
                 for label, overrides in self.models.items():
                     for schedule in self.schedules:
                         for name in self.rules_for(schedule, label):
+                            if rule_entries is not None and name not in rule_entries:
+                                continue
                             rule = Entry.parse(name)
                             if _refuses_model(rule.rule, overrides.get("model", self.base.model)):
                                 continue
