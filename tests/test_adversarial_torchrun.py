@@ -36,6 +36,32 @@ FAULTS = ["SIGSTOP", "SIGKILL"]
 BOUND_S = 10  # the issue's bound on naming the rank; the watchdog's limit is 3 s here
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (Linux /proc). torchrun starts each worker in a session of its own, so
+    signalling the job's process group misses them: a SIGSTOPped rank outlived the test that way."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else ():
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter from /proc (``T`` stopped, ``Z`` zombie), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def _lines(stream, into: queue.Queue) -> None:
     for line in stream:
         into.put((time.monotonic(), line))
@@ -69,12 +95,19 @@ def test_a_stopped_or_killed_rank_is_named_in_one_line_within_the_bound(fault, t
             elif line.startswith("locallearn: error:") or (fault == "SIGKILL" and re.match(r"\s*rank\s*: 1 ", line)):
                 named = (at, line.strip())  # a killed rank: torchrun itself may name it first and stop the job
     finally:
-        for signum in (signal.SIGCONT, signal.SIGKILL):  # our own job's process group only
+        workers = _descendants(job.pid)  # before torchrun goes: then they are re-parented away
+        for signum in (signal.SIGCONT, signal.SIGKILL):  # our own job's processes only
             try:
                 os.killpg(job.pid, signum)
             except ProcessLookupError:
                 pass
+            for pid in workers:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
         job.wait()
+    assert not [pid for pid in workers if _state(pid) == "T"], "a stopped worker outlived the job"
     assert struck is not None and named is not None, "".join(seen)[-3000:]
     at, message = named
     if message.startswith("locallearn"):
