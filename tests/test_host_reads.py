@@ -22,8 +22,7 @@ STILL_READING = {
     for n in RULES.names()
 ])
 def test_backward_reads_nothing_back_for_every_rule(name):
-    flat_only = getattr(RULES.get(name), "flat_only", False)  # an MLP-only rule (dtp) runs on an MLP
-    net = ll.build_mlp((1, 12, 12), (4, 4), 3) if flat_only else ll.build_cnn((1, 12, 12), (4, 4), 3)
+    net = ll.build_cnn((1, 12, 12), (4, 4), 3)
     rule = ll.prepare(net, name)
     x, y = torch.randn(8, 1, 12, 12), torch.arange(8) % 3
     ll.backward(net, x, y, rule)  # the first call may set up lazily

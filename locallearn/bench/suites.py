@@ -18,11 +18,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from locallearn import rules, schedules
+from locallearn import models, rules, schedules
 from locallearn.compare import Entry
 from locallearn.experiment import RunSpec, model_family
 
@@ -123,9 +124,16 @@ class Suite:
         return out
 
 
+@functools.lru_cache(maxsize=None)
 def _refuses_model(rule: str, model: str) -> bool:
-    """An MLP-only rule (``flat_only``, e.g. ``dtp``) is left out of a suite's other models."""
-    return bool(getattr(rules.RULES.get(rule), "flat_only", False)) and model != "mlp"
+    """A rule whose ``setup`` refuses a small net of the model family (``dtp`` on a transformer's token
+    blocks, say) is left out of that model's cells."""
+    family = models.MODELS.get(model).tiny(2)
+    try:
+        rules.create(rule).setup(family.build(family.tiny_input_shape, 3))
+    except ValueError:
+        return True
+    return False
 
 
 _FASHION_MLP = {"model": "mlp", "widths": (1024, 1024, 1024)}

@@ -19,27 +19,47 @@ from the loss); the first stage has no inverse (nothing is propagated below it).
 with a difference reconstruction loss (DRL, Meulemans, Carzaniga, Suykens, Sacramento & Grewe,
 NeurIPS 2020) is not implemented.
 
-Departures (ours): ``g_i`` is ``Linear`` followed by the activation of the layer below (the paper
-uses ``tanh`` throughout); ``eta = 0.5`` and ``sigma = 0.1`` are our defaults, not tuned values
-from the paper; each stage's head is trained as a probe on detached features so every exit predicts.
-To compute stage ``i``'s target the rule runs the later blocks forward again without gradients
-(a cost quadratic in the number of stages; this rule is for small MLPs). Blocks must be MLP
-layers (``Linear``, ``Flatten``, ``Dropout``, parameter-free activations): ``setup`` refuses any other
-block (a ``Conv2d``, a ``LayerNorm``, a transformer block) with a one-line message.
+Convolutional blocks (Bartunov, Santoro, Richards, Marris, Hinton & Lillicrap, NeurIPS 2018, ran
+DTP on convolutional and locally connected nets): the inverse of a block from ``C_in`` to
+``C_out`` channels mirrors its first convolution with a transposed convolution from ``C_out``
+back to ``C_in`` channels (same kernel and padding, stride 1), preceded by nearest upsampling to
+the input's spatial size where the block pooled or strode; this is how the DTP code of Ernoult,
+Normandin, Moudgil, Spinney, Belilovsky, Rish, Richards & Bengio (ICML 2022,
+``ernoult/scalingDTP``, ``backward_layers.invert``) builds the inverse of a convolution
+(``ConvTranspose2d``) and of a pooling layer (``Upsample``).
+
+Departures (ours): ``g_i`` is one layer (``Linear``, or upsampling and one transposed convolution)
+followed by the activation of the layer below (the paper uses ``tanh`` throughout), whatever the
+depth of the block it inverts (a ResNet stage of several residual blocks gets the same one-layer
+inverse, not a mirror of each block); upsampling is nearest-neighbour also where the block
+max-pooled (scalingDTP upsamples after average pooling); ``eta = 0.5`` and ``sigma = 0.1`` are our
+defaults, not tuned values from the paper; each stage's head is trained as a probe on detached
+features so every exit predicts. To compute stage ``i``'s target the rule runs the later blocks
+forward again without gradients (a cost quadratic in the number of stages), with their
+BatchNorm running statistics left untouched by these extra passes. Blocks may hold ``Linear``,
+``Conv2d`` and ``BatchNorm`` layers, pooling, ``Flatten``, ``Dropout`` and parameter-free
+activations (a CIFAR ResNet's residual blocks are made of these); ``setup`` refuses any other
+layer (a ``LayerNorm``, a transformer block, a graph convolution) and a block that turns a
+feature map into flat features (it has no inverse here), each with a one-line message.
 
 Example:
     >>> import torch
-    >>> from locallearn import build_mlp
+    >>> from locallearn import build_cnn, build_mlp
     >>> net = build_mlp((4,), (8, 6), 3)
     >>> DifferenceTargetPropagation().setup(net)
     >>> net.stages[1].aux["dtp"](torch.zeros(2, 6)).shape  # g_2: 6 features back to 8
     torch.Size([2, 8])
+    >>> net = build_cnn((1, 8, 8), (4, 6), 3)
+    >>> DifferenceTargetPropagation().setup(net)
+    >>> net.stages[1].aux["dtp"](torch.zeros(2, 6, 2, 2), size=(4, 4)).shape  # 6 maps 2x2 back to 4 maps 4x4
+    torch.Size([2, 4, 4, 4])
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import ClassVar
+from typing import ClassVar, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -48,7 +68,27 @@ from torch.nn import functional as F
 from locallearn._params import check_number
 from locallearn.net import LocalNet, Stage
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.predsim import _feature_width
 from locallearn.tokens import is_token_block
+
+_LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)  # the layers with parameters dtp trains
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_PLAIN = (nn.Sequential, nn.Dropout, nn.Flatten, nn.Identity, *_POOLS)  # parameter-free, and not activations
+
+
+class Inverse(nn.Module):
+    """``g_i``: one layer from a stage's output back to its input, then the activation of the layer
+    below; for feature maps the output is first upsampled to ``size``, the input's spatial size."""
+
+    def __init__(self, layer: nn.Module, activation: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.layer = layer
+        self.activation = nn.Sequential(*activation)
+
+    def forward(self, h: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
+        if size is not None and h.dim() == 4 and tuple(h.shape[-2:]) != tuple(size):
+            h = F.interpolate(h, size=tuple(size), mode="nearest")
+        return self.activation(self.layer(h))
 
 
 def propagate_target(h_below: torch.Tensor, h: torch.Tensor, h_hat: torch.Tensor, inverse: nn.Module) -> torch.Tensor:
@@ -60,6 +100,8 @@ def propagate_target(h_below: torch.Tensor, h: torch.Tensor, h_hat: torch.Tensor
         >>> torch.allclose(propagate_target(h_below, h, h, g), h_below)  # no error above, no change below
         True
     """
+    if isinstance(inverse, Inverse):
+        return h_below + inverse(h_hat, h_below.shape[2:]) - inverse(h, h_below.shape[2:])
     return h_below + inverse(h_hat) - inverse(h)
 
 
@@ -76,35 +118,65 @@ def _squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).flatten(1).sum(1).mean()
 
 
-def _linears(stage: Stage, index: int) -> list[nn.Linear]:
-    """The block's Linear layers; a block holding anything but Linear, Flatten, Dropout and
-    parameter-free activations is refused in one line."""
+@contextlib.contextmanager
+def _statistics_kept(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """Run ``modules`` in train mode (batch statistics) without moving their BatchNorm running statistics."""
+    norms = [m for module in modules for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved):
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+def _check_block(stage: Stage, index: int) -> nn.Module:
+    """The block's first Linear or Conv2d; a block holding any other layer with parameters is refused in one line."""
     for module in stage.block.modules():
-        plain = isinstance(module, (nn.Linear, nn.Flatten, nn.Dropout, nn.Sequential)) or not list(module.parameters())
-        if not plain or isinstance(module, nn.Conv2d) or is_token_block(module):
+        own = list(module.parameters(recurse=False))
+        if is_token_block(module) or (own and not isinstance(module, _LAYERS)):
             raise ValueError(
-                f"dtp trains MLP blocks only (Linear layers and activations); stage {index}'s block holds a "
-                f"{type(module).__name__}. Use build_mlp."
+                f"dtp trains blocks of Linear, Conv2d and BatchNorm layers, pooling and activations; stage "
+                f"{index}'s block holds a {type(module).__name__}."
             )
-    linears = [m for m in stage.block.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"dtp needs a Linear layer in every block; stage {index}'s block has none.")
-    return linears
+    first = next((m for m in stage.block.modules() if isinstance(m, (nn.Linear, nn.Conv2d))), None)
+    if first is None:
+        raise ValueError(f"dtp needs a Linear or Conv2d layer in every block; stage {index}'s block has none.")
+    return first
 
 
 def _activation(stage: Stage) -> list[nn.Module]:
     """A copy of the last activation of ``stage``'s block (what its output passed through), if any."""
     for module in reversed(list(stage.block.modules())):
-        if isinstance(module, nn.Linear):
+        if list(module.parameters(recurse=False)):
             return []
-        if not isinstance(module, (nn.Sequential, nn.Dropout, nn.Flatten)) and not list(module.parameters()):
+        if not isinstance(module, _PLAIN) and not list(module.children()):
             return [copy.deepcopy(module)]
     return []
 
 
+def _inverse_layer(first: nn.Module, below: tuple[str, int], above: tuple[str, int], index: int) -> nn.Module:
+    """The layer of ``g_index`` from the block's output (``above``: kind, width) to its input (``below``)."""
+    if below[0] != above[0]:
+        raise ValueError(
+            f"dtp inverts blocks from features to features or maps to maps; stage {index}'s block turns "
+            f"{below[0]} features into {above[0]} ones."
+        )
+    if below[0] == "flat":
+        return nn.Linear(above[1], below[1])
+    kernel, padding = first.kernel_size, first.padding
+    if not isinstance(first, nn.Conv2d) or isinstance(padding, str):
+        raise ValueError(f"dtp mirrors the first Conv2d of a map block with numeric padding; stage {index}'s has {padding!r}.")
+    return nn.ConvTranspose2d(above[1], below[1], kernel, padding=padding)
+
+
 @RULES.register("dtp")
 class DifferenceTargetPropagation(LocalRule):
-    """Difference target propagation with learned inverses (Lee et al. 2015).
+    """Difference target propagation with learned inverses (Lee et al. 2015), MLP and conv blocks.
 
     Args:
         eta: step of the top target along the output loss's negative gradient.
@@ -114,13 +186,14 @@ class DifferenceTargetPropagation(LocalRule):
         >>> DifferenceTargetPropagation(eta=0.2).get_params()
         {'eta': 0.2, 'sigma': 0.1}
 
-    Source: Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation).
+    Source: Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation); conv
+    inverses as in Ernoult et al., ICML 2022 (ernoult/scalingDTP).
     """
 
     source = "Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation)"
 
     detach_inputs = True
-    flat_only: ClassVar[bool] = True  # refuses conv blocks in setup
+    token_blocks: ClassVar[bool] = False  # refuses a transformer's (token) blocks in setup
 
     def __init__(self, *, eta: float = 0.5, sigma: float = 0.1) -> None:
         owner = "DifferenceTargetPropagation"
@@ -128,22 +201,22 @@ class DifferenceTargetPropagation(LocalRule):
         self.sigma = check_number(sigma, name="sigma", owner=owner, low=0.0)
 
     def setup(self, net: LocalNet) -> None:
-        linears = [_linears(stage, k) for k, stage in enumerate(net.stages)]
+        firsts = [_check_block(stage, k) for k, stage in enumerate(net.stages)]
+        widths = [_feature_width(stage, k) for k, stage in enumerate(net.stages)]
         for k, stage in enumerate(net.stages):
             # a plain (unregistered) reference to the stages above, which a deepcopy of the net remaps
             stage.__dict__[_ABOVE] = tuple(net.stages[k + 1:])
-            if k == 0:
+            if k == 0 or "dtp" in stage.aux:
                 continue
-            if "dtp" in stage.aux:
-                continue
-            inverse = nn.Sequential(nn.Linear(linears[k][-1].out_features, linears[k][0].in_features), *_activation(net.stages[k - 1]))
-            stage.aux["dtp"] = inverse.to(linears[k][0].weight.device)
+            layer = _inverse_layer(firsts[k], widths[k - 1], widths[k], k)
+            inverse = Inverse(layer, _activation(net.stages[k - 1]))
+            stage.aux["dtp"] = inverse.to(firsts[k].weight.device)
 
     def target(self, stage: Stage, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The target ``h_hat`` of ``stage`` (not the last) whose output is ``h``: forward the later
         blocks, step the top output along the loss's negative gradient, and propagate it down."""
         above = _stages_above(stage)
-        with torch.no_grad():
+        with torch.no_grad(), _statistics_kept([later.block for later in above]):
             outputs = [h.detach()]
             for later in above:
                 outputs.append(later.block(outputs[-1]))
@@ -160,9 +233,9 @@ class DifferenceTargetPropagation(LocalRule):
     def inverse_loss(self, stage: Stage, h_in: torch.Tensor) -> torch.Tensor:
         """``||g(f(h + eps)) - (h + eps)||^2`` with ``f`` fixed: trains the inverse only."""
         noisy = h_in.detach() + self.sigma * torch.randn_like(h_in)
-        with torch.no_grad():
+        with torch.no_grad(), _statistics_kept([stage.block]):
             forward = stage.block(noisy)
-        return _squared_error(stage.aux["dtp"](forward), noisy)
+        return _squared_error(stage.aux["dtp"](forward, noisy.shape[2:]), noisy)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
         _stages_above(out.stage)  # refuses a net that was not set up
