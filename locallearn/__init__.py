@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 from locallearn import data, exits, graphs, lm, loggers, models, plugins, rules, schedules, tokens
 from locallearn.callbacks import BatchEnd
 from locallearn.builders import build_cnn, build_mlp
+from locallearn.cuts import CutSearch, search_cuts
 from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
 from locallearn.heads import HEADS, make_head
 from locallearn.net import LocalNet, Stage
@@ -22,7 +23,7 @@ from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_e
 from locallearn.wrap import wrap
 
 __all__ = [
-    "HEADS", "BatchEnd", "Callback", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
+    "HEADS", "BatchEnd", "Callback", "CutSearch", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
     "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "graphs", "info", "lm", "loggers", "make_head", "models",
-    "plugins", "prepare", "rules", "schedules", "seed_everything", "tokens", "train", "wrap",
+    "plugins", "prepare", "rules", "schedules", "search_cuts", "seed_everything", "tokens", "train", "wrap",
 ]

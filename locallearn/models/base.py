@@ -46,6 +46,12 @@ class ModelFamily:
         """A short label for tables and figures, e.g. ``mlp 256-256-256``."""
         return self.name
 
+    def candidate_cuts(self) -> list[Any]:
+        """Every point a local module may end at, in forward order (the family's ``cuts`` parameter takes a
+        selection of them); a family without such a parameter has none to offer."""
+        raise ValueError(f"Model {self.name!r} does not take explicit cut points (no 'cuts' parameter); "
+                         "the CIFAR ResNets (resnet20, resnet32, resnet56, resnet110) do.")
+
     @classmethod
     def tiny(cls, stages: int) -> ModelFamily:
         """A small instance with ``stages`` stages, for conformance checks."""

@@ -193,6 +193,10 @@ class CifarResNet(ModelFamily):
         """Where each local module but the last ends: ``cuts`` if given, else InfoPro's."""
         return self.cuts if self.cuts is not None else infopro_cuts(self.depth, self.stages)
 
+    def candidate_cuts(self) -> list[Cut]:
+        """Every unit a local module may end after: the stem and each block but the last."""
+        return _chain(self.blocks_per_group)[:-1]
+
     def units(self, in_channels: int) -> list[nn.Module]:
         """The stem and every basic block, in forward order (the cut points index this list)."""
         units: list[nn.Module] = [_stem(in_channels, self.widths[0])]
