@@ -31,14 +31,29 @@ HeadSpec = Union[str, nn.Module, Callable[[tuple[int, ...], int], nn.Module]]
 class LinearHead(nn.Module):
     """Flatten, then one linear layer.
 
+    Args:
+        zero_weight: start the weight at zero (the bias keeps ``nn.Linear``'s init), as the authors'
+            code starts every local prediction read-out (``decoder_y.weight.data.zero_()``) and, for
+            the local rules, the output layer (``layer_out``); off by default (``nn.Linear``'s init,
+            what a backprop output layer gets in their code too). With a zero weight the head sends
+            no gradient to its block until its weight has moved away from zero.
+
+    Example:
+        >>> head = LinearHead((4,), 3, zero_weight=True)
+        >>> bool(head.linear.weight.eq(0).all()), bool(head.linear.bias.ne(0).any())
+        (True, True)
+
     Source: Nøkland & Eidnes, ICML 2019 (the local prediction read-out decoder_y, anokland/local-loss).
     """
 
     source = 'Nøkland & Eidnes, ICML 2019 (the local prediction read-out decoder_y, anokland/local-loss)'
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int) -> None:
+    def __init__(self, in_shape: Sequence[int], num_classes: int, *, zero_weight: bool = False) -> None:
         super().__init__()
+        self.zero_weight = check_choice(zero_weight, name="zero_weight", owner="LinearHead", choices=(False, True))
         self.linear = nn.Linear(math.prod(in_shape), num_classes)
+        if self.zero_weight:
+            nn.init.zeros_(self.linear.weight)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h.flatten(1))

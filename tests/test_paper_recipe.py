@@ -50,3 +50,28 @@ def test_paper_suite_is_the_fashion_mlp_recipe():
         assert s.model_kw == {"batch_norm": True} and s.val_size == 0
         assert s.activation == ("leaky-relu" if s.rule in ("sim", "predsim", "predsim-bio") else "relu")
         assert "sim_dim" not in s.rule_kw  # the rules' default: the full width, as the authors' linear_loss
+        # train.py zeroes decoder_y (and layer_out) of local-loss runs; --backprop keeps nn.Linear's init
+        assert s.head_kw == ({} if s.rule == "e2e" else {"zero_weight": True})
+    three = SUITES["paper-3ep"].cells(seeds=1)
+    assert {(c.spec.rule, tuple(c.spec.head_kw.items())) for c in three} == {("e2e", ()), ("predsim", (("zero_weight", True),))}
+
+
+@pytest.mark.parametrize("rule, feedback", [("local", False), ("predsim", False), ("predsim-bio", True)])
+def test_a_zero_weight_head_starts_at_zero_and_sends_its_block_no_gradient_at_first(rule, feedback):
+    """decoder_y.weight.data.zero_() (train.py): the first step's prediction gradient into the block is
+    W^T (p - y) = 0, the head's bias and weight still learn; predsim-bio's widened read-out stays zero, and
+    its block does get a signal: feedback alignment sends B^T (p - y), not W^T (their LinearFA's backward)."""
+    torch.manual_seed(0)
+    net = ll.build_mlp((6,), (5, 4), 3, head_kw={"zero_weight": True})
+    rule_obj = ll.rules.create(rule, **({"beta": 0.0} if rule != "local" else {}))
+    ll.prepare(net, rule_obj)
+    readouts = [[m for m in st.head.modules() if isinstance(m, torch.nn.Linear)][-1] for st in net.stages]
+    assert all(bool(r.weight.eq(0).all()) for r in readouts)
+    x, y = torch.randn(16, 6), torch.arange(16) % 3
+    ll.backward(net, x, y, rule_obj)
+    block = net.stages[0].block[1]
+    block_signal = 0.0 if block.weight.grad is None else float(block.weight.grad.abs().max())
+    assert (block_signal > 0) == feedback
+    assert all(float(r.weight.grad.abs().max()) > 0 for r in readouts)
+    plain = ll.build_mlp((6,), (5, 4), 3)
+    assert float(plain.stages[0].head.linear.weight.detach().abs().min()) > 0

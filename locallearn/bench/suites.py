@@ -187,9 +187,13 @@ _PAPER_RECIPE = (
     "predsim-bio, as their runs pass --nonlin leakyrelu) -> dropout 0.025, Adam lr 5e-4, batch 128, 2-pixel random "
     "crop + horizontal flip, step decays x0.25 at 50 / 75 / 87.5 / 94 % of the epochs, trained on all 60,000 "
     "training images (no validation split: the last exit is reported, no best-exit choice); sim and predsim "
-    "match similarities of a full-width (1024) projection"
+    "match similarities of a full-width (1024) projection; the local rules' heads start with a zero weight "
+    "(decoder_y and layer_out are zeroed in train.py unless --backprop)"
 )
 _LEAKY = {"activation": "leaky-relu"}
+_ZERO_HEAD = {"head_kw": {"zero_weight": True}}  # train.py zeroes decoder_y / layer_out weights of local-loss runs
+_LOCAL_RECIPE = {"local": _ZERO_HEAD, "sim": {**_LEAKY, **_ZERO_HEAD}, "predsim": {**_LEAKY, **_ZERO_HEAD},
+                 "predsim-bio": {**_LEAKY, **_ZERO_HEAD}}
 _add(
     Suite(
         name="paper",
@@ -199,7 +203,7 @@ _add(
         datasets=("fashion-mnist",),
         models={"mlp-3x1024-bn": _FASHION_MLP},
         schedules={"simultaneous": ("e2e", "local", "sim", "predsim", "predsim-bio")},
-        rule_overrides={"sim": _LEAKY, "predsim": _LEAKY, "predsim-bio": _LEAKY},
+        rule_overrides=_LOCAL_RECIPE,
         seeds=3,
         notes=(
             "Differs from the paper: 30 epochs by default (--epochs: a CPU run's budget), not 200 (the decays are at "
@@ -224,7 +228,7 @@ _add(
         datasets=("fashion-mnist",),
         models={"mlp-3x1024-lr-constant": _FASHION_MLP, "mlp-3x1024-lr-steps": {**_FASHION_MLP, "lr_schedule": "steps"}},
         schedules={"simultaneous": ("e2e", "predsim")},
-        rule_overrides={"predsim": _LEAKY},
+        rule_overrides={"predsim": _LOCAL_RECIPE["predsim"]},
         seeds=3,
         notes=("No BatchNorm, as the authors' numbers it is compared with; all 60,000 training images.",),
     )

@@ -214,6 +214,8 @@ def _widen_readout(head: nn.Module, code_size: int) -> tuple[nn.Module, int]:
     """Replace the last ``nn.Linear`` of ``head`` (its read-out) by one with ``code_size`` outputs.
 
     Returns the head (a new module when the head is itself a Linear) and the number of classes it read out.
+    A read-out whose weight is all zero (``LinearHead(zero_weight=True)``; the authors zero the ``LinearFA``
+    decoder of ``--bio`` too) is replaced by one whose weight is zero.
     """
     linears = [name for name, m in head.named_modules() if type(m) is nn.Linear]
     if not linears:
@@ -224,6 +226,8 @@ def _widen_readout(head: nn.Module, code_size: int) -> tuple[nn.Module, int]:
     name = linears[-1]
     old = head.get_submodule(name)
     new = nn.Linear(old.in_features, code_size, bias=old.bias is not None).to(old.weight.device, old.weight.dtype)
+    if not old.weight.detach().any():  # a zero-initialised read-out (LinearHead(zero_weight=True)) stays so
+        nn.init.zeros_(new.weight)
     if not name:
         return new, old.out_features
     parent, _, leaf = name.rpartition(".")
