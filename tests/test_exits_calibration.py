@@ -1,5 +1,6 @@
 """Calibration: validation only, targets met on validation, thresholds frozen with their provenance."""
 
+import dataclasses
 import math
 import os
 
@@ -68,6 +69,19 @@ def test_target_accuracy_is_met_on_validation_and_saves_cost(val, heldout):
     result = evaluate(heldout, th, COSTS)
     assert result.relative_cost < 0.9
     assert result.accuracy >= result.last_exit_accuracy - 0.03
+
+
+def test_target_accepts_a_point_exactly_at_the_goal_and_refuses_one_sample_below(val):
+    """The cheapest point with accuracy >= last - max_drop: on 3000 rows, last exit 2700 right, max_drop 0.01,
+    a point with 2670 right (exactly the goal) qualifies, one with 2669 does not, however much cheaper."""
+    frontier = sweep(val, "entropy", COSTS, n_grid=1)
+    assert len(frontier.thresholds) == 3
+    crafted = dataclasses.replace(frontier, accuracy=[2700 / 3000, 2670 / 3000, 2669 / 3000],
+                                  relative_cost=[1.0, 0.7, 0.4], last_exit_accuracy=2700 / 3000)
+    th = crafted.target(max_drop=0.01)
+    assert th.details["met"] and th.details["accuracy"] == 2670 / 3000 and th.details["relative_cost"] == 0.7
+    assert crafted.target(max_drop=0.01 + 1 / 3000).details["relative_cost"] == 0.4  # one more row allowed: the cheaper one
+    assert crafted.target(max_drop=0.0).details["relative_cost"] == 1.0
 
 
 def test_budget_thresholds_spend_the_budget_with_msdnet_proportions(val):
