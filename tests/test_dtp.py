@@ -30,7 +30,8 @@ def test_targets_follow_the_difference_correction_written_out(kind):
         h2 = net.stages[1].block(h1)
         h3 = net.stages[2].block(h2)
     top = h3.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(net.stages[2].head(top), y, reduction="sum"), top)
+    # the authors' NLL is the batch mean (donghyunlee/dtp util.py): H7_ = H7 - lr0 * grad(mean NLL, H7)
+    (grad,) = torch.autograd.grad(F.cross_entropy(net.stages[2].head(top), y), top)
     g3, g2 = net.stages[2].aux["dtp"], net.stages[1].aux["dtp"]
     with torch.no_grad():  # a map's inverse upsamples to the spatial size of the layer below (none for features)
         h3_hat = h3 - 0.3 * grad  # h_hat_L = h_L - eta dL/dh_L
@@ -39,6 +40,22 @@ def test_targets_follow_the_difference_correction_written_out(kind):
     assert h1_hat.shape == h1.shape
     torch.testing.assert_close(rule.target(net.stages[1], h2, y), h2_hat)
     torch.testing.assert_close(rule.target(net.stages[0], h1, y), h1_hat)
+
+
+def test_defaults_are_the_authors_and_sum_makes_eta_per_sample():
+    rule = rules.create("dtp")
+    assert (rule.eta, rule.sigma, rule.reduction) == (0.3277, 0.3598, "mean")  # conti_dtp.py: 0.327736, 0.359830
+    net, _ = _net()
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    with torch.no_grad():
+        h2 = net.stages[1].block(net.stages[0].block(x))
+    mean = rules.create("dtp", eta=0.3, reduction="mean")
+    total = rules.create("dtp", eta=0.3 / 8, reduction="sum")  # sum over 8 rows = 8 x the mean
+    for r in (mean, total):
+        r.setup(net)
+    torch.testing.assert_close(mean.target(net.stages[1], h2, y), total.target(net.stages[1], h2, y))
+    with pytest.raises(ValueError, match="'reduction' parameter of DifferenceTargetPropagation must be one of 'mean', 'sum'"):
+        rules.create("dtp", reduction="max")
 
 
 def test_stage_losses_are_target_error_and_noisy_reconstruction():

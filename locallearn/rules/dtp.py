@@ -5,7 +5,9 @@ back to its input. No error is backpropagated through the network; instead each 
 *target* and learns to move its output towards it:
 
 * the top target is one gradient step on the output loss: ``h_hat_L = h_L - eta * dL/dh_L``
-  (``L`` the last exit's cross-entropy, summed over the batch so ``eta`` is per sample);
+  (``L`` the last exit's cross-entropy averaged over the batch, as the authors' ``NLL``, so a sample's
+  step is ``eta / batch size``; ``reduction="sum"`` makes ``eta`` the step of each sample whatever the
+  batch size);
 * targets go down with the difference correction: ``h_hat_{i-1} = h_{i-1} + g_i(h_hat_i) - g_i(h_i)``
   (so a layer whose output already equals its target passes an unchanged target down, however
   imperfect ``g_i`` is);
@@ -18,6 +20,10 @@ The last stage learns from its own head's cross-entropy directly (the paper's to
 from the loss); the first stage has no inverse (nothing is propagated below it). The variant
 with a difference reconstruction loss (DRL, Meulemans, Carzaniga, Suykens, Sacramento & Grewe,
 NeurIPS 2020) is not implemented.
+
+Defaults from the authors' code (donghyunlee/dtp ``conti_dtp.py``, the continuous 7x240 tanh MNIST
+net): ``eta = 0.3277`` (their ``__lr0``, 0.327736) on the batch-mean loss, ``sigma = 0.3598`` (their
+``__c``, 0.359830), both rounded to 4 digits.
 
 Convolutional blocks (Bartunov, Santoro, Richards, Marris, Hinton & Lillicrap, NeurIPS 2018, ran
 DTP on convolutional and locally connected nets): the inverse of a block from ``C_in`` to
@@ -32,9 +38,10 @@ Departures (ours): ``g_i`` is one layer (``Linear``, or upsampling and one trans
 followed by the activation of the layer below (the paper uses ``tanh`` throughout), whatever the
 depth of the block it inverts (a ResNet stage of several residual blocks gets the same one-layer
 inverse, not a mirror of each block); upsampling is nearest-neighbour also where the block
-max-pooled (scalingDTP upsamples after average pooling); ``eta = 0.5`` and ``sigma = 0.1`` are our
-defaults, not tuned values from the paper; each stage's head is trained as a probe on detached
-features so every exit predicts. To compute stage ``i``'s target the rule runs the later blocks
+max-pooled (scalingDTP upsamples after average pooling); one optimiser trains the inverses and the
+layers together every batch (the authors train the inverses over a whole epoch first, then the
+layers, with RMSprop at two learning rates, 0.0050 and 0.0149); each stage's head is trained as a
+probe on detached features so every exit predicts. To compute stage ``i``'s target the rule runs the later blocks
 forward again without gradients (a cost quadratic in the number of stages), with their
 BatchNorm running statistics left untouched by these extra passes. Blocks may hold ``Linear``,
 ``Conv2d`` and ``BatchNorm`` layers, pooling, ``Flatten``, ``Dropout`` and parameter-free
@@ -65,7 +72,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from locallearn._params import check_number
+from locallearn._params import check_choice, check_number
 from locallearn.net import LocalNet, Stage
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.predsim import _feature_width
@@ -179,26 +186,29 @@ class DifferenceTargetPropagation(LocalRule):
     """Difference target propagation with learned inverses (Lee et al. 2015), MLP and conv blocks.
 
     Args:
-        eta: step of the top target along the output loss's negative gradient.
-        sigma: standard deviation of the noise the inverses are trained on.
+        eta: step of the top target along the output loss's negative gradient (authors: 0.327736).
+        sigma: standard deviation of the noise the inverses are trained on (authors: 0.359830).
+        reduction: ``"mean"`` (authors): the loss whose gradient steps the top target is the batch
+            mean; ``"sum"``: its sum, so ``eta`` is each sample's step (a departure, batch-size free).
 
     Example:
         >>> DifferenceTargetPropagation(eta=0.2).get_params()
-        {'eta': 0.2, 'sigma': 0.1}
+        {'eta': 0.2, 'sigma': 0.3598, 'reduction': 'mean'}
 
-    Source: Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation); conv
+    Source: Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation; donghyunlee/dtp); conv
     inverses as in Ernoult et al., ICML 2022 (ernoult/scalingDTP).
     """
 
-    source = "Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation)"
+    source = "Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation; donghyunlee/dtp); conv inverses as in Ernoult et al., ICML 2022 (ernoult/scalingDTP)"
 
     detach_inputs = True
     token_blocks: ClassVar[bool] = False  # refuses a transformer's (token) blocks in setup
 
-    def __init__(self, *, eta: float = 0.5, sigma: float = 0.1) -> None:
+    def __init__(self, *, eta: float = 0.3277, sigma: float = 0.3598, reduction: str = "mean") -> None:
         owner = "DifferenceTargetPropagation"
         self.eta = check_number(eta, name="eta", owner=owner, low=0.0, low_inclusive=False)
         self.sigma = check_number(sigma, name="sigma", owner=owner, low=0.0)
+        self.reduction = check_choice(reduction, name="reduction", owner=owner, choices=("mean", "sum"))
 
     def setup(self, net: LocalNet) -> None:
         firsts = [_check_block(stage, k) for k, stage in enumerate(net.stages)]
@@ -222,7 +232,7 @@ class DifferenceTargetPropagation(LocalRule):
                 outputs.append(later.block(outputs[-1]))
         top = outputs[-1].clone().requires_grad_(True)
         with torch.enable_grad():
-            loss = F.cross_entropy(above[-1].head(top), y, reduction="sum")
+            loss = F.cross_entropy(above[-1].head(top), y, reduction=self.reduction)
             (grad,) = torch.autograd.grad(loss, top)
         with torch.no_grad():
             h_hat = outputs[-1] - self.eta * grad
