@@ -1,5 +1,9 @@
 """Risk-controlled thresholds (Learn-then-Test) and their violation rate over random splits.
 
+Source: Angelopoulos, Bates, Candès, Jordan & Lei, 2021, "Learn then Test: Calibrating Predictive
+Algorithms to Achieve Risk Control" (arXiv:2110.01052): a binomial p-value per candidate, fixed-sequence
+testing along a grid ordered most cautious first.
+
 Guarantee. Let ``l_i = 1[exit prediction wrong and last exit right]`` and
 ``R(t) = E[l]`` on new data from the same distribution; the accuracy drop
 against the last exit is ``E[1[last right] - 1[exit right]] <= R(t)``. For each

@@ -59,10 +59,10 @@ class MaxProbPolicy(_OneExitPolicy):
 class MarginPolicy(_OneExitPolicy):
     """Exit at k when the gap between the two largest probabilities ``>= m_k``.
 
-    Source: Park et al., CODES+ISSS 2015 (big/little deep neural networks: the top-two score margin).
+    Source: Park, Kim, Kim, Kim, Kim, Yoon & Yoo, CODES+ISSS 2015, 'Big/little deep neural network for ultra low power inference' (doi:10.1109/CODESISSS.2015.7331375: the little net's score margin, top-1 minus top-2, decides whether the big one runs).
     """
 
-    source = 'Park et al., CODES+ISSS 2015 (big/little deep neural networks: the top-two score margin)'
+    source = "Park, Kim, Kim, Kim, Kim, Yoon & Yoo, CODES+ISSS 2015, 'Big/little deep neural network for ultra low power inference' (doi:10.1109/CODESISSS.2015.7331375: the little net's score margin, top-1 minus top-2, decides whether the big one runs)"
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
         return top2_margin(logits)

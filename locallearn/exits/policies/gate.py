@@ -31,10 +31,10 @@ from .base import EXIT_POLICIES, ExitPolicy
 class LearnedGatePolicy(ExitPolicy):
     """One ``features -> hidden -> 1`` MLP per exit, fitted on validation logits.
 
-    Source: the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017 (adaptive neural networks); no authors' code.
+    Source: the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017, 'Adaptive Neural Networks for Efficient Inference' (arXiv:1702.07811: a per-layer exit policy learned as weighted binary classification; here a small MLP per exit fitted by binary cross-entropy to 'this exit is right'); no authors' code.
     """
 
-    source = "the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017 (adaptive neural networks); no authors' code"
+    source = "the early-exit survey's learned gate (eq. 9); a trained exit decision as in Bolukbasi, Wang, Dekel & Saligrama, ICML 2017, 'Adaptive Neural Networks for Efficient Inference' (arXiv:1702.07811: a per-layer exit policy learned as weighted binary classification; here a small MLP per exit fitted by binary cross-entropy to 'this exit is right'); no authors' code"
 
     learnable = True
 
