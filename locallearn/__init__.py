@@ -18,12 +18,13 @@ from locallearn.builders import build_cnn, build_mlp
 from locallearn.cuts import CutSearch, search_cuts
 from locallearn.engine import NonFiniteLossError, StepResult, backward, prepare
 from locallearn.heads import HEADS, make_head
-from locallearn.net import LocalNet, Stage
+from locallearn.net import LocalNet, Stage, StageShape
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything, train
 from locallearn.wrap import wrap
 
 __all__ = [
-    "HEADS", "BatchEnd", "Callback", "CutSearch", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StepResult", "TrainConfig", "Trainer",
+    "HEADS", "BatchEnd", "Callback", "CutSearch", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StageShape", "StepResult",
+    "TrainConfig", "Trainer",
     "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "graphs", "info", "lm", "loggers", "make_head", "models",
     "plugins", "prepare", "rules", "schedules", "search_cuts", "seed_everything", "tokens", "train", "wrap",
 ]

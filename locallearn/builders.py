@@ -34,7 +34,8 @@ def check_sizes(sizes: Any, *, name: str, owner: str) -> Sequence[int]:
 
 def _stages(blocks: list[nn.Module], input_shape: Sequence[int], num_classes: int, head: HeadSpec, head_kw: dict) -> LocalNet:
     shapes = output_shapes(blocks, input_shape)
-    return LocalNet([Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks, shapes)])
+    return LocalNet([Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks, shapes)],
+                    input_shape=input_shape)
 
 
 def build_mlp(

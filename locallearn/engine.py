@@ -352,6 +352,7 @@ def backward(
     """
     _check_net(net)
     _check_batch(x, y)
+    net.note_input(x)  # a net built without its input shape learns it here, before a setup asks for stage shapes
     resolved = _resolve(net, rule)
     _check_rule_labels(resolved, _per_position(x, y))  # before its setup, which may not fit such a net
     if any(r is resolved for r in _PREPARED.get(net, [])):

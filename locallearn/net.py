@@ -9,10 +9,19 @@ Example:
     >>> net = LocalNet([Stage(nn.Linear(4, 8), nn.Linear(8, 3)), Stage(nn.Linear(8, 8), nn.Linear(8, 3))])
     >>> [logits.shape for logits in net(torch.zeros(2, 4))]
     [torch.Size([2, 3]), torch.Size([2, 3])]
+
+The net records each stage's input, output and exit shapes (``stage_shapes``), so a rule sizes
+the modules it attaches from them instead of guessing from a block's layer types:
+
+    >>> net = LocalNet([Stage(nn.Linear(4, 8), nn.Linear(8, 3))], input_shape=(4,))
+    >>> net.stage_shapes()[0]
+    StageShape(input=(4,), output=(8,), exit=(3,))
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -39,14 +48,101 @@ class Stage(nn.Module):
         return features, self.head(features)
 
 
-class LocalNet(nn.Module):
-    """A sequence of stages; ``forward`` returns the logits of every exit."""
+def layout(shape: Sequence[int]) -> str:
+    """``"flat"`` for ``(D,)``, ``"tokens"`` for ``(T, D)`` (``locallearn.tokens``), ``"map"`` for ``(C, H, W)``: the
+    layout of features of ``shape`` (without the batch)."""
+    return {1: "flat", 2: "tokens"}.get(len(shape), "map")
 
-    def __init__(self, stages: Sequence[Stage]) -> None:
+
+def width(shape: Sequence[int]) -> int:
+    """The width a layer fed features of ``shape`` takes: every value of a flat vector, a token's width, a map's channels."""
+    kind = layout(shape)
+    return math.prod(shape) if kind == "flat" else shape[-1] if kind == "tokens" else shape[0]
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """Shapes (without the batch) of one stage's input, block output and exit logits."""
+
+    input: tuple[int, ...]
+    output: tuple[int, ...]
+    exit: tuple[int, ...]
+
+    @property
+    def kind(self) -> str:
+        """The layout of the block's output: ``"flat"``, ``"tokens"`` or ``"map"`` (see ``layout``)."""
+        return layout(self.output)
+
+    @property
+    def width(self) -> int:
+        """Features of the block's output, tokens' width or map channels (see ``width``)."""
+        return width(self.output)
+
+
+class LocalNet(nn.Module):
+    """A sequence of stages; ``forward`` returns the logits of every exit.
+
+    ``input_shape`` (without the batch) and ``input_dtype`` describe the network input, so that
+    ``stage_shapes`` can probe the stages with ``probe_rows`` rows of zeros (a net that takes a
+    whole graph at once says how many rows it needs). A net built without them takes them from its
+    first ``forward`` (or ``locallearn.backward``) batch.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        input_shape: Sequence[int] | None = None,
+        input_dtype: torch.dtype = torch.float32,
+        probe_rows: int = 2,
+    ) -> None:
         super().__init__()
         if len(stages) == 0:
             raise ValueError("A LocalNet needs at least one stage.")
         self.stages = nn.ModuleList(stages)
+        self.input_shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+        self.input_dtype = input_dtype
+        self.probe_rows = probe_rows
+        self._shapes: tuple[tuple[int, ...], list[StageShape]] | None = None  # (modules' ids, shapes)
+
+    def note_input(self, x: torch.Tensor) -> None:
+        """Take the input's shape and dtype from a batch ``x`` when the net was built without them."""
+        if self.input_shape is None:
+            self.input_shape, self.input_dtype = tuple(x.shape[1:]), x.dtype
+
+    def stage_shapes(self) -> list[StageShape]:
+        """Each stage's input, output and exit shapes (without the batch), first to last.
+
+        Recorded once, at the first call, by a dry forward of ``probe_rows`` rows of zeros of the
+        input shape under ``no_grad`` with every stage in eval mode (BatchNorm statistics, dropout and
+        the random generators are left untouched); recorded again only when a stage's block or head
+        is replaced (as Forward-Forward's setup does).
+        """
+        modules = tuple(id(m) for stage in self.stages for m in (stage.block, stage.head))
+        if self._shapes is not None and self._shapes[0] == modules:
+            return list(self._shapes[1])
+        if self.input_shape is None:
+            raise ValueError(
+                "This LocalNet does not know its input shape, so it cannot record its stages' shapes; build it with "
+                "LocalNet(stages, input_shape=...) (the builders, model families and wrap do) or run one batch through it first."
+            )
+        parameter = next(self.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        h = torch.zeros(self.probe_rows, *self.input_shape, dtype=self.input_dtype, device=device)
+        shapes = []
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with torch.no_grad():
+                for stage in self.stages:
+                    out, logits = stage(h)
+                    shapes.append(StageShape(tuple(h.shape[1:]), tuple(out.shape[1:]), tuple(logits.shape[1:])))
+                    h = out
+        finally:
+            for module, mode in modes:
+                module.training = mode
+        self._shapes = (modules, shapes)
+        return list(shapes)
 
     @property
     def num_exits(self) -> int:
@@ -56,6 +152,7 @@ class LocalNet(nn.Module):
         self, x: torch.Tensor, *, return_features: bool = False
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Logits of every exit, first to last; with ``return_features`` also each block's output."""
+        self.note_input(x)
         logits, features = [], []
         h = x
         for stage in self.stages:

@@ -202,6 +202,6 @@ def wrap(
     for i, (block, shape) in enumerate(zip(blocks, shapes)):
         is_classifier = i == len(blocks) - 1 and shape == (num_classes,)
         stages.append(Stage(block, nn.Identity() if is_classifier else make_head(head, shape, num_classes, **(head_kw or {}))))
-    net = LocalNet(stages)
+    net = LocalNet(stages, input_shape=input_shape)
     _check_equal(model, net, input_shape)
     return net

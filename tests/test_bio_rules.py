@@ -300,10 +300,13 @@ def test_bad_hyper_parameters_are_named(make, message):
     assert str(err.value) == message
 
 
-def test_predsim_needs_a_sized_block_and_heads_need_supported_layers():
+def test_predsim_sizes_a_block_without_sized_layers_from_the_nets_shapes_and_heads_need_supported_layers():
     net = ll.LocalNet([ll.Stage(nn.Flatten(), nn.Linear(4, 2))])
-    with pytest.raises(ValueError, match="predsim cannot tell the width of stage 0's features"):
+    with pytest.raises(ValueError, match="does not know its input shape"):
         PredSim().setup(net)
+    net.note_input(torch.zeros(3, 2, 2))
+    PredSim().setup(net)
+    assert net.stages[0].aux["predsim"].in_features == 4
     odd = ll.LocalNet([ll.Stage(nn.Linear(4, 4), nn.Bilinear(4, 4, 2))])
     with pytest.raises(ValueError, match=r"cannot convert these layers with parameters: '<root>' \(Bilinear\)"):
         rules.create("fa-heads").setup(odd)

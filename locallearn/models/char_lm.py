@@ -81,7 +81,7 @@ class CharLM(TransformerFamily):
         check_number(num_classes, name="num_classes (vocabulary size)", owner="CharLM", low=2, integer=True)
         embedding = TokenEmbedding(num_classes, input_shape[0], self.dim)
         head = Unembedding(self.dim, num_classes)
-        return self.stages(embedding, lambda: head, causal=True)
+        return self.stages(embedding, lambda: head, causal=True, input_shape=input_shape, input_dtype=torch.long)
 
     def describe(self) -> str:
         return f"char-lm d{self.dim} x{self.depth}"

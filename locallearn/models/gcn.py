@@ -82,7 +82,7 @@ class GCN(ModelFamily):
             block = GraphConv(graph.adjacency, width, out, dropout=self.dropout)
             stages.append(Stage(block, make_head(self.head or self.default_head, (out,), num_classes, **(self.head_kw or {}))))
             width = out
-        return LocalNet(stages)
+        return LocalNet(stages, input_shape=input_shape, probe_rows=len(graph.x))  # a GCN layer takes every node at once
 
     def num_stages(self) -> int:
         return len(self.widths)

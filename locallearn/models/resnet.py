@@ -222,7 +222,7 @@ class CifarResNet(ModelFamily):
         head_kw = dict(self.head_kw or {}) if self.head else {"grid": 1, **(self.head_kw or {})}
         stages = [Stage(block, make_head(head, shape, num_classes, **head_kw)) for block, shape in zip(blocks[:-1], shapes)]
         classifier = make_head("conv", shapes[-1], num_classes, grid=1)  # average pooling and Linear(64, classes)
-        return LocalNet([*stages, Stage(blocks[-1], classifier)])
+        return LocalNet([*stages, Stage(blocks[-1], classifier)], input_shape=input_shape)
 
     def num_stages(self) -> int:
         return self.stages

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -174,10 +174,14 @@ class TransformerFamily(ModelFamily):
     def num_stages(self) -> int:
         return self.depth // self.blocks_per_stage
 
-    def stages(self, embedding: nn.Module, head: Callable[[], nn.Module], *, causal: bool) -> LocalNet:
-        """The net: per stage its blocks (the first stage holding ``embedding`` too), then ``head()``."""
+    def stages(
+        self, embedding: nn.Module, head: Callable[[], nn.Module], *, causal: bool, input_shape: Sequence[int],
+        input_dtype: torch.dtype = torch.float32,
+    ) -> LocalNet:
+        """The net for inputs of ``input_shape`` and ``input_dtype``: per stage its blocks (the first stage
+        holding ``embedding`` too), then ``head()``."""
         n, stages = self.blocks_per_stage, []
         for k in range(self.num_stages()):
             blocks = [EncoderBlock(self.dim, heads=self.heads, mlp_ratio=self.mlp_ratio, causal=causal) for _ in range(n)]
             stages.append(Stage(TokenStage(blocks, self.dim, first_layer=k * n, embedding=embedding if k == 0 else None), head()))
-        return LocalNet(stages)
+        return LocalNet(stages, input_shape=input_shape, input_dtype=input_dtype)

@@ -141,7 +141,7 @@ class LocalLossVGG(ModelFamily):
                 kw.setdefault("grid", decoder_grid(shape[0], min(shape[1:]), self.dim_in_decoder))
             stages.append(Stage(block, make_head(head, shape, num_classes, **kw)))
         stages.append(Stage(blocks[-1], nn.Linear(self.hidden, num_classes)))
-        return LocalNet(stages)
+        return LocalNet(stages, input_shape=input_shape)
 
     def num_stages(self) -> int:
         return sum(layer != "M" for layer in self.layers) + 1

@@ -87,7 +87,8 @@ class ViT(TransformerFamily):
         embedding = PatchEmbedding(input_shape, self.patch, self.dim)
         tokens = (1 + embedding.num_patches, self.dim)
         name = self.head or self.default_head
-        return self.stages(embedding, lambda: make_head(name, tokens, num_classes, **(self.head_kw or {})), causal=False)
+        return self.stages(embedding, lambda: make_head(name, tokens, num_classes, **(self.head_kw or {})), causal=False,
+                           input_shape=input_shape)
 
     def describe(self) -> str:
         return f"vit p{self.patch} d{self.dim} x{self.depth}"

@@ -50,10 +50,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from locallearn._params import check_choice, check_number
-from locallearn.net import LocalNet
+from locallearn.net import LocalNet, width as width_of
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 from locallearn.rules.infopro import MeanToken
-from locallearn.rules.predsim import _feature_width
 
 
 def aux_depths(num_stages: int, *, depth: int, pyramid: bool, pyramid_coeff: float) -> list[int]:
@@ -71,35 +70,17 @@ def aux_layer_indices(index: int, num_stages: int, depth: int) -> list[int]:
     return [round(index + (num_stages - index - 1) / depth * m) for m in range(1, depth + 1)]
 
 
-def _input_width(block: nn.Module) -> int | None:
-    """The input channels/features of ``block``'s first ``Conv2d``/``Linear`` (``None``: it has none)."""
-    for layer in block.modules():
-        if isinstance(layer, nn.Conv2d):
-            return layer.in_channels
-        if isinstance(layer, nn.Linear):
-            return layer.in_features
-    return None
-
-
-def _fresh_copy(block: nn.Module, kind: str, in_width: int) -> nn.Module:
-    """A re-initialised copy of ``block``, behind a 1x1 conv (or linear) adapter from ``in_width``
-    when the block expects another width (so residual blocks keep their shortcut intact)."""
+def _fresh_copy(block: nn.Module, kind: str, in_width: int, expected: int) -> nn.Module:
+    """A re-initialised copy of ``block`` (whose input has width ``expected``), behind a 1x1 conv (or
+    linear) adapter from ``in_width`` when that differs (so residual blocks keep their shortcut intact)."""
     block = copy.deepcopy(block)
     for module in block.modules():
         if module is not block and hasattr(module, "reset_parameters"):
             module.reset_parameters()
-    expected = _input_width(block)
-    if expected is None or expected == in_width:
+    if expected == in_width:
         return block
     adapter = nn.Conv2d(in_width, expected, 1) if kind == "map" else nn.Linear(in_width, expected)
     return nn.Sequential(adapter, block)
-
-
-def _num_classes(net: LocalNet) -> int:
-    linears = [m for m in net.stages[-1].head.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("auglocal cannot tell the number of classes: the last head has no Linear layer.")
-    return linears[-1].out_features
 
 
 class AugLocalAux(nn.Module):
@@ -144,16 +125,17 @@ class AugLocal(LocalRule):
         self.pyramid_coeff = check_number(pyramid_coeff, name="pyramid_coeff", owner=owner, low=0.0, high=1.0)
 
     def setup(self, net: LocalNet) -> None:
-        num_stages, num_classes = len(net.stages), _num_classes(net)
+        shapes = net.stage_shapes()
+        num_stages, num_classes = len(net.stages), shapes[-1].exit[-1]
         depths = aux_depths(num_stages, depth=self.depth, pyramid=self.pyramid, pyramid_coeff=self.pyramid_coeff)
         for i, stage in enumerate(net.stages[:-1]):
             if "auglocal" in stage.aux:
                 continue
-            kind, width = _feature_width(stage, i)
+            kind, width = shapes[i].kind, shapes[i].width
             layers = []
             for j in aux_layer_indices(i, num_stages, depths[i]):
-                layers.append(_fresh_copy(net.stages[j].block, kind, width))
-                kind, width = _feature_width(net.stages[j], j)
+                layers.append(_fresh_copy(net.stages[j].block, kind, width, expected=width_of(shapes[j].input)))
+                kind, width = shapes[j].kind, shapes[j].width
             device = next(stage.parameters()).device
             stage.aux["auglocal"] = AugLocalAux(layers, kind, width, num_classes, depths[i]).to(device)
 

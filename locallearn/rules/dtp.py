@@ -73,14 +73,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from locallearn._params import check_choice, check_number
-from locallearn.net import LocalNet, Stage
+from locallearn.net import LocalNet, Stage, layout, width as width_of
 from locallearn.rules.base import RULES, LocalRule, StageOutput
-from locallearn.rules.predsim import _feature_width
 from locallearn.tokens import is_token_block
 
 _LAYERS = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)  # the layers with parameters dtp trains
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_PLAIN = (nn.Sequential, nn.Dropout, nn.Flatten, nn.Identity, *_POOLS)  # parameter-free, and not activations
 
 
 class Inverse(nn.Module):
@@ -157,11 +154,12 @@ def _check_block(stage: Stage, index: int) -> nn.Module:
 
 
 def _activation(stage: Stage) -> list[nn.Module]:
-    """A copy of the last activation of ``stage``'s block (what its output passed through), if any."""
+    """A copy of the last activation (a ``torch.nn`` activation module) of ``stage``'s block after its last
+    layer with parameters (what its output passed through), if any."""
     for module in reversed(list(stage.block.modules())):
         if list(module.parameters(recurse=False)):
             return []
-        if not isinstance(module, _PLAIN) and not list(module.children()):
+        if type(module).__module__ == nn.ReLU.__module__:
             return [copy.deepcopy(module)]
     return []
 
@@ -212,13 +210,14 @@ class DifferenceTargetPropagation(LocalRule):
 
     def setup(self, net: LocalNet) -> None:
         firsts = [_check_block(stage, k) for k, stage in enumerate(net.stages)]
-        widths = [_feature_width(stage, k) for k, stage in enumerate(net.stages)]
+        shapes = net.stage_shapes()
         for k, stage in enumerate(net.stages):
             # a plain (unregistered) reference to the stages above, which a deepcopy of the net remaps
             stage.__dict__[_ABOVE] = tuple(net.stages[k + 1:])
             if k == 0 or "dtp" in stage.aux:
                 continue
-            layer = _inverse_layer(firsts[k], widths[k - 1], widths[k], k)
+            below = (layout(shapes[k].input), width_of(shapes[k].input))
+            layer = _inverse_layer(firsts[k], below, (shapes[k].kind, shapes[k].width), k)
             inverse = Inverse(layer, _activation(net.stages[k - 1]))
             stage.aux["dtp"] = inverse.to(firsts[k].weight.device)
 

@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from locallearn._params import check_number
-from locallearn.net import LocalNet, Stage
+from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
 
 
@@ -129,14 +129,6 @@ class ForwardForwardNet(LocalNet):
         return exits
 
 
-def _num_classes(stage: Stage) -> int:
-    linears = [m for m in stage.head.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("forward-forward reads the number of classes from the heads' last Linear layer; "
-                         "stage 0's head has none.")
-    return linears[-1].out_features
-
-
 THRESHOLDS = {"units": 1.0, "quarter-units": 0.25}  # threshold per unit of the layer
 
 
@@ -192,7 +184,7 @@ class ForwardForward(LocalRule):
             return
         if type(net) is not LocalNet:
             raise TypeError(f"forward-forward turns a plain LocalNet into a ForwardForwardNet; got a {type(net).__name__}.")
-        num_classes = _num_classes(net.stages[0])
+        num_classes = net.stage_shapes()[0].exit[-1]  # read before the heads become goodness heads
         for k, stage in enumerate(net.stages):
             if k > 0 or self.normalise_input:
                 stage.block = nn.Sequential(LengthNorm(), stage.block)

@@ -49,9 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from locallearn._params import check_choice, check_number
-from locallearn.net import LocalNet
+from locallearn.net import LocalNet, StageShape, layout
 from locallearn.rules.base import RULES, LocalRule, StageOutput
-from locallearn.rules.predsim import _feature_width
 from locallearn.tokens import pool_tokens, tokens_to_map
 
 
@@ -95,14 +94,13 @@ def supervised_contrastive_loss(
     return -mean_log_prob[has].mean()
 
 
-def _input_layout(net: LocalNet) -> tuple[str, int]:
-    """``("map", channels)`` or ``("flat", size)`` of the network input, read from its first layer."""
-    for module in net.stages[0].block.modules():
-        if isinstance(module, nn.Conv2d):
-            return "map", module.in_channels
-        if isinstance(module, nn.Linear):
-            return "flat", module.in_features
-    raise ValueError("infopro cannot tell the network input's shape: the first block has no Conv2d or Linear layer.")
+def _input_layout(first: StageShape, stage: StageShape) -> tuple[str, int]:
+    """How ``stage``'s decoder rebuilds the network input (``first.input``): ``("map", channels)`` of an
+    image from spatial features (a map, or tokens) when the first block keeps the input spatial too,
+    otherwise ``("flat", size)``, every value of it from a vector."""
+    if layout(first.input) == "map" and first.kind != "flat" and stage.kind != "flat":
+        return "map", first.input[0]
+    return "flat", math.prod(first.input)
 
 
 class Decoder(nn.Module):
@@ -223,18 +221,18 @@ class InfoPro(LocalRule):
         return self.lambda1 * (1 - ratio) + end1 * ratio, self.lambda2 * (1 - ratio) + end2 * ratio
 
     def setup(self, net: LocalNet) -> None:
-        input_kind, input_size = _input_layout(net)
+        shapes = net.stage_shapes()
         for k, stage in enumerate(net.stages[:-1]):
             weights = self.stage_weights(k, len(net.stages))
             if "infopro" in stage.aux:
                 stage.aux["infopro"].lambda_recon, stage.aux["infopro"].lambda_sup = weights
                 continue
-            kind, width = _feature_width(stage, k)
+            kind, width = shapes[k].kind, shapes[k].width
             projection = None
             if self.supervision == "contrast":
                 pool = {"map": [nn.AdaptiveAvgPool2d(1), nn.Flatten()], "tokens": [MeanToken()]}.get(kind, [nn.Flatten()])
                 projection = nn.Sequential(*pool, nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 128))
-            decoder = Decoder(kind, width, input_kind, input_size, width_hidden=self.decoder_width)
+            decoder = Decoder(kind, width, *_input_layout(shapes[0], shapes[k]), width_hidden=self.decoder_width)
             device = next(stage.parameters()).device
             stage.aux["infopro"] = InfoProAux(decoder, projection, *weights).to(device)
 

@@ -33,9 +33,9 @@ from torch.nn import functional as F
 
 from locallearn._params import check_number
 from locallearn.feedback import convert_layers
-from locallearn.net import LocalNet, Stage
+from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
-from locallearn.tokens import is_token_block, pool_tokens
+from locallearn.tokens import pool_tokens
 
 
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -58,24 +58,6 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     x = x.flatten(1)
     x = F.normalize(x - x.mean(dim=1, keepdim=True), dim=1)
     return x @ x.t()
-
-
-def _feature_width(stage: Stage, index: int) -> tuple[str, int]:
-    """``("flat", D)``, ``("map", C)`` or ``("tokens", D)`` of a block's output: a token block says so
-    (``locallearn.tokens``), otherwise it is read from the block's last sized layer."""
-    if is_token_block(stage.block):
-        return "tokens", stage.block.feature_width
-    for module in reversed(list(stage.block.modules())):
-        if isinstance(module, nn.Linear):
-            return "flat", module.out_features
-        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
-            return "map", module.out_channels if isinstance(module, nn.Conv2d) else module.num_features
-        if isinstance(module, nn.BatchNorm1d):
-            return "flat", module.num_features
-    raise ValueError(
-        f"predsim cannot tell the width of stage {index}'s features: its block has no Linear, Conv2d or "
-        "BatchNorm layer to read it from."
-    )
 
 
 class _PredSimBase(LocalRule):
@@ -132,10 +114,10 @@ class PredSim(_PredSimBase):
         self.sim_dim = sim_dim
 
     def setup(self, net: LocalNet) -> None:
-        for k, stage in enumerate(net.stages):
+        for stage, shape in zip(net.stages, net.stage_shapes()):
             if "predsim" in stage.aux:
                 continue
-            kind, width = _feature_width(stage, k)
+            kind, width = shape.kind, shape.width
             out = width if self.sim_dim is None else min(width, self.sim_dim)
             device = next(stage.parameters()).device
             proj = nn.Linear(width, out, bias=False) if kind in ("flat", "tokens") else nn.Conv2d(width, out, 3, padding=1, bias=False)
