@@ -156,16 +156,12 @@ def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
     return rule
 
 
-def _changes_the_net(rule: LocalRule) -> bool:
-    return type(rule).setup is not LocalRule.setup
-
-
 def _refuse_mixing(prepared: list[LocalRule], rule: LocalRule) -> None:
     """One rule per net when a setup changed it: after ``dfa`` (feedback layers) or ``fa-heads`` (frozen
     heads), another rule would silently train with those changes."""
-    other = next((r for r in prepared if r.name != rule.name and (_changes_the_net(r) or _changes_the_net(rule))), None)
+    other = next((r for r in prepared if r.name != rule.name and (r.changes_net or rule.changes_net)), None)
     if other is not None:
-        changer = other if _changes_the_net(other) else rule
+        changer = other if other.changes_net else rule
         raise ValueError(
             f"This net was prepared for rule {other.name!r}; rule {rule.name!r} cannot train it too, since "
             f"{changer.name!r}'s setup changes the net (its layers, heads or parameters). Build a fresh net for each rule."

@@ -72,7 +72,9 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
 
     data = load("synthetic")
     net = _tiny_net(head, conv)
+    plain = _structure(net)
     rule.setup(net)
+    _check_rule_flags(rule, net, plain, data, conv)
     alone = copy.deepcopy(net)
     before = [copy.deepcopy(list(s.parameters())) for s in net.stages]
     state = _state(net, rule, data, conv)
@@ -93,12 +95,91 @@ def check_rule(rule: LocalRule, *, head: str = "linear", conv: bool = False) -> 
             torch.testing.assert_close(p, q, msg=f"rule {rule.name!r} is not local: stage 0 depends on later stages")
 
 
+def _structure(net: LocalNet) -> list[tuple[str, Any]]:
+    """What a setup that ``changes_net`` may change: the modules (names, types), the parameters
+    (names, values, whether trainable) and buffers."""
+    modules = [(name, type(m)) for name, m in net.named_modules()]
+    tensors = [(name, p.detach().clone(), p.requires_grad) for name, p in net.named_parameters()]
+    return [*modules, *tensors, *((name, b.clone()) for name, b in net.named_buffers())]
+
+
+def _same_structure(a: list[tuple[str, Any]], b: list[tuple[str, Any]]) -> bool:
+    def same(u: Any, v: Any) -> bool:
+        return torch.equal(u, v) if isinstance(u, torch.Tensor) and isinstance(v, torch.Tensor) else u == v
+    return len(a) == len(b) and all(len(p) == len(q) and all(same(u, v) for u, v in zip(p, q)) for p, q in zip(a, b))
+
+
+def _check_rule_flags(rule: LocalRule, net: LocalNet, plain: list[tuple[str, Any]], data: Dataset, conv: bool) -> None:
+    """The rule's declared flags say what it does: a setup that changed the net's modules or parameters
+    declares ``changes_net``; a ``transform_batch`` that changes the batch declares ``transforms_batch``."""
+    if not rule.changes_net:
+        assert _same_structure(plain, _structure(net)), (
+            f"rule {rule.name!r}: its setup changed the net's modules or parameters, but it does not declare changes_net = True"
+        )
+    x, y = data.x_train[:8], data.y_train[:8]
+    x = x.reshape(-1, 1, 4, 4) if conv else x
+    if not rule.transforms_batch:
+        tx, ty = rule.transform_batch(x, y)
+        assert torch.equal(tx, x) and torch.equal(ty, y), (
+            f"rule {rule.name!r}: transform_batch changed the batch, but it does not declare transforms_batch = True"
+        )
+
+
+class _Probe(LocalRule):
+    """A local rule that reads the network input (``needs_input``) and doubles every batch, both halves
+    equal (``transforms_batch``), and notes, per stage it trains, whether it got the input and the
+    doubled batch."""
+
+    name = "local"
+
+    def __init__(self, *, needs_input: bool, transforms_batch: bool) -> None:
+        self.needs_input, self.transforms_batch = needs_input, transforms_batch
+        self.seen: list[tuple[int, bool, bool]] = []  # (stage, got x, got the transformed batch)
+
+    def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.cat([x, x]), torch.cat([y, y])) if self.transforms_batch else (x, y)
+
+    def stage_loss(self, out, y):
+        half = len(y) // 2
+        doubled = len(y) % 2 == 0 and torch.equal(y[:half], y[half:])
+        self.seen.append((out.index, out.x is not None, doubled))
+        return torch.nn.functional.cross_entropy(out.logits, y)
+
+
+def _check_schedule_flags(schedule: Schedule) -> None:
+    """What the schedule declares it gives a rule, it gives: with ``carries_input`` every stage it trains
+    gets ``StageOutput.x``, with ``carries_batch_transform`` the rule's batches; with ``needs_local_rule``
+    False a global rule passes ``check``."""
+    from locallearn.rules import RULES
+
+    if not schedule.needs_local_rule:
+        schedule.check(RULES.create("e2e"))
+    if not (schedule.carries_input or schedule.carries_batch_transform):
+        return
+    probe = _Probe(needs_input=schedule.carries_input, transforms_batch=schedule.carries_batch_transform)
+    schedule.check(probe)
+    net = _tiny_net()
+    state = _state(net, probe, load("synthetic"))
+    for epoch in range(schedule.total_epochs(num_stages=3, epochs=1)):
+        state.epoch = epoch
+        schedule.train_epoch(state)
+    assert probe.seen, f"{schedule.name}: the probe rule trained no stage"
+    for stage, got_x, doubled in probe.seen:
+        assert got_x or not schedule.carries_input, f"{schedule.name}: declares carries_input, but stage {stage + 1} got no StageOutput.x"
+        assert doubled or not schedule.carries_batch_transform, (
+            f"{schedule.name}: declares carries_batch_transform, but stage {stage + 1} trained on a batch the rule did not make"
+        )
+
+
 def check_schedule(schedule: Schedule, *, rule: LocalRule | None = None) -> None:
-    """Assert the schedule contract: an epoch trains the stages it reports, and only those."""
+    """Assert the schedule contract: an epoch trains the stages it reports, and only those, and the
+    schedule gives a rule what its flags say (``carries_input``, ``carries_batch_transform``,
+    ``needs_local_rule``)."""
     from locallearn.rules import RULES
     from locallearn.schedules import SCHEDULES
 
     assert SCHEDULES.get(schedule.name) is type(schedule), f"{type(schedule).__name__} is not registered as {schedule.name!r}"
+    _check_schedule_flags(schedule)
     rule = rule or RULES.create("local")
     schedule.check(rule)
     net = _tiny_net()

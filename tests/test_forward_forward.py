@@ -74,13 +74,20 @@ def test_setup_normalises_between_layers_and_inference_scores_every_label_by_goo
     torch.testing.assert_close(exits[2], goodness[1] + goodness[2])  # all but the first layer (Hinton)
 
 
-def test_sequential_schedule_is_refused_with_a_clear_error():
+@pytest.mark.parametrize("schedule", ["sequential", "freezeout", "pipeline"])
+def test_schedules_whose_later_stages_skip_the_rules_batches_refuse_it_before_training(schedule):
     ds = ll.data.load("synthetic")
     net = ll.build_mlp(ds.input_shape, (16, 16), ds.num_classes)
-    trainer = ll.Trainer(net, ds, rule="forward-forward", schedule="sequential",
-                         config=ll.TrainConfig(epochs=1, progress=False))
+    with pytest.raises(ValueError, match=f"builds its own batches .transform_batch., which the '{schedule}' schedule"):
+        ll.Trainer(net, ds, rule="forward-forward", schedule=schedule, config=ll.TrainConfig(epochs=1, progress=False))
+
+
+def test_cached_inputs_without_the_rules_batches_are_refused_in_an_own_loop_too():
+    net = ll.build_mlp((16,), (12, 10), 4)
+    rule = ll.prepare(net, "forward-forward")
+    h = net.stages[0].block(torch.randn(6, 16)).detach()
     with pytest.raises(RuntimeError, match="no mix of positive and negative rows"):
-        trainer.fit()
+        ll.engine.run_stages(net, rule, h, torch.tensor([0, 1, 2, 3, 0, 1]), [1])
 
 
 def test_normalise_input_false_leaves_the_first_layers_input_as_it_is():

@@ -58,7 +58,7 @@ def test_vit_refuses_an_image_the_patches_do_not_tile():
 def test_every_rule_trains_every_stage_of_a_vit(name):
     """Each rule runs on token features: finite losses, and every stage given a loss moves."""
     net = _vit()
-    if not getattr(rules.RULES.get(name), "token_blocks", True):  # a rule that cannot train token blocks says so in one line
+    if not rules.RULES.get(name).token_blocks:  # a rule that cannot train token blocks says so in one line
         with pytest.raises(ValueError, match="holds a"):
             ll.prepare(net, name)
         return

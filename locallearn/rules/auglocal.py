@@ -117,6 +117,7 @@ class AugLocal(LocalRule):
     source = "Ma, Wu, Sun, Zhang, Huang & Tan, ICLR 2024 (AugLocal, ChenxiangMA/AugLocal)"
 
     detach_inputs = True
+    changes_net = True  # attaches an auxiliary net per stage
 
     def __init__(self, *, depth: int = 3, pyramid: bool = True, pyramid_coeff: float = 0.5) -> None:
         owner = "AugLocal"

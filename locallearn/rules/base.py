@@ -5,8 +5,10 @@ loss (or ``None`` when the stage has nothing to learn). Its class attribute
 ``detach_inputs`` says whether the block's input is cut from the graph (a
 *local* rule: no gradient crosses a stage boundary) or not (a *global*
 reference such as end-to-end backprop). ``setup`` runs once before training
-and may attach extra modules to ``stage.aux`` or freeze parameters; a rule
-with a custom backward arranges it itself (see ``locallearn.feedback``).
+and may attach extra modules to ``stage.aux`` or freeze parameters (the rule then
+declares ``changes_net``); a rule with a custom backward arranges it itself (see
+``locallearn.feedback``). What else a rule needs from a schedule is declared in
+flags too (``needs_input``, ``transforms_batch``), which ``Schedule.check`` reads.
 
 Example:
     >>> import torch
@@ -63,6 +65,13 @@ class LocalRule:
     sequence_labels: ClassVar[bool] = False
     # Why the rule cannot train torch.compile'd blocks (TrainConfig.compile, --compile); None: it can
     compile_refusal: ClassVar[str | None] = None
+    # True: setup changes the net (attaches modules, converts layers or heads, freezes parameters), so no
+    # other rule may train the same net after it (locallearn.prepare refuses).
+    changes_net: ClassVar[bool] = False
+    # True: transform_batch makes the batch the stages train on (schedules must hand it to every stage).
+    transforms_batch: ClassVar[bool] = False
+    # False: cannot train a transformer's token blocks; setup refuses them in one line.
+    token_blocks: ClassVar[bool] = True
 
     def setup(self, net: LocalNet) -> None:
         """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...)."""

@@ -46,6 +46,7 @@ class DirectFeedbackAlignment(EndToEnd):
     source = "Nøkland, NeurIPS 2016, 'Direct Feedback Alignment Provides Learning in Deep Neural Networks' (no authors' code used)"
 
     detach_inputs = False
+    changes_net = True  # DFA layers and their feedback hooks
     sequence_labels = False  # its output error is per sample, not per position
     compile_refusal = ("its feedback layers are custom autograd Functions with backward hooks that break the compiled "
                        "graph (compiling a 2-stage MLP took minutes on a CPU)")

@@ -200,7 +200,8 @@ class DifferenceTargetPropagation(LocalRule):
     source = "Lee, Zhang, Fischer & Bengio, ECML-PKDD 2015 (difference target propagation; donghyunlee/dtp); conv inverses as in Ernoult et al., ICML 2022 (ernoult/scalingDTP)"
 
     detach_inputs = True
-    token_blocks: ClassVar[bool] = False  # refuses a transformer's (token) blocks in setup
+    token_blocks = False  # refuses a transformer's (token) blocks in setup
+    changes_net = True  # attaches an inverse per stage
 
     def __init__(self, *, eta: float = 0.3277, sigma: float = 0.3598, reduction: str = "mean") -> None:
         owner = "DifferenceTargetPropagation"

@@ -51,6 +51,7 @@ class FixedRandomHeads(LocalRule):
     source = 'Mostafa, Ramesh & Cauwenberghs, Frontiers in Neuroscience 2018 (local errors through fixed random classifiers); feedback alignment: Lillicrap et al., Nature Communications 2016'
 
     detach_inputs = True
+    changes_net = True  # turns the heads' layers into FA layers
 
     def __init__(
         self, *, feedback: str = "same", train_head: bool = False, head_scale: float = 1.0, feedback_scale: float = 1.0

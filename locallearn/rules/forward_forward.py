@@ -37,8 +37,9 @@ every layer trained from its own loss only. Not kept / changed:
 * the paper's alternative read-out (a softmax layer on the activities with a
   neutral label) is not provided; a user head passed to the net is replaced.
 
-Under the ``sequential`` schedule the cached inputs of later stages carry no
-positive/negative rows; the rule refuses them with a clear error.
+The rule declares ``transforms_batch``: schedules whose later stages train on cached inputs
+(``sequential``, ``freezeout``) or on another process's features (``pipeline``) carry no
+positive/negative rows there, and refuse it before training.
 """
 
 from __future__ import annotations
@@ -157,6 +158,8 @@ class ForwardForward(LocalRule):
     """
 
     detach_inputs = True
+    changes_net = True  # goodness heads, length-normalised inputs, a ForwardForwardNet
+    transforms_batch = True  # positive and negative rows
 
     source = "Hinton, arXiv:2212.13345, 2022 (his Matlab code)"
 
@@ -208,7 +211,8 @@ class ForwardForward(LocalRule):
         if not bool(negative.any()) or bool(negative.all()):
             raise RuntimeError(
                 f"forward-forward: stage {out.index} got no mix of positive and negative rows; its inputs must come "
-                "from the batch transform_batch makes (the sequential schedule's cached inputs carry none)."
+                "from the batch transform_batch makes (cached inputs of a later stage carry none; schedules that feed "
+                "those, Schedule.carries_batch_transform, refuse this rule)."
             )
         g = goodness(out.h_out)
         theta = self.theta(out.h_out[0].numel())

@@ -196,6 +196,7 @@ class InfoPro(LocalRule):
     source = 'Wang, Ni, Song, Yang & Huang, ICLR 2021 (blackfeather-wang/InfoPro-Pytorch)'
 
     detach_inputs = True
+    changes_net = True  # attaches a decoder (and projection) per stage
     needs_input = True
 
     def __init__(
@@ -244,8 +245,8 @@ class InfoPro(LocalRule):
             raise RuntimeError("infopro: run setup(net) first (the trainer does), so each stage has its decoder.")
         if out.x is None:
             raise RuntimeError(
-                "infopro reconstructs the network input, but this step gave no StageOutput.x; "
-                "use a schedule that carries the input (simultaneous, sequential, decoupled)."
+                "infopro reconstructs the network input, but this step gave no StageOutput.x; pass x= to run_stages "
+                "(schedules that do not carry the input, Schedule.carries_input, refuse this rule)."
             )
         recon = reconstruction_loss(aux.decoder(out.h_out, out.x), out.x)
         if aux.projection is not None:

@@ -64,6 +64,7 @@ class _PredSimBase(LocalRule):
     """The shared loss; subclasses say how features and labels are prepared."""
 
     detach_inputs = True
+    changes_net = True  # predsim attaches a projection per stage, predsim-bio rebuilds the heads
 
     def __init__(self, *, beta: float = 0.99) -> None:
         self.beta = check_number(beta, name="beta", owner=type(self).__name__, low=0.0, high=1.0)

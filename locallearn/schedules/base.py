@@ -27,7 +27,7 @@ from locallearn.rules.base import LocalRule
 if TYPE_CHECKING:
     from locallearn.distributed import DataParallel
 
-__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "epoch_losses", "mean_losses", "require_local_rule", "through_frozen", "train_step"]
+__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "epoch_losses", "mean_losses", "schedules_where", "through_frozen", "train_step"]
 
 
 @dataclass
@@ -129,19 +129,24 @@ def through_frozen(net: LocalNet, h: torch.Tensor, start: int, stop: int, chunk:
     return h
 
 
-def require_local_rule(schedule: str, rule: LocalRule) -> None:
-    """Raise the standard error when a schedule that trains stages apart gets a global rule."""
-    if not rule.detach_inputs:
-        raise ValueError(
-            f"The {schedule!r} schedule trains each stage from detached inputs of the stage below, so it needs "
-            f"a local rule; rule {rule.name!r} backpropagates across stages. Use schedule 'simultaneous' for it."
-        )
-
-
 class Schedule:
-    """Base class of every schedule."""
+    """Base class of every schedule.
+
+    What a schedule gives a rule is declared in flags, and ``check`` refuses a rule that needs
+    more (its error names the registered schedules that do give it):
+
+    - ``needs_local_rule``: the stages train apart, from detached inputs of the stage below, so a
+      global rule (``detach_inputs=False``) cannot run;
+    - ``carries_input``: every stage's ``StageOutput.x`` holds the network input (rules with
+      ``needs_input`` read it);
+    - ``carries_batch_transform``: every stage trains on the batch the rule's ``transform_batch``
+      made (rules with ``transforms_batch``, such as Forward-Forward's positive and negative rows).
+    """
 
     name: ClassVar[str]
+    needs_local_rule: ClassVar[bool] = False
+    carries_input: ClassVar[bool] = True
+    carries_batch_transform: ClassVar[bool] = True
     # Under torchrun: True if the schedule trains data-parallel (every update through ``train_step`` on
     # global batches, nothing kept per process between updates); ``owns_process_group`` if the ranks are
     # the schedule's own workers instead (``pipeline``).
@@ -159,7 +164,23 @@ class Schedule:
         return epochs
 
     def check(self, rule: LocalRule) -> None:
-        """Raise a clear error if this schedule cannot run ``rule``."""
+        """Raise a clear error if this schedule cannot run ``rule`` (from the flags of both; a subclass
+        that refuses more calls this first)."""
+        if self.needs_local_rule and not rule.detach_inputs:
+            raise ValueError(
+                f"The {self.name!r} schedule trains each stage from detached inputs of the stage below, so it needs "
+                f"a local rule; rule {rule.name!r} backpropagates across stages. Use {_giving('needs_local_rule', False)} for it."
+            )
+        if rule.needs_input and not self.carries_input:
+            raise ValueError(
+                f"Rule {rule.name!r} reads the network input at every stage, which the {self.name!r} schedule's later "
+                f"stages never receive; use {_giving('carries_input', True)} for it."
+            )
+        if rule.transforms_batch and not self.carries_batch_transform:
+            raise ValueError(
+                f"Rule {rule.name!r} builds its own batches (transform_batch), which the {self.name!r} schedule cannot "
+                f"hand to its later stages; use {_giving('carries_batch_transform', True)} for it."
+            )
 
     def train_epoch(self, state: TrainState) -> list[int]:
         """Train one epoch; return the indices of the stages that were updated."""
@@ -170,6 +191,21 @@ class Schedule:
 
 
 SCHEDULES: Registry[Schedule] = Registry("schedule", group="locallearn.schedules")
+
+
+def schedules_where(flag: str, value: bool) -> list[str]:
+    """The registered schedules whose class flag ``flag`` is ``value``, sorted.
+
+    Example:
+        >>> "simultaneous" in schedules_where("carries_input", True), "pipeline" in schedules_where("carries_input", True)
+        (True, False)
+    """
+    return sorted(name for name in SCHEDULES.names() if getattr(SCHEDULES.get(name), flag) == value)
+
+
+def _giving(flag: str, value: bool) -> str:
+    names = schedules_where(flag, value)
+    return f"schedule {names[0]!r}" if len(names) == 1 else "one of the schedules " + ", ".join(map(repr, names))
 
 
 def epoch_losses(

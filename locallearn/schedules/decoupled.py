@@ -34,7 +34,7 @@ import torch
 
 from locallearn._params import check_choice, check_number
 from locallearn.rules.base import LocalRule, StageOutput
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, epoch_losses, require_local_rule, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, epoch_losses, train_step
 
 
 class ReplayBuffer:
@@ -150,6 +150,7 @@ Defaults that differ from the authors' code (eugenium/DGL ``cifar_buffer.py``): 
     """
 
     source = "Belilovsky, Eickenberg & Oyallon, ICML 2020, 'Decoupled Greedy Learning of CNNs' (eugenium/DGL, buffer_experiments)"
+    needs_local_rule = True
 
     def __init__(
         self,
@@ -174,9 +175,6 @@ Defaults that differ from the authors' code (eugenium/DGL ``cifar_buffer.py``): 
                 f"{num_stages} stages; give one speed per stage."
             )
         return epochs
-
-    def check(self, rule: LocalRule) -> None:
-        require_local_rule("decoupled", rule)
 
     def train_epoch(self, state: TrainState) -> list[int]:
         num_stages = len(state.net.stages)

@@ -58,6 +58,7 @@ class Freezeout(Schedule):
     source = "Brock, Lim, Ritchie & Weston, 2017, 'FreezeOut' (arXiv:1706.04983; ajbrock/FreezeOut)"
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
+    carries_batch_transform = False  # once stage 1 is frozen, the first active stage's inputs skip the rule's batches
     plans_by_epoch_count = True  # the freezing points are fractions of the whole run: a resume cannot add epochs
 
     def __init__(self, *, t0: float = 0.5, spacing: str = "linear", scale_lr: bool = False, cache: bool = True) -> None:

@@ -79,7 +79,6 @@ from locallearn.plugins import PluginsFirst
 from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
-from locallearn.schedules.base import require_local_rule
 from locallearn.watchdog import start_watchdog
 
 
@@ -136,6 +135,9 @@ class Pipeline(Schedule):
     source = 'Belilovsky, Eickenberg & Oyallon, ICML 2020 (DGL: local learners as parallel workers that only send forward; eugenium/DGL)'
 
     owns_process_group = True  # under torchrun its ranks are the stage groups, not data replicas
+    needs_local_rule = True
+    carries_input = False  # a later worker receives only the features of the stage below
+    carries_batch_transform = False  # a later worker must know each batch's size before receiving it
     batch_events = False  # the updates run in the workers: no per-update events in the trainer's process
 
     def __init__(
@@ -165,19 +167,6 @@ class Pipeline(Schedule):
                 f"{num_stages} stages; use at most one worker per stage."
             )
         return epochs
-
-    def check(self, rule: LocalRule) -> None:
-        require_local_rule("pipeline", rule)
-        if type(rule).transform_batch is not LocalRule.transform_batch:
-            raise ValueError(
-                f"Rule {rule.name!r} builds its own batches (transform_batch), whose size the pipeline's later "
-                "workers cannot know before receiving them; use the 'simultaneous' or 'decoupled' schedule for it."
-            )
-        if rule.needs_input:
-            raise ValueError(
-                f"Rule {rule.name!r} reads the network input at every stage, which the pipeline's later workers "
-                "never receive; use the 'simultaneous' or 'decoupled' schedule for it."
-            )
 
     def train_epoch(self, state: TrainState) -> list[int]:
         num_stages = len(state.net.stages)

@@ -19,7 +19,7 @@ import torch
 from locallearn._params import check_number
 from locallearn.rules.base import LocalRule
 from locallearn.data.batches import TensorBatches
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, require_local_rule, through_frozen, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, through_frozen, train_step
 
 
 @SCHEDULES.register("sequential")
@@ -36,6 +36,8 @@ class Sequential(Schedule):
     source = 'Bengio, Lamblin, Popovici & Larochelle, NeurIPS 2006 (greedy layer-wise training); Belilovsky, Eickenberg & Oyallon, ICML 2019 (greedy layer-wise CNNs)'
 
     data_parallel = True  # each update is a train_step on a global batch (the cache is the same on every rank)
+    needs_local_rule = True
+    carries_batch_transform = False  # stage k > 0 trains on cached outputs of stage k - 1, not on the rule's batches
 
     def __init__(self, *, cache_batch_size: int | None = None) -> None:
         if cache_batch_size is not None:
@@ -47,9 +49,6 @@ class Sequential(Schedule):
 
     def total_epochs(self, *, num_stages: int, epochs: int) -> int:
         return epochs * num_stages
-
-    def check(self, rule: LocalRule) -> None:
-        require_local_rule("sequential", rule)
 
     @torch.no_grad()
     def _inputs_of(self, state: TrainState, stage: int) -> torch.Tensor:
