@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from locallearn.net import LocalNet
-from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules.base import RULES, LocalRule, StageOutput, refuse_mixing
 
 
 class GradSync(Protocol):
@@ -108,18 +107,13 @@ def read_losses(
     return out
 
 
-# Rules created from a name by ``backward``/``prepare``, per net: the same name gives
-# the same instance on every call, so its setup runs once and its state persists.
-_NAMED_RULES: "weakref.WeakKeyDictionary[nn.Module, dict[str, LocalRule]]" = weakref.WeakKeyDictionary()
-_PREPARED: "weakref.WeakKeyDictionary[nn.Module, list[LocalRule]]" = weakref.WeakKeyDictionary()
-
-
 def _resolve(net: LocalNet, rule: str | LocalRule) -> LocalRule:
+    """The rule instance: a name gives the same instance on every call on this net (kept in
+    ``net.named_rules``), so its setup runs once and its state persists."""
     if isinstance(rule, str):
-        named = _NAMED_RULES.setdefault(net, {})
-        if rule not in named:
-            named[rule] = RULES.create(rule)
-        return named[rule]
+        if rule not in net.named_rules:
+            net.named_rules[rule] = RULES.create(rule)
+        return net.named_rules[rule]
     return RULES.create(rule)
 
 
@@ -132,7 +126,9 @@ def _check_net(net: nn.Module) -> None:
 
 
 def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
-    """Run ``rule``'s ``setup`` on ``net`` once (later calls do nothing) and return the rule.
+    """Run ``rule``'s ``setup`` on ``net`` once (later calls do nothing; an equal rule is only bound to
+    the net, see ``LocalRule.setup``) and return the rule. What was prepared is recorded on the net
+    (``net.prepared_rules``).
 
     Call it before building the optimiser: a rule's setup may add parameters (predsim's
     similarity projection) or convert layers (feedback alignment), and an optimiser built
@@ -148,24 +144,12 @@ def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
     """
     _check_net(net)
     rule = _resolve(net, rule)
-    done = _PREPARED.setdefault(net, [])
-    if not any(r is rule for r in done):
-        _refuse_mixing(done, rule)
-        rule.setup(net)
-        done.append(rule)
+    if not any(r is rule for r in net.prepared_rules):
+        refuse_mixing(net.prepared_rules, rule)
+        rule.setup(net)  # records the rule in net.prepared_rules (LocalRule.setup runs once per net)
+        if not any(r is rule for r in net.prepared_rules):  # a rule without a setup of its own
+            net.prepared_rules.append(rule)
     return rule
-
-
-def _refuse_mixing(prepared: list[LocalRule], rule: LocalRule) -> None:
-    """One rule per net when a setup changed it: after ``dfa`` (feedback layers) or ``fa-heads`` (frozen
-    heads), another rule would silently train with those changes."""
-    other = next((r for r in prepared if r.name != rule.name and (r.changes_net or rule.changes_net)), None)
-    if other is not None:
-        changer = other if other.changes_net else rule
-        raise ValueError(
-            f"This net was prepared for rule {other.name!r}; rule {rule.name!r} cannot train it too, since "
-            f"{changer.name!r}'s setup changes the net (its layers, heads or parameters). Build a fresh net for each rule."
-        )
 
 
 def _trainable(net: nn.Module) -> list[torch.nn.Parameter]:
@@ -351,7 +335,7 @@ def backward(
     net.note_input(x)  # a net built without its input shape learns it here, before a setup asks for stage shapes
     resolved = _resolve(net, rule)
     _check_rule_labels(resolved, _per_position(x, y))  # before its setup, which may not fit such a net
-    if any(r is resolved for r in _PREPARED.get(net, [])):
+    if any(r is resolved for r in net.prepared_rules):
         if optimizer is not None:  # prepared earlier: the optimiser must still hold every trainable parameter
             check_optimizers(net, optimizer)
     else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -104,6 +104,10 @@ class LocalNet(nn.Module):
         self.input_dtype = input_dtype
         self.probe_rows = probe_rows
         self._shapes: tuple[tuple[int, ...], list[StageShape]] | None = None  # (modules' ids, shapes)
+        # The rules whose setup ran on this net (or that were bound to it), and the instance each registered
+        # name gave (``locallearn.prepare``): state of the net, so a deep copy of it is prepared too.
+        self.prepared_rules: list[Any] = []
+        self.named_rules: dict[str, Any] = {}
 
     def note_input(self, x: torch.Tensor) -> None:
         """Take the input's shape and dtype from a batch ``x`` when the net was built without them."""

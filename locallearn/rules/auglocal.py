@@ -130,8 +130,6 @@ class AugLocal(LocalRule):
         num_stages, num_classes = len(net.stages), shapes[-1].exit[-1]
         depths = aux_depths(num_stages, depth=self.depth, pyramid=self.pyramid, pyramid_coeff=self.pyramid_coeff)
         for i, stage in enumerate(net.stages[:-1]):
-            if "auglocal" in stage.aux:
-                continue
             kind, width = shapes[i].kind, shapes[i].width
             layers = []
             for j in aux_layer_indices(i, num_stages, depths[i]):

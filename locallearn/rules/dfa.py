@@ -11,7 +11,7 @@ the ``simultaneous`` schedule only.
 from __future__ import annotations
 
 from locallearn._params import check_choice, check_number
-from locallearn.feedback import DFAConv2d, DFALinear, attach_dfa, convert_layers
+from locallearn.feedback import attach_dfa, convert_layers
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES
 from locallearn.rules.e2e import EndToEnd
@@ -58,8 +58,6 @@ class DirectFeedbackAlignment(EndToEnd):
 
     def setup(self, net: LocalNet) -> None:
         last = net.stages[-1].head
-        if any(isinstance(m, (DFALinear, DFAConv2d)) for m in last.modules()):
-            return
         for stage in net.stages:
             convert_layers(stage.block, "dfa", scale=self.scale)
         convert_layers(last, "dfa", scale=self.scale)

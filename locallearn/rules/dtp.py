@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import ClassVar, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -215,7 +215,7 @@ class DifferenceTargetPropagation(LocalRule):
         for k, stage in enumerate(net.stages):
             # a plain (unregistered) reference to the stages above, which a deepcopy of the net remaps
             stage.__dict__[_ABOVE] = tuple(net.stages[k + 1:])
-            if k == 0 or "dtp" in stage.aux:
+            if k == 0:
                 continue
             below = (layout(shapes[k].input), width_of(shapes[k].input))
             layer = _inverse_layer(firsts[k], below, (shapes[k].kind, shapes[k].width), k)

@@ -33,8 +33,8 @@ class FixedRandomHeads(LocalRule):
         head_scale: multiplies G, drawn from the layer's default init (uniform in +-1/sqrt(fan_in)).
         feedback_scale: multiplies B, drawn from the same distribution (ignored with ``feedback="same"``).
 
-    ``setup`` turns each head's layers into FA layers once (a head already holding FA
-    layers is left as it is), so a second trainer on the same net changes nothing.
+    ``setup`` turns each head's layers into FA layers (once per net, as every setup runs), so a
+    second trainer on the same net changes nothing.
 
     Source: Mostafa, Ramesh & Cauwenberghs, Frontiers in Neuroscience 2018 (local errors through fixed random classifiers); feedback alignment: Lillicrap et al., Nature Communications 2016.
 
@@ -65,8 +65,6 @@ class FixedRandomHeads(LocalRule):
     def setup(self, net: LocalNet) -> None:
         for stage in net.stages:
             head = stage.head
-            if any(isinstance(m, (FALinear, FAConv2d)) for m in head.modules()):
-                continue
             convert_layers(head, "fa", scale=self.feedback_scale)
             with torch.no_grad():
                 for layer in head.modules():

@@ -182,9 +182,6 @@ class ForwardForward(LocalRule):
         return self.threshold
 
     def setup(self, net: LocalNet) -> None:
-        if isinstance(net, ForwardForwardNet):
-            self.num_classes = net.num_classes
-            return
         if type(net) is not LocalNet:
             raise TypeError(f"forward-forward turns a plain LocalNet into a ForwardForwardNet; got a {type(net).__name__}.")
         num_classes = net.stage_shapes()[0].exit[-1]  # read before the heads become goodness heads
@@ -193,7 +190,11 @@ class ForwardForward(LocalRule):
                 stage.block = nn.Sequential(LengthNorm(), stage.block)
             stage.head = GoodnessHead()
         net.__class__ = ForwardForwardNet
-        net.num_classes = self.num_classes = num_classes
+        net.num_classes = num_classes
+        self.bind(net)
+
+    def bind(self, net: LocalNet) -> None:
+        self.num_classes = net.num_classes
 
     def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Positive rows (true label embedded) then negative rows (a wrong label); negatives' labels

@@ -225,9 +225,6 @@ class InfoPro(LocalRule):
         shapes = net.stage_shapes()
         for k, stage in enumerate(net.stages[:-1]):
             weights = self.stage_weights(k, len(net.stages))
-            if "infopro" in stage.aux:
-                stage.aux["infopro"].lambda_recon, stage.aux["infopro"].lambda_sup = weights
-                continue
             kind, width = shapes[k].kind, shapes[k].width
             projection = None
             if self.supervision == "contrast":

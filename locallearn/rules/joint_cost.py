@@ -67,6 +67,9 @@ class JointCostPenalty(JointSupervision):
         self._step: dict[int, torch.Tensor] = {}
 
     def setup(self, net: LocalNet) -> None:
+        self.bind(net)
+
+    def bind(self, net: LocalNet) -> None:
         self._net = weakref.ref(net)
 
     def __getstate__(self) -> dict:  # a pickle (a spawned worker) carries the net itself

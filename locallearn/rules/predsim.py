@@ -116,8 +116,6 @@ class PredSim(_PredSimBase):
 
     def setup(self, net: LocalNet) -> None:
         for stage, shape in zip(net.stages, net.stage_shapes()):
-            if "predsim" in stage.aux:
-                continue
             kind, width = shape.kind, shape.width
             out = width if self.sim_dim is None else min(width, self.sim_dim)
             device = next(stage.parameters()).device
@@ -265,8 +263,6 @@ class PredSimBio(_PredSimBase):
 
     def setup(self, net: LocalNet) -> None:
         for stage in net.stages:
-            if isinstance(stage.head, LabelCodeHead):
-                continue
             head, num_classes = _widen_readout(stage.head, self.code_size)
             convert_layers(head, "fa", scale=self.feedback_scale)
             stage.head = LabelCodeHead(head, num_classes=num_classes, code_size=self.code_size, seed=self.seed).to(
