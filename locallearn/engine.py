@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
 import torch
@@ -56,8 +56,10 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class StepResult:
-    """What one ``backward`` call returns: each stage's loss and each stage's exit logits
-    (detached), in the order of the stages run.
+    """What one ``backward`` call returns: each stage's loss, exit logits and block output
+    (``outputs``, detached), in the order of the stages run, and the batch the stages trained on
+    (``labels`` and network ``inputs`` after the rule's ``transform_batch``; ``inputs`` is ``None``
+    when the stages were not given it). A schedule hands a stage's output on to the next from here.
 
     A loss is a detached 0-d tensor on the batch's device (``math.nan``, a float, where the rule
     gave none): nothing is read back to the host during the step, so a GPU's queue of kernels never
@@ -67,6 +69,9 @@ class StepResult:
 
     losses: list[torch.Tensor | float]
     logits: list[torch.Tensor]
+    outputs: list[torch.Tensor] = field(default_factory=list)
+    labels: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None
 
 
 def read_losses(
@@ -265,6 +270,7 @@ def run_stages(
     last = len(net.stages) - 1
     losses: list[torch.Tensor | float] = []
     logits: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
     autocast = (
         torch.autocast(h.device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
@@ -279,6 +285,7 @@ def run_stages(
             out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)
             loss = _stage_loss(rule, out, target)
         logits.append(exit_logits.detach())
+        outputs.append(h_out.detach())
         losses.append(math.nan if loss is None else loss.detach())
         if loss is not None:
             if scaler is not None:
@@ -296,7 +303,7 @@ def run_stages(
             grad_sync.stage_done(stages, len(y))
     if grad_sync is not None:
         grad_sync.wait()
-    return StepResult(losses=losses, logits=logits)
+    return StepResult(losses=losses, logits=logits, outputs=outputs, labels=y, inputs=x)
 
 
 def backward(

@@ -152,3 +152,21 @@ def test_autocast_dtype_runs_the_forward_in_it_as_the_trainers_amp_does(syntheti
     for got, want in zip(net.parameters(), same.parameters()):
         assert got.grad.dtype == torch.float32
         torch.testing.assert_close(got.grad, want.grad)
+
+
+def test_the_step_result_carries_each_blocks_output_and_the_batch_the_stages_trained_on():
+    torch.manual_seed(0)
+    net = ll.build_mlp((16,), (12, 10), 4)
+    x, y = torch.randn(6, 16), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.no_grad():
+        _, features = net(x, return_features=True)
+    step = ll.backward(net, x, y, "local")
+    assert len(step.outputs) == 2 and not any(h.requires_grad for h in step.outputs)
+    for got, expected in zip(step.outputs, features):
+        torch.testing.assert_close(got, expected)
+    assert step.labels is y and step.inputs is x
+    ff = ll.build_mlp((16,), (12, 10), 4)
+    rule = ll.prepare(ff, "forward-forward")
+    step = ll.backward(ff, x, y, rule)  # positive then negative rows: the batch the stages saw
+    assert step.labels.shape == (12,) and torch.equal(step.labels[:6], y) and bool((step.labels[6:] < 0).all())
+    assert step.inputs.shape == (12, 16) and step.outputs[0].shape == (12, 12)

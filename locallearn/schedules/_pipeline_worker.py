@@ -36,8 +36,7 @@ import torch
 import torch.distributed as dist
 
 from locallearn import io
-from locallearn.schedules.base import TrainState, epoch_losses, train_step
-from locallearn.schedules.decoupled import OutputTap
+from locallearn.schedules.base import TrainState, epoch_losses, update_stages
 
 
 @dataclasses.dataclass
@@ -108,8 +107,7 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     last_rank = len(plan.groups) - 1
     device = next(state.net.parameters()).device
     sizes = plan.batch_sizes
-    tap = OutputTap(state.rule)
-    tapped = dataclasses.replace(state, rule=tap, on_batch=None)  # per-update events belong to the trainer's process
+    mine = dataclasses.replace(state, on_batch=None)  # per-update events belong to the trainer's process
     losses: list[list[torch.Tensor | float]] = []
     compute_s = receive_s = send_s = 0.0
     limit = timedelta(seconds=plan.timeout_s)  # no wait on another worker is unbounded
@@ -148,12 +146,13 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
                 post(i + plan.max_in_flight)
         progress.phase = "compute"
         t = time.perf_counter()
-        losses.append(train_step(tapped, h, y, stages))
+        result = update_stages(mine, h, y, stages)
+        losses.append(result.losses)
         compute_s += time.perf_counter() - t
         if rank < last_rank:
             progress.phase = "send"
             t = time.perf_counter()
-            out = tap.outputs.pop(stages[-1]).contiguous()
+            out = result.outputs[-1].contiguous()
             if out.dtype != sent_dtype or tuple(out.shape[1:]) != sent_shape:
                 raise RuntimeError(f"the output of {group_name(stages[-1:])} is {out.dtype} of shape {tuple(out.shape[1:])} "
                                    f"but the next worker expects {sent_dtype} of shape {sent_shape}")

@@ -20,14 +20,14 @@ import torch
 from locallearn._params import get_params
 from locallearn._registry import Registry
 from locallearn.data.batches import LoaderBatches, TensorBatches, epoch_order
-from locallearn.engine import NonFiniteLossError, read_losses, run_stages
+from locallearn.engine import NonFiniteLossError, StepResult, read_losses, run_stages
 from locallearn.net import LocalNet
 from locallearn.rules.base import LocalRule
 
 if TYPE_CHECKING:
     from locallearn.distributed import DataParallel
 
-__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "epoch_losses", "mean_losses", "schedules_where", "through_frozen", "train_step"]
+__all__ = ["NonFiniteLossError", "SCHEDULES", "Schedule", "TrainState", "epoch_losses", "mean_losses", "schedules_where", "through_frozen", "train_step", "update_stages"]
 
 
 @dataclass
@@ -83,14 +83,23 @@ class TrainState:
 def train_step(
     state: TrainState, h: torch.Tensor, y: torch.Tensor, stages: Sequence[int], *, x: torch.Tensor | None = None
 ) -> list[torch.Tensor | float]:
+    """One update of ``stages`` (consecutive indices) from their first input ``h``; returns each stage's
+    loss (NaN where the rule gave none; ``update_stages`` returns the whole ``StepResult``)."""
+    return update_stages(state, h, y, stages, x=x).losses
+
+
+def update_stages(
+    state: TrainState, h: torch.Tensor, y: torch.Tensor, stages: Sequence[int], *, x: torch.Tensor | None = None
+) -> StepResult:
     """One update of ``stages`` (consecutive indices) from their first input ``h``.
 
     Zeroes the stages' gradients, runs ``locallearn.engine.run_stages`` (the same core as
     ``locallearn.backward``) and steps each stage's optimiser. ``x`` is the network input
     the batch came from, for rules that read it (``h`` itself when the stages start at 0).
-    Returns each stage's loss (NaN where the rule gave none); raises ``NonFiniteLossError``
-    on a NaN/inf loss. Data-parallel, ``h``, ``y`` and ``x`` are the global batch: this process
-    trains on its shard, and the losses are those of its shard.
+    Returns the ``StepResult``: each stage's loss (NaN where the rule gave none; check them with
+    ``epoch_losses``, which raises ``NonFiniteLossError`` on a NaN/inf loss) and block output.
+    Data-parallel, ``h``, ``y`` and ``x`` are the global batch: this process trains on its shard,
+    and the losses and outputs are those of its shard.
     """
     data_parallel = state.data_parallel
     if data_parallel is not None:
@@ -111,7 +120,7 @@ def train_step(
         state.scaler.update()
     if state.on_batch is not None:
         state.on_batch(stages, result.losses, len(y))
-    return result.losses
+    return result
 
 
 @torch.no_grad()

@@ -26,15 +26,13 @@ resumed from a checkpoint repeats the uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Sequence
 
 import torch
 
 from locallearn._params import check_choice, check_number
-from locallearn.rules.base import LocalRule, StageOutput
-from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, epoch_losses, train_step
+from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, epoch_losses, update_stages
 
 
 class ReplayBuffer:
@@ -77,42 +75,6 @@ class ReplayBuffer:
         if item[1] >= self.max_uses:
             self._items.pop(index)
         return item[0]
-
-
-class OutputTap(LocalRule):
-    """Delegates to ``rule`` and keeps the detached block output of every stage it sees.
-
-    ``train_step`` hands each stage's ``StageOutput`` to the rule; the tap reads only
-    ``h_out`` from it, so schedules can forward a stage's output without a second pass
-    and without knowing anything of the rule.
-
-    Example:
-        >>> import torch
-        >>> from torch import nn
-        >>> from locallearn import rules
-        >>> from locallearn.net import Stage
-        >>> tap = OutputTap(rules.create("local"))
-        >>> stage = Stage(nn.Linear(4, 8), nn.Linear(8, 3))
-        >>> h = stage.block(torch.zeros(2, 4))
-        >>> _ = tap.stage_loss(StageOutput(0, True, stage, torch.zeros(2, 4), h, stage.head(h)), torch.tensor([0, 1]))
-        >>> tap.outputs[0].shape, tap.outputs[0].requires_grad
-        (torch.Size([2, 8]), False)
-    """
-
-    def __init__(self, rule: LocalRule) -> None:
-        self.rule = rule
-        self.name = rule.name
-        self.detach_inputs = rule.detach_inputs
-        self.outputs: dict[int, torch.Tensor] = {}
-        self.batches: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # (y, x) as the stage saw them
-
-    def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.rule.transform_batch(x, y)
-
-    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
-        self.outputs[out.index] = out.h_out.detach()
-        self.batches[out.index] = (y, out.x)  # after the rule's transform_batch (Forward-Forward's rows)
-        return self.rule.stage_loss(out, y)
 
 
 @SCHEDULES.register("decoupled")
@@ -180,8 +142,6 @@ Defaults that differ from the authors' code (eugenium/DGL ``cifar_buffer.py``): 
         num_stages = len(state.net.stages)
         speeds = self.speeds or (1.0,) * num_stages
         buffers = [ReplayBuffer(capacity=self.capacity, max_uses=self.max_uses) for _ in range(num_stages)]
-        tap = OutputTap(state.rule)
-        tapped = dataclasses.replace(state, rule=tap)
         generator = torch.Generator().manual_seed(state.seed * 1_000_003 + state.epoch + 7_919)
         credit = [0.0] * num_stages
         updates: list[tuple[int, torch.Tensor | float]] = []  # (stage, loss) of every update, in order
@@ -202,9 +162,10 @@ Defaults that differ from the authors' code (eugenium/DGL ``cifar_buffer.py``): 
                     starved[k] += 1
                     continue
                 h, yb, xb = batch
-                updates.append((k, train_step(tapped, h, yb, [k], x=xb)[0]))
-                if k + 1 < num_stages:
-                    buffers[k + 1].push(tap.outputs.pop(k), *tap.batches.pop(k))
+                result = update_stages(state, h, yb, [k], x=xb)
+                updates.append((k, result.losses[0]))
+                if k + 1 < num_stages:  # the batch as the stage saw it (after the rule's transform_batch)
+                    buffers[k + 1].push(result.outputs[0], result.labels, result.inputs)
         read = epoch_losses(state, [[loss] for _, loss in updates], first_stages=[k for k, _ in updates])
         losses: list[list[float]] = [[] for _ in range(num_stages)]
         for (k, _), (value,) in zip(updates, read):
