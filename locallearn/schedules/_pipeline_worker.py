@@ -182,6 +182,32 @@ def run_epoch(state: TrainState, plan: WorkerPlan, rank: int, progress: Progress
     }
 
 
+def stage_states(state: TrainState, stages: list[int]) -> dict[str, Any]:
+    """The parameters, buffers and optimiser states of ``stages``, as a worker sends them back."""
+    return {
+        "stages": {k: state.net.stages[k].state_dict() for k in stages},
+        "optimizers": {k: None if state.optimizers[k] is None else state.optimizers[k].state_dict() for k in stages},
+    }
+
+
+def load_stages(state: TrainState, report: dict[str, Any]) -> None:
+    """Copy the stages' parameters, buffers and optimiser states a worker sent back into the net."""
+    for k, weights in report["stages"].items():
+        state.net.stages[int(k)].load_state_dict(weights)
+    for k, optimizer_state in report["optimizers"].items():
+        if optimizer_state is not None:
+            state.optimizers[int(k)].load_state_dict(optimizer_state)
+
+
+def summarise(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch record's entries from every worker's stats, in stage order."""
+    return {
+        "train_loss": [loss for stats in per_worker for loss in stats["train_loss"]],
+        "worker_stages": [stats["stages"] for stats in per_worker],
+        **{f"worker_{key}": [stats[key] for stats in per_worker] for key in ("samples_per_s", "idle_s", "send_wait_s", "compute_s", "wall_s")},
+    }
+
+
 def seed_worker(state: TrainState, rank: int) -> None:
     """Seed this rank's dropout from the run's seed, the epoch and the rank."""
     torch.manual_seed(state.seed * 1_000_003 + state.epoch * 1_009 + rank + 1)
@@ -260,11 +286,7 @@ def worker_main(
         seed_worker(state, rank)
         stats = run_epoch(state, plan, rank, progress)
         stages = plan.groups[rank]
-        payload = {
-            "stages": {k: state.net.stages[k].state_dict() for k in stages},
-            "optimizers": {k: None if state.optimizers[k] is None else state.optimizers[k].state_dict() for k in stages},
-            "stats": stats,
-        }
+        payload = {**stage_states(state, stages), "stats": stats}
         io.save_checkpoint(out / f"worker{rank}.pt", payload)
         progress.phase = "barrier"
         if backend == "gloo":

@@ -51,19 +51,18 @@ The epoch record gets, per worker: ``worker_stages``, ``worker_samples_per_s``
 and ``overhead_s``: the epoch's wall time outside the slowest worker's loop
 (process start, rendezvous, gathering the states).
 
+Where the parts live: this module is the schedule (options, the plan, the torchrun path);
+``_pipeline_supervisor`` starts, watches and stops the worker processes; ``_pipeline_worker``
+is one rank's epoch and the process entry point.
+
 Stages are split into ``workers`` contiguous groups of (nearly) equal count; balance
 the stages' costs (FLOPs) when building the net, the slowest group sets the pace.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
-import multiprocessing.connection
 import os
-import signal
-import socket
-import tempfile
 import time
 from datetime import timedelta
 from typing import Any
@@ -71,23 +70,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from locallearn import io
 from locallearn._params import check_choice, check_number
 from locallearn.data.batches import TensorBatches
 from locallearn.distributed import launched as launched_by_torchrun
-from locallearn.plugins import PluginsFirst
-from locallearn.rules.base import LocalRule
 from locallearn.schedules import _pipeline_worker as worker
+from locallearn.schedules._pipeline_supervisor import PipelineWorkerError, Supervisor, first_line, loopback_store
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState
 from locallearn.watchdog import start_watchdog
+
+__all__ = ["MIN_TIMEOUT_S", "Pipeline", "PipelineWorkerError", "loopback_store", "split_stages"]
 
 
 #: The shortest ``timeout_s``: starting the workers and their rendezvous alone take a good part of a second.
 MIN_TIMEOUT_S = 1.0
-
-
-class PipelineWorkerError(RuntimeError):
-    """A pipeline worker raised, died or timed out; the message names its stages and the cause."""
 
 
 def split_stages(num_stages: int, workers: int) -> list[list[int]]:
@@ -210,103 +205,11 @@ class Pipeline(Schedule):
     def _epoch_with_children(self, state: TrainState, num_stages: int) -> dict[str, Any]:
         workers = self.workers or num_stages
         backend = self._backend(state, workers)
-        plan = self._plan(state, workers)
         method = self.start_method
         if method == "auto":
             method = "fork" if backend == "gloo" and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = torch.multiprocessing.get_context(method)
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="locallearn-pipeline-") as result_dir:
-            processes: list = []
-            heartbeats = [context.Value("d", 0.0, lock=False) for _ in range(workers)]
-            store = None
-            try:
-                ports = []
-                for rank in range(workers):
-                    mine = dataclasses.replace(state, on_batch=None)  # the trainer's callbacks stay in this process
-                    if rank > 0 and method == "spawn":  # only rank 0 reads the data
-                        mine = dataclasses.replace(mine, source=None, x_train=torch.zeros(1), y_train=torch.zeros(1))
-                    receive, send = context.Pipe(duplex=False)
-                    process = context.Process(
-                        target=worker.worker_main,
-                        # PluginsFirst: a spawned worker loads the run's plugins before it unpickles the state
-                        args=(PluginsFirst(), rank, mine, plan, receive, os.getpid(), backend, result_dir, heartbeats[rank]),
-                        name=f"locallearn-pipeline-{rank}",
-                        daemon=True,
-                    )
-                    processes.append(process)
-                    process.start()
-                    ports.append(send)
-                store = loopback_store(timedelta(seconds=self.timeout_s))
-                for send in ports:
-                    try:
-                        send.send(store.port)
-                    except OSError:  # that worker is gone already (BrokenPipeError): the watch names it
-                        pass
-                failure = self._watch(processes, heartbeats, plan, state.epoch, result_dir, store)
-                if failure is not None:
-                    raise failure
-            finally:
-                _stop(processes)
-                store = None  # stops its server thread now, even when a failure's traceback keeps this frame
-            reports = [io.load_checkpoint(os.path.join(result_dir, f"worker{rank}.pt")) for rank in range(workers)]
-        for report in reports:
-            _load_stages(state, report)
-        stats = _summarise([report["stats"] for report in reports])
-        stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
-        return stats
-
-    def _watch(
-        self, processes: list, heartbeats: list, plan: worker.WorkerPlan, epoch: int, result_dir: str, store: dist.Store
-    ) -> PipelineWorkerError | None:
-        """Wait for every worker; on the first failure, return the most telling error among those that failed.
-
-        A worker whose heartbeat has stopped for ``stall_s`` is a failure, and so is one that has not
-        joined the process group ``timeout_s`` after the start (its peers' own timeouts only start once
-        it has joined)."""
-        running = {p.sentinel: rank for rank, p in enumerate(processes)}
-        deadline = time.monotonic() + self.timeout_s
-        joining = True
-        while running:
-            ready = multiprocessing.connection.wait(list(running), timeout=worker.HEARTBEAT_S)
-            stalled = self._stalled(processes, heartbeats, plan, epoch, set(running.values()))
-            if stalled is not None:
-                return stalled
-            if joining and not ready:
-                joining = not all(store.check([worker.store_key("joined", r)]) for r in range(len(processes)))
-                if joining and time.monotonic() > deadline:  # a rank stuck before the rendezvous: name it
-                    stuck = [r for r in range(len(processes)) if not store.check([worker.store_key("started", r)])]
-                    stuck = stuck or [r for r in range(len(processes)) if not store.check([worker.store_key("joined", r)])]
-                    names = ", ".join(f"{r} ({worker.group_name(plan.groups[r])})" for r in stuck)
-                    return PipelineWorkerError(
-                        f"Pipeline rank {names} did not join the process group within {self.timeout_s} s "
-                        f"at epoch {epoch + 1}; it is stuck before its first batch."
-                    )
-            failed = []
-            for sentinel in ready:
-                rank = running.pop(sentinel)
-                processes[rank].join()
-                if processes[rank].exitcode != 0:
-                    failed.append(rank)
-            if failed:
-                time.sleep(0.2)  # let a peer that broke on the same fault report too
-                failed += [r for s, r in list(running.items()) if processes[r].exitcode not in (None, 0)]
-                return _worker_error(failed, processes, plan, epoch, result_dir)
-        return None
-
-    def _stalled(
-        self, processes: list, heartbeats: list, plan: worker.WorkerPlan, epoch: int, running: set[int]
-    ) -> PipelineWorkerError | None:
-        """The error for the first running worker whose heartbeat, once started, is ``stall_s`` old."""
-        now = time.monotonic()
-        for rank in sorted(running):
-            last = heartbeats[rank].value
-            if last and now - last > self.stall_s and processes[rank].exitcode is None:
-                return PipelineWorkerError(
-                    f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) stalled during epoch {epoch + 1}: "
-                    f"no heartbeat for {now - last:.1f} s{_process_state(processes[rank].pid)}."
-                )
-        return None
+        supervisor = Supervisor(timeout_s=self.timeout_s, stall_s=self.stall_s)
+        return supervisor.run_epoch(state, self._plan(state, workers), backend, method)
 
     # -- this process is one rank of a torchrun job --------------------------------------------
 
@@ -333,124 +236,16 @@ class Pipeline(Schedule):
         except Exception as error:
             raise PipelineWorkerError(
                 f"Pipeline rank {rank} ({worker.group_name(plan.groups[rank])}) failed at epoch {state.epoch + 1}, "
-                f"{worker.batch_name(progress.batch)} ({progress.phase}): {type(error).__name__}: {_first_line(str(error))}"
+                f"{worker.batch_name(progress.batch)} ({progress.phase}): {type(error).__name__}: {first_line(str(error))}"
             ) from error
         torch.set_rng_state(rng)
         for owner, stages in enumerate(plan.groups):
-            payload = [_stage_states(state, stages)] if owner == rank else [None]
+            payload = [worker.stage_states(state, stages)] if owner == rank else [None]
             dist.broadcast_object_list(payload, src=owner)
             if owner != rank:
-                _load_stages(state, payload[0])
+                worker.load_stages(state, payload[0])
         everyone: list[Any] = [None] * world
         dist.all_gather_object(everyone, mine)
-        stats = _summarise(everyone)
+        stats = worker.summarise(everyone)
         stats["overhead_s"] = time.perf_counter() - start - max(stats["worker_wall_s"])
         return stats
-
-
-def loopback_store(timeout: timedelta) -> dist.TCPStore:
-    """A rendezvous store listening on 127.0.0.1 only (``TCPStore`` itself listens on every interface,
-    whatever host it is given): the socket is bound here and handed over as ``master_listen_fd``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    fd = sock.detach()  # the store owns the descriptor from here and closes it
-    return dist.TCPStore("127.0.0.1", 0, None, True, timeout=timeout, wait_for_workers=False, master_listen_fd=fd)
-
-
-def _stage_states(state: TrainState, stages: list[int]) -> dict[str, Any]:
-    return {
-        "stages": {k: state.net.stages[k].state_dict() for k in stages},
-        "optimizers": {k: None if state.optimizers[k] is None else state.optimizers[k].state_dict() for k in stages},
-    }
-
-
-def _load_stages(state: TrainState, report: dict[str, Any]) -> None:
-    """Copy the stages' parameters, buffers and optimiser states a worker sent back into the net."""
-    for k, weights in report["stages"].items():
-        state.net.stages[int(k)].load_state_dict(weights)
-    for k, optimizer_state in report["optimizers"].items():
-        if optimizer_state is not None:
-            state.optimizers[int(k)].load_state_dict(optimizer_state)
-
-
-def _summarise(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
-    """The epoch record's entries from every worker's stats, in stage order."""
-    return {
-        "train_loss": [loss for stats in per_worker for loss in stats["train_loss"]],
-        "worker_stages": [stats["stages"] for stats in per_worker],
-        **{f"worker_{key}": [stats[key] for stats in per_worker] for key in ("samples_per_s", "idle_s", "send_wait_s", "compute_s", "wall_s")},
-    }
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def _process_state(pid: int | None) -> str:
-    """``" (its process is stopped, e.g. by SIGSTOP)"`` when Linux says so, else nothing."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-    return " (its process is stopped, e.g. by SIGSTOP)" if state in ("T", "t") else ""
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def _worker_error(failed: list[int], processes: list, plan: worker.WorkerPlan, epoch: int, result_dir: str) -> PipelineWorkerError:
-    """One error for the failure, naming the root cause rather than its echo: a worker's own fault, then
-    a worker that died without a report (killed), then a worker whose link to a peer broke (the peer
-    died or stalled: a killed worker 0 surfaces in worker 1 as "Connection reset by peer")."""
-
-    def rank_of_cause(rank: int) -> int:
-        report = worker.read_error(result_dir, rank)
-        if report is None:
-            return 1
-        return 2 if report["phase"] in worker.COMMUNICATION_PHASES else 0
-
-    rank = min(failed, key=lambda r: (rank_of_cause(r), r))
-    name = worker.group_name(plan.groups[rank])
-    report = worker.read_error(result_dir, rank)
-    if report is None:
-        error = PipelineWorkerError(
-            f"Pipeline rank {rank} ({name}) died during epoch {epoch + 1}: {_describe_exit(processes[rank].exitcode)}."
-        )
-    else:
-        error = PipelineWorkerError(
-            f"Pipeline rank {rank} ({name}) failed at epoch {epoch + 1}, {worker.batch_name(report['batch'])} ({report['phase']}): "
-            f"{report['type']}: {_first_line(report['message'])}"
-        )
-        error.add_note(f"Traceback in worker {rank}:\n{report['traceback']}")
-    return error
-
-
-def _stop(processes: list) -> None:
-    """Terminate and reap every worker still running (SIGTERM, then SIGKILL after a grace period)."""
-    processes = [p for p in processes if p.pid is not None]  # a Ctrl-C may come between creating and starting
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-            try:
-                os.kill(process.pid, signal.SIGCONT)  # a stopped worker acts on SIGTERM only once continued
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + 5.0
-    for process in processes:
-        process.join(timeout=max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 
 from locallearn._params import check_number
-from locallearn.rules.base import LocalRule
 from locallearn.data.batches import TensorBatches
 from locallearn.schedules.base import SCHEDULES, Schedule, TrainState, mean_losses, through_frozen, train_step
 
