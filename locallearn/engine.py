@@ -131,8 +131,8 @@ def _check_net(net: nn.Module) -> None:
 
 
 def prepare(net: LocalNet, rule: str | LocalRule) -> LocalRule:
-    """Run ``rule``'s ``setup`` on ``net`` once (later calls do nothing; an equal rule is only bound to
-    the net, see ``LocalRule.setup``) and return the rule. What was prepared is recorded on the net
+    """Run ``rule``'s ``setup`` on ``net`` once (later calls do nothing; another rule of the same name is
+    only bound to the net, see ``LocalRule.setup``) and return the rule. What was prepared is recorded on the net
     (``net.prepared_rules``).
 
     Call it before building the optimiser: a rule's setup may add parameters (predsim's

@@ -95,7 +95,7 @@ def test_refuses_other_layers_and_an_unprepared_net():
     with pytest.raises(ValueError, match="stage 0's block holds a LayerNorm"):
         rules.create("dtp").setup(norm_net)
     to_flat = LocalNet([Stage(nn.Conv2d(1, 4, 3, padding=1), nn.Sequential(nn.Flatten(), nn.Linear(64, 3))),
-                        Stage(nn.Sequential(nn.Flatten(), nn.Linear(64, 8)), nn.Linear(8, 3))])
+                        Stage(nn.Sequential(nn.Flatten(), nn.Linear(64, 8)), nn.Linear(8, 3))], input_shape=(1, 4, 4))
     with pytest.raises(ValueError, match="stage 1's block turns map features into flat ones"):
         rules.create("dtp").setup(to_flat)
     net = build_mlp((5,), (7, 6), 3)

@@ -47,10 +47,12 @@ def test_a_deep_copy_of_a_prepared_net_is_prepared_and_keeps_its_named_rules():
     assert len(list(twin.parameters())) == len(list(net.parameters()))
 
 
-def test_the_same_rule_with_other_hyper_parameters_is_refused_on_a_net_its_setup_changed():
-    net = ll.build_mlp((16,), (12, 12), 4)
+def test_a_rule_of_the_same_name_with_other_hyper_parameters_is_bound_to_the_modules_there():
+    net = ll.build_mlp((16,), (12, 12, 12), 4)
     ll.prepare(net, rules.create("infopro", lambda1=2.0))
-    with pytest.raises(ValueError, match="prepared for rule 'infopro'; rule 'infopro' with other hyper-parameters cannot"):
-        ll.prepare(net, rules.create("infopro", lambda1=1.0))
-    with pytest.raises(ValueError, match="with other hyper-parameters cannot train it too"):
-        rules.create("infopro", lambda1=1.0).setup(net)  # a direct call is refused the same way
+    decoder = net.stages[0].aux["infopro"].decoder
+    later = ll.prepare(net, rules.create("infopro", lambda1=1.0, lambda2=3.0))
+    assert net.stages[0].aux["infopro"].decoder is decoder  # the trained decoders stay
+    assert (net.stages[0].aux["infopro"].lambda_recon, net.stages[0].aux["infopro"].lambda_sup) == later.stage_weights(0, 3)
+    with pytest.raises(ValueError, match="prepared for rule 'infopro'; rule 'predsim' cannot train it too"):
+        rules.create("predsim").setup(net)  # a direct call is refused as prepare refuses it

@@ -82,12 +82,12 @@ class LocalRule:
     def setup(self, net: LocalNet) -> None:
         """Prepare ``net`` once before training (attach ``stage.aux`` modules, freeze heads...).
 
-        Idempotent by construction: every subclass's ``setup`` runs once per net and rule
-        configuration (see ``_once_per_net``); a second equal rule is only bound to the net."""
+        Idempotent by construction: every subclass's ``setup`` runs once per net and rule name
+        (see ``_once_per_net``); a second rule of the same name is only bound to the net."""
 
     def bind(self, net: LocalNet) -> None:
-        """Take the per-instance state ``setup`` would have set from ``net``, which an equal rule has
-        already prepared (the net's changes are there; default: nothing to take)."""
+        """Take the per-instance state ``setup`` would have set from ``net``, which a rule of the same
+        name has already prepared (the net's changes are there; default: nothing to take)."""
 
     def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch the forward pass runs on (default: as given); e.g. Forward-Forward's positive
@@ -110,29 +110,24 @@ class LocalRule:
 RULES: Registry[LocalRule] = Registry("rule", group="locallearn.rules")
 
 
-def same_config(a: LocalRule, b: LocalRule) -> bool:
-    """Whether two rules are the same configuration: one class and equal hyper-parameters."""
-    return type(a) is type(b) and a.get_params() == b.get_params()
-
-
 def refuse_mixing(prepared: list[LocalRule], rule: LocalRule) -> None:
-    """One rule configuration per net when a setup changed it: after ``dfa`` (feedback layers) or ``fa-heads``
-    (frozen heads), another rule, or the same rule with other hyper-parameters, would silently train with
-    those changes (or redo them)."""
-    other = next((r for r in prepared if not same_config(r, rule) and (r.changes_net or rule.changes_net)), None)
+    """One rule per net when a setup changed it: after ``dfa`` (feedback layers) or ``fa-heads`` (frozen
+    heads), another rule would silently train with those changes."""
+    other = next((r for r in prepared if r.name != rule.name and (r.changes_net or rule.changes_net)), None)
     if other is not None:
         changer = other if other.changes_net else rule
-        which = f"rule {rule.name!r}" if other.name != rule.name else f"rule {rule.name!r} with other hyper-parameters"
         raise ValueError(
-            f"This net was prepared for rule {other.name!r}; {which} cannot train it too, since "
+            f"This net was prepared for rule {other.name!r}; rule {rule.name!r} cannot train it too, since "
             f"{changer.name!r}'s setup changes the net (its layers, heads or parameters). Build a fresh net for each rule."
         )
 
 
 def _once_per_net(setup: Callable[[LocalRule, LocalNet], None]) -> Callable[[LocalRule, LocalNet], None]:
-    """``setup`` run at most once per net and rule configuration: the net lists the rules prepared on
-    it (``LocalNet.prepared_rules``, state of the net, so a deep copy of the net is prepared too); the
-    same instance again does nothing, an equal one is bound (``LocalRule.bind``), others run ``setup``."""
+    """``setup`` run at most once per net and rule name: the net lists the rules prepared on it
+    (``LocalNet.prepared_rules``, state of the net, so a deep copy of the net is prepared too); the
+    same instance again does nothing, another of the same name (a second trainer, other
+    hyper-parameters) is bound (``LocalRule.bind``: the net's modules stay, the rule takes its state
+    from them), and a rule of another name runs ``setup`` unless ``refuse_mixing`` refuses it."""
 
     @functools.wraps(setup)
     def once(self: LocalRule, net: LocalNet) -> None:
@@ -142,7 +137,7 @@ def _once_per_net(setup: Callable[[LocalRule, LocalNet], None]) -> Callable[[Loc
             return
         if any(r is self for r in prepared):
             return
-        if any(same_config(r, self) for r in prepared):
+        if any(r.name == self.name for r in prepared):
             self.bind(net)
         else:
             refuse_mixing(prepared, self)

@@ -234,6 +234,11 @@ class InfoPro(LocalRule):
             device = next(stage.parameters()).device
             stage.aux["infopro"] = InfoProAux(decoder, projection, *weights).to(device)
 
+    def bind(self, net: LocalNet) -> None:
+        """Another InfoPro prepared ``net``: its decoders stay, the loss weights become this rule's."""
+        for k, stage in enumerate(net.stages[:-1]):
+            stage.aux["infopro"].lambda_recon, stage.aux["infopro"].lambda_sup = self.stage_weights(k, len(net.stages))
+
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
         if out.is_last:
             return F.cross_entropy(out.logits, y)
