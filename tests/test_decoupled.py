@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 
 import pytest
 import torch
 
 import locallearn as ll
 from locallearn import rules
-from locallearn.schedules import decoupled
 from locallearn.schedules.decoupled import Decoupled, ReplayBuffer
 
 LOCAL_RULES = [name for name in rules.names() if rules.RULES.get(name).detach_inputs]
@@ -165,10 +163,6 @@ def test_bad_parameters_get_clear_errors(synthetic):
         Decoupled(speed_mode="fast")
     with pytest.raises(ValueError, match="gives 2 speeds but the network has 3 stages"):
         _trainer(synthetic, Decoupled(speeds=(1.0, 0.5)))
-
-
-def test_docstring_examples():
-    assert doctest.testmod(decoupled, raise_on_error=False).failed == 0
 
 
 @pytest.mark.parametrize("schedule", [Decoupled(), Decoupled(capacity=2, max_uses=3, speeds=(1.0, 0.5, 1.0))])

@@ -1,9 +1,7 @@
-"""The estimator API: class == function twin, registry, units, input errors, autograd, doctests."""
+"""The estimator API: class == function twin, registry, units, input errors, autograd."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 
 import numpy as np
@@ -138,13 +136,6 @@ def test_torch_estimators_are_differentiable_and_match_their_float_twins():
     value.backward()
     assert h.grad is not None and torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
     assert float(kde_mi_tensor(h.detach(), groups, noise_var=0.1)) == pytest.approx(kde_mi(LABELS, T, noise_var=0.1))
-
-
-@pytest.mark.parametrize("module", ["_checks", "_estimator", "binning", "conformance", "hsic", "kde", "ksg", "neural", "plane"])
-def test_docstring_examples_run(module):
-    mod = importlib.import_module(f"locallearn.info.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize("name", ESTIMATORS.names())
