@@ -58,7 +58,7 @@ def equal_stage_mlp(input_shape: Sequence[int], num_classes: int, *, stages: int
             modules += [nn.Linear(fan_in, width), nn.ReLU()]
             fan_in = width
         blocks.append(nn.Sequential(*modules))
-    return LocalNet([Stage(b, make_head("linear", (width,), num_classes)) for b in blocks])
+    return LocalNet([Stage(b, make_head("linear", (width,), num_classes)) for b in blocks], input_shape=input_shape)
 
 
 def _combos(rules_: Sequence[str] | None) -> list[tuple[str, str]]:

@@ -62,7 +62,7 @@ def equal_stage_cnn(input_shape: Sequence[int], num_classes: int, *, stages: int
             c_in = channels
         blocks.append(nn.Sequential(*modules))
     shape = (channels, *input_shape[1:])
-    return LocalNet([Stage(b, make_head("linear", shape, num_classes)) for b in blocks])
+    return LocalNet([Stage(b, make_head("linear", shape, num_classes)) for b in blocks], input_shape=input_shape)
 
 
 def _registry_model(name: str, input_shape: Sequence[int]) -> Callable[[int], LocalNet] | None:
