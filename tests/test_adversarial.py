@@ -68,6 +68,7 @@ def _tensors(obj) -> list[torch.Tensor]:
 # -- bad checkpoints -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flipped_bytes_in_a_tensor_record_are_detected(checkpoint, tmp_path, capsys):
     bad = tmp_path / "flipped.pt"
     _flip_tensor_bytes(checkpoint, bad)
@@ -476,6 +477,7 @@ def test_a_pipeline_worker_error_is_one_line_at_the_cli(monkeypatch, capsys):
     assert err == "locallearn train: error: Pipeline worker 1 (stage 1) died during epoch 0: killed by signal SIGKILL."
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_command_with_one_line_and_code_130(tmp_path):
     checkpoint = tmp_path / "run.pt"
     script = textwrap.dedent(

@@ -69,6 +69,7 @@ def test_a_bad_toml_grid_names_the_file(tmp_path, no_training, capsys):
     assert f"Grid file {grid} is not valid TOML" in err
 
 
+@pytest.mark.slow
 def test_a_grid_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
     grid = tmp_path / "g.json"
     grid.write_bytes("\ufeff".encode() + json.dumps({"rules": ["local"], "seeds": 1}).encode())

@@ -144,6 +144,7 @@ def written(monkeypatch) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["exits", "infoplane", "compare"])
 def test_every_file_a_command_writes_goes_through_the_writer_with_mode_0644(command, tmp_path, checkpoint, written):
     out = tmp_path / "out"

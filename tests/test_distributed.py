@@ -190,6 +190,7 @@ def test_outside_torchrun_nothing_is_parallel(synthetic, monkeypatch):
         distributed.DataParallel(trainer.net)
 
 
+@pytest.mark.slow
 def test_torchrun_trains_digits_and_rank_0_alone_writes(tmp_path):
     """The issue's command: 2 processes, digits, rule local, 3 epochs; one results file, >= 85 % at the last exit."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

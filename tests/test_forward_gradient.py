@@ -23,6 +23,7 @@ def test_one_sample_is_the_directional_derivative_times_the_direction():
     torch.testing.assert_close(got, (grad @ u) * u)
 
 
+@pytest.mark.slow
 def test_the_estimate_is_unbiased():
     torch.manual_seed(0)
     z = torch.tensor([0.5, -1.0, 2.0, 0.0])
@@ -101,6 +102,7 @@ def test_per_example_directions_have_far_less_error_than_one_for_the_batch():
     assert batch > 10 * per_example  # expected ratio about the batch size (64)
 
 
+@pytest.mark.slow
 def test_per_example_estimate_is_unbiased():
     torch.manual_seed(1)
     z = torch.tensor([[0.5, -1.0], [2.0, 0.0], [1.0, 1.0]])
@@ -113,6 +115,7 @@ def test_bad_perturbation_is_a_clear_error():
         ForwardGradient(perturbation="layer")
 
 
+@pytest.mark.slow
 def test_many_samples_recover_the_local_backprop_update():
     net, x, y, out = _stage_output(1)
     linear = net.stages[0].block[1]

@@ -138,6 +138,7 @@ def test_a_failing_worker_stops_the_run_with_a_clear_error(synthetic, tmp_path, 
     assert payload["epoch"] == 1  # the last good checkpoint, from the first epoch, survives
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker(tmp_path):
     pids = tmp_path / "pids"
     script = textwrap.dedent(
@@ -199,6 +200,7 @@ def test_cli_trains_with_the_pipeline(tmp_path, capsys):
     assert ll.io.load_checkpoint(checkpoint)["config"]["schedule"]["workers"] == 2
 
 
+@pytest.mark.slow
 def test_torchrun_gives_the_same_net_as_launching_from_python(tmp_path):
     args = ["train", "--data", "synthetic", "--widths", "16,16", "--epochs", "2", "--schedule", "pipeline", "--no-progress"]
     launched, local = tmp_path / "torchrun.pt", tmp_path / "local.pt"

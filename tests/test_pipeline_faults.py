@@ -129,6 +129,7 @@ def test_worker_0_killed_after_its_last_batch_is_named_not_the_peer_that_then_fa
     _assert_no_worker_left(log)
 
 
+@pytest.mark.slow
 def test_spawned_workers_are_not_taken_for_stalled(synthetic):
     """A spawned worker imports torch, trains, then exits: none of it may read as a stall (a worker that
     had finished once went on beating from nowhere while its interpreter shut down for over 5 s)."""

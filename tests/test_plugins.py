@@ -103,6 +103,7 @@ def _trained_rule(results: Path) -> tuple[dict, list]:
     return record["config"], record["history"]
 
 
+@pytest.mark.slow
 def test_plugin_rule_runs_under_train_and_is_recorded(outside_rule, tmp_path):
     _run(["train", *SMALL, "--plugin", str(outside_rule), "--rule", "outside-local", "--rule-opt", "scale=0.25",
           "--out", "r.json", "--checkpoint", "run.pt"], tmp_path)
@@ -119,6 +120,7 @@ def test_plugin_rule_runs_under_train_and_is_recorded(outside_rule, tmp_path):
     assert done.returncode == 2 and f"had loaded plugins this command has not: {outside_rule}; give them with --plugin" in done.stderr
 
 
+@pytest.mark.slow
 def test_plugin_by_module_name_and_without_it_the_error_names_the_known_rules(outside_rule, tmp_path):
     _run(["train", *SMALL, "--plugin", "outside_rule", "--rule", "outside-local", "--out", "r.json"], tmp_path,
          pythonpath=[outside_rule.parent])
@@ -132,6 +134,7 @@ def test_plugin_by_module_name_and_without_it_the_error_names_the_known_rules(ou
     assert done.returncode == 2 and done.stderr.startswith("locallearn: error: Plugin module 'no_such_plugin_module' not found")
 
 
+@pytest.mark.slow
 def test_plugin_rule_runs_under_compare(outside_rule, tmp_path):
     _run(["compare", *SMALL, "--plugin", str(outside_rule), "--rules", "local,outside-local:scale=2.0", "--seeds", "1",
           "--out", "c.json"], tmp_path)
@@ -170,6 +173,7 @@ def test_plugin_rule_runs_under_bench(outside_rule, tmp_path):
     assert any('"rule": "outside-local"' in r["key"] for r in records)
 
 
+@pytest.mark.slow
 def test_entry_points_of_an_installed_package(tmp_path):
     site = _installed_package(tmp_path / "site")
     done = _run(["rules"], tmp_path, pythonpath=[site])
