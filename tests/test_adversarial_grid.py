@@ -12,19 +12,16 @@ import pytest
 from locallearn import cli, compare, io
 from tests._adversarial import COMPARE, no_training, one_line_error  # noqa: F401
 
+def compare_error(capsys, *options: str, out) -> str:
+    """The one line ``locallearn compare`` (a tiny synthetic grid, results to ``out``) prints for ``options``."""
+    return one_line_error(capsys, cli.main([*COMPARE, *options, "--out", str(out)]))
+
+
 BAD_MODELS = {  # a model entry -> what its one line says
     "mlp:widths=16": "The 'widths' parameter of MLP must list one size per stage, such as (16,) or (256, 256). Got 16 instead.",
     "mlp:widths=(1000000000,)": "parameters (",
     "cnn:channels=7": "The 'channels' parameter of CNN must list one size per stage",
 }
-
-
-@pytest.mark.parametrize("entry", list(BAD_MODELS))
-def test_a_bad_model_entry_after_a_good_one_is_refused_before_any_run(entry, tmp_path, no_training, capsys):
-    out = tmp_path / "r.json"
-    err = one_line_error(capsys, cli.main([*COMPARE, "--models", f"mlp:widths=(8,),{entry}", "--out", str(out)]))
-    assert BAD_MODELS[entry] in err, err
-    assert not out.exists()
 
 
 def test_records_are_written_as_each_run_ends_so_a_later_failure_loses_none(tmp_path, monkeypatch, capsys):
@@ -38,7 +35,7 @@ def test_records_are_written_as_each_run_ends_so_a_later_failure_loses_none(tmp_
 
     monkeypatch.setattr(compare, "run", second_fails)
     out = tmp_path / "r.json"
-    err = one_line_error(capsys, cli.main([*COMPARE, "--rules", "local,e2e", "--out", str(out)]))
+    err = compare_error(capsys, "--rules", "local,e2e", out=out)
     assert "the second run broke" in err
     records = io.read_json(out)
     assert [r["label"] for r in records] == ["local@simultaneous"] and records[0]["exits"]
@@ -54,18 +51,21 @@ BAD_GRIDS = {  # file content -> what the one line says (always naming the file)
 }
 
 
-@pytest.mark.parametrize("text", list(BAD_GRIDS))
-def test_a_bad_grid_file_is_one_line_naming_the_file(text, tmp_path, no_training, capsys):
-    grid = tmp_path / "g.json"
+@pytest.mark.parametrize("option, text", [("--models", e) for e in BAD_MODELS] + [("--grid", t) for t in BAD_GRIDS])
+def test_a_bad_model_entry_or_grid_file_is_one_line_before_any_run(option, text, tmp_path, no_training, capsys):
+    """A bad model entry after a good one, or a bad grid file (the line names the file): refused, nothing written."""
+    out, grid = tmp_path / "r.json", tmp_path / "g.json"
     grid.write_text(text)
-    err = one_line_error(capsys, cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]))
-    assert f"Grid file {grid}" in err and BAD_GRIDS[text] in err, err
+    value = f"mlp:widths=(8,),{text}" if option == "--models" else str(grid)
+    err = compare_error(capsys, option, value, out=out)
+    assert {**BAD_MODELS, **BAD_GRIDS}[text] in err and (option == "--models" or f"Grid file {grid}" in err), err
+    assert not out.exists()
 
 
 def test_a_bad_toml_grid_names_the_file(tmp_path, no_training, capsys):
     grid = tmp_path / "g.toml"
     grid.write_text("rules = [local]\n")
-    err = one_line_error(capsys, cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]))
+    err = compare_error(capsys, "--grid", str(grid), out=tmp_path / "r.json")
     assert f"Grid file {grid} is not valid TOML" in err
 
 

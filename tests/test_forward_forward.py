@@ -97,13 +97,20 @@ def test_normalise_input_false_leaves_the_first_layers_input_as_it_is():
     assert not isinstance(net.stages[0].block[0], LengthNorm) and isinstance(net.stages[1].block[0], LengthNorm)
 
 
-def test_other_nets_and_bad_parameters_are_refused():
-    with pytest.raises(ValueError, match="'threshold' parameter of ForwardForward must be a float >= 0 or one of 'units'"):
-        ForwardForward(threshold="half")
-    with pytest.raises(ValueError, match="'threshold' parameter of ForwardForward must be a float >= 0"):
-        ForwardForward(threshold=-1.0)
-    with pytest.raises(RuntimeError, match="run setup"):
-        ForwardForward().transform_batch(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
+REFUSED = {  # a bad call -> (its error, what the message says)
+    "a threshold name it does not know": (lambda: ForwardForward(threshold="half"), ValueError,
+                                          "'threshold' parameter of ForwardForward must be a float >= 0 or one of 'units'"),
+    "a negative threshold": (lambda: ForwardForward(threshold=-1.0), ValueError,
+                             "'threshold' parameter of ForwardForward must be a float >= 0"),
+    "a batch before setup": (lambda: ForwardForward().transform_batch(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)),
+                             RuntimeError, "run setup"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_other_nets_and_bad_parameters_are_refused(case):
+    call, error, message = REFUSED[case]
+    pytest.raises(error, call).match(message)
 
 
 def test_trains_on_digits_and_the_deeper_exit_keeps_up():

@@ -109,13 +109,17 @@ def test_a_step_without_the_network_input_is_a_clear_error():
         rule.stage_loss(out, torch.tensor([0, 1]))
 
 
-def test_bad_parameters_get_clear_errors():
-    with pytest.raises(ValueError, match="'supervision' parameter of InfoPro must be one of"):
-        InfoPro(supervision="mse")
-    with pytest.raises(ValueError, match="'lambda1' parameter of InfoPro must be a float >= 0"):
-        InfoPro(lambda1=-1)
-    with pytest.raises(ValueError, match="DGLHead expects a \\(C, H, W\\) feature map"):
-        DGLHead((16,), 10)
+BAD = {  # a bad call -> what its one-line error says
+    "supervision='mse'": (lambda: InfoPro(supervision="mse"), "'supervision' parameter of InfoPro must be one of"),
+    "lambda1=-1": (lambda: InfoPro(lambda1=-1), "'lambda1' parameter of InfoPro must be a float >= 0"),
+    "a flat input to DGLHead": (lambda: DGLHead((16,), 10), "DGLHead expects a \\(C, H, W\\) feature map"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_parameters_get_clear_errors(case):
+    call, message = BAD[case]
+    pytest.raises(ValueError, call).match(message)
 
 
 @pytest.mark.parametrize("options", [{}, {"supervision": "contrast"}])

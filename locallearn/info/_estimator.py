@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -29,7 +30,8 @@ class Estimator:
     """Accumulates ``(x, y)`` batches and applies ``function(x, y, **hyper_parameters)``.
 
     Subclasses set ``function`` and define a keyword-only ``__init__`` that stores each
-    hyper-parameter under its own name, then calls ``super().__init__()``.
+    hyper-parameter under its own name, then calls ``super().__init__()`` (or take
+    :func:`twin_init`'s, which reads the hyper-parameters off ``function``).
     """
 
     function: ClassVar[Callable[..., float]]
@@ -87,3 +89,38 @@ class Estimator:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in get_params(self).items())
         return f"{type(self).__name__}({args})"
+
+
+def twin_init(function: Callable[..., float], check: Callable[..., None]) -> Callable[..., None]:
+    """An estimator class's ``__init__`` that takes exactly ``function``'s keyword-only hyper-parameters,
+    with their defaults, so that the list is written once for the function and its class twin: it checks
+    them with ``check(owner, **values)``, stores each under its own name and starts with no batches. Its
+    signature is the function's (``inspect``, the listings and ``get_params`` read it).
+
+    Example:
+        >>> def plus(x, y, *, shift=0.0):
+        ...     return float(x.sum() + y.sum()) + shift
+        >>> class Plus(Estimator):
+        ...     function = staticmethod(plus)
+        ...     __init__ = twin_init(plus, lambda owner, **values: None)
+        >>> Plus(shift=1.0), inspect.signature(Plus)
+        (Plus(shift=1.0), <Signature (*, shift=0.0)>)
+    """
+    params = [p for p in inspect.signature(function).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    names = [p.name for p in params]
+
+    def __init__(self: Estimator, **given: Any) -> None:
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}; "
+                            f"its hyper-parameters are: {', '.join(names)}.")
+        values = {p.name: given.get(p.name, p.default) for p in params}
+        check(type(self).__name__, **values)
+        for name, value in values.items():
+            setattr(self, name, value)
+        Estimator.__init__(self)
+
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    __init__.__signature__ = inspect.Signature([self_param, *params])  # type: ignore[attr-defined]
+    __init__.__doc__ = f"The keyword-only hyper-parameters of :func:`{function.__name__}`, with its defaults."
+    return __init__

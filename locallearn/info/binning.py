@@ -23,10 +23,10 @@ import numpy as np
 
 from .._params import check_choice, check_number
 from ._checks import as_pair, check_base, in_base, row_labels
-from ._estimator import ESTIMATORS, Estimator
+from ._estimator import ESTIMATORS, Estimator, twin_init
 
 
-def _check_params(owner: str, bins: Any, value_range: Any, strategy: Any, base: Any) -> None:
+def _check_params(owner: str, *, bins: Any, value_range: Any, strategy: Any, base: Any, **_flags: Any) -> None:
     check_number(bins, name="bins", owner=owner, low=1, integer=True)
     check_choice(strategy, name="strategy", owner=owner, choices=("uniform", "quantile"))
     check_base(base, owner=owner)
@@ -101,7 +101,7 @@ def binning_mi(
         >>> round(binning_mi([0, 1, 2, 3], t, bins=2, discrete_x=True, base=2), 6)  # two bins: 1 bit
         1.0
     """
-    _check_params("binning_mi", bins, value_range, strategy, base)
+    _check_params("binning_mi", bins=bins, value_range=value_range, strategy=strategy, base=base)
     x, y = as_pair(x, y)
 
     def symbols(a: np.ndarray, discrete: bool) -> np.ndarray:
@@ -129,20 +129,7 @@ class BinningMI(Estimator):
 
     function = staticmethod(binning_mi)
 
-    def __init__(
-        self,
-        *,
-        bins: int = 30,
-        value_range: tuple[float, float] | None = None,
-        strategy: str = "uniform",
-        discrete_x: bool = False,
-        discrete_y: bool = False,
-        base: float = math.e,
-    ) -> None:
-        _check_params(type(self).__name__, bins, value_range, strategy, base)
-        self.bins, self.value_range, self.strategy = bins, value_range, strategy
-        self.discrete_x, self.discrete_y, self.base = discrete_x, discrete_y, base
-        super().__init__()
+    __init__ = twin_init(binning_mi, _check_params)
 
     def plane_point(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Shwartz-Ziv & Tishby: each distinct input is one symbol and T is binned, I(X;T) = H(bin(T));

@@ -27,7 +27,7 @@ from torch import nn
 
 from .._params import check_choice, check_number
 from ._checks import as_tensor_pair, check_base, in_base
-from ._estimator import ESTIMATORS, Estimator
+from ._estimator import ESTIMATORS, Estimator, twin_init
 
 
 def infonce_bound(scores: torch.Tensor) -> torch.Tensor:
@@ -55,8 +55,8 @@ def dv_bound(scores: torch.Tensor) -> torch.Tensor:
 _BOUNDS = {"infonce": infonce_bound, "dv": dv_bound}
 
 
-def _check_params(owner: str, bound: Any, hidden: Any, steps: Any, batch_size: Any, lr: Any,
-                  holdout: Any, base: Any) -> None:
+def _check_params(owner: str, *, bound: Any, hidden: Any, steps: Any, batch_size: Any, lr: Any,
+                  holdout: Any, base: Any, seed: Any = 0) -> None:
     check_choice(bound, name="bound", owner=owner, choices=tuple(_BOUNDS))
     check_number(hidden, name="hidden", owner=owner, low=1, integer=True)
     check_number(steps, name="steps", owner=owner, low=1, integer=True)
@@ -112,7 +112,8 @@ def neural_mi(
         >>> 0.2 < neural_mi(x, y, steps=200) < 0.4      # true value 0.3466 nats
         True
     """
-    _check_params("neural_mi", bound, hidden, steps, batch_size, lr, holdout, base)
+    _check_params("neural_mi", bound=bound, hidden=hidden, steps=steps, batch_size=batch_size, lr=lr, holdout=holdout,
+                  base=base)
     x, y = as_tensor_pair(x, y, min_samples=4)
     with _one_thread():
         return in_base(_train_and_evaluate(x, y, bound, hidden, steps, batch_size, lr, holdout, seed), base)
@@ -164,19 +165,4 @@ class NeuralMI(Estimator):
 
     function = staticmethod(neural_mi)
 
-    def __init__(
-        self,
-        *,
-        bound: str = "infonce",
-        hidden: int = 64,
-        steps: int = 500,
-        batch_size: int = 256,
-        lr: float = 3e-3,
-        holdout: float = 0.3,
-        seed: int = 0,
-        base: float = math.e,
-    ) -> None:
-        _check_params(type(self).__name__, bound, hidden, steps, batch_size, lr, holdout, base)
-        self.bound, self.hidden, self.steps, self.batch_size = bound, hidden, steps, batch_size
-        self.lr, self.holdout, self.seed, self.base = lr, holdout, seed, base
-        super().__init__()
+    __init__ = twin_init(neural_mi, _check_params)
