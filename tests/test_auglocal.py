@@ -43,6 +43,14 @@ def test_setup_builds_fresh_copies_of_the_later_blocks_behind_width_adapters():
     assert "auglocal" not in net.stages[3].aux
 
 
+def test_the_classifier_has_batchnorm_only_at_depth_one():
+    """networks/auxiliary_nets.py: pool, BatchNorm1d when the aux net has a single sampled layer, linear."""
+    net = build_mlp((6,), (8, 8, 8, 8), 3)
+    rules.create("auglocal", depth=2, pyramid=True, pyramid_coeff=1.0).setup(net)  # depths 2, 2, 1
+    kinds = [[type(m).__name__ for m in net.stages[i].aux["auglocal"].classifier] for i in range(3)]
+    assert kinds == [["Flatten", "Linear"], ["Flatten", "Linear"], ["Flatten", "BatchNorm1d", "Linear"]]
+
+
 def test_stage_loss_is_the_aux_cross_entropy_plus_the_probe():
     torch.manual_seed(0)
     net = build_mlp((6,), (8, 8, 8), 3)
