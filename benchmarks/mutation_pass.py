@@ -144,7 +144,8 @@ MUTANTS = tuple(Mutant(name, path, old, new, tests) for path, (tests, rows) in _
 def run_tests(workdir: Path, paths: list[str], timeout_s: int) -> tuple[int | None, str, float]:
     """``pytest -x -q`` (doctests included) on ``paths`` in ``workdir``: (exit code or None on timeout, its last
     line, the CPU seconds it used)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--doctest-modules", *paths]
+    # addopts cleared so that one -q leaves pytest's summary ("N passed in S s") as the last line
+    command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-x", "-p", "no:cacheprovider", "--doctest-modules", *paths]
     env = {**os.environ, "PYTHONPATH": str(workdir), "OMP_NUM_THREADS": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
