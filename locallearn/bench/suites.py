@@ -337,3 +337,4 @@ _add(
 
 
 import locallearn.bench.suites_field  # noqa: E402,F401  (adds the field's grids: InfoPro, local-loss VGG)
+import locallearn.bench.suites_rules  # noqa: E402,F401  (issue 26: auglocal and dtp beside the field's rules)

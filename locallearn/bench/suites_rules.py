@@ -1,0 +1,54 @@
+"""Issue 26's rules beside the field's: ``auglocal`` and ``dtp`` against ``e2e``, ``local`` and ``infopro``.
+
+``rules-cnn-fashion``: Fashion-MNIST, the package's CNN (3x3 conv, BatchNorm, ReLU, 2x2 max-pool per
+stage) with K = 2 stages (32-64) and K = 4 stages (32-64-64-64), every exit's accuracy, time and
+saved-for-backward bytes, 3 seeds. ``rules-resnet20-fashion``: the same rules on He et al.'s CIFAR
+ResNet-20 cut evenly into K = 2 and K = 4 local modules (``even_cuts``). Both use one recipe, the
+package's default (Adam, lr 1e-3, constant, batch 64, no augmentation), so that the rules differ
+only by their learning signal; each rule keeps its own defaults (``auglocal``: depth 3, pyramid
+0.5; ``dtp``: eta 0.5, sigma 0.1; ``infopro``: its defaults with the model's own heads).
+
+Example:
+    >>> from locallearn.bench.suites import SUITES
+    >>> cells = SUITES["rules-cnn-fashion"].cells(seeds=1)
+    >>> sorted({c.spec.rule for c in cells}), len(cells)
+    (['auglocal', 'dtp', 'e2e', 'infopro', 'local'], 10)
+"""
+
+from __future__ import annotations
+
+from locallearn.bench.suites import Suite, _add
+from locallearn.experiment import RunSpec
+
+RULES_26 = ("e2e", "local", "infopro", "auglocal", "dtp")
+_RECIPE = RunSpec(epochs=2, batch_size=64, lr=1e-3)
+_NOTES = (
+    "One recipe for every rule (Adam lr 1e-3, batch 64, constant, no augmentation); every exit is read out by its "
+    "own head (auglocal and dtp train their heads as probes on detached features; e2e trains them likewise).",
+)
+
+_add(
+    Suite(
+        name="rules-cnn-fashion",
+        description="Fashion-MNIST CNN at K = 2 (32-64) and K = 4 (32-64-64-64): auglocal and dtp beside e2e, local, infopro",
+        base=_RECIPE,
+        datasets=("fashion-mnist",),
+        models={"cnn-K2": {"model": "cnn", "channels": (32, 64)}, "cnn-K4": {"model": "cnn", "channels": (32, 64, 64, 64)}},
+        schedules={"simultaneous": RULES_26},
+        seeds=3,
+        notes=_NOTES,
+    )
+)
+_add(
+    Suite(
+        name="rules-resnet20-fashion",
+        description="Fashion-MNIST ResNet-20 cut evenly into K = 2 and K = 4: auglocal and dtp beside e2e, local, infopro",
+        base=_RECIPE,
+        datasets=("fashion-mnist",),
+        models={f"resnet20-K{k}": {"model": "resnet20", "model_kw": {"stages": k}} for k in (2, 4)},
+        schedules={"simultaneous": RULES_26},
+        seeds=3,
+        notes=(*_NOTES, "ResNet-20 cut by even_cuts: K = 2 ends module 1 after group 2 block 0; K = 4 after the first "
+               "block of each group (see locallearn.models.resnet)."),
+    )
+)
