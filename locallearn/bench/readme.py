@@ -25,7 +25,7 @@ from locallearn import io
 from locallearn.bench.anchors import anchors_for
 from locallearn.bench.tables import MIB, schedule_totals, summary_rows
 from locallearn.compare import format_table, summarise
-from locallearn.report.stats import format_mean_sd
+from locallearn.report.stats import format_mean_sd, mean_sd
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path("benchmarks") / "results"
@@ -205,10 +205,38 @@ def throughput(root: Path = ROOT) -> str:
             "on the MLP).")
 
 
+def rules_26(root: Path = ROOT) -> str:
+    """Issue 26's rules beside the field's on the Fashion-MNIST CNN and ResNet-20: accuracy of every exit, the
+    last exit, CPU time and saved bytes per batch as multiples of e2e's (same seed, data and model)."""
+    lines = ["| model | rule | test acc % per exit (first → last) | last exit % | CPU time × e2e | saved bytes × e2e |",
+             "|---|---|---|---|---|---|"]
+    for suite in ("rules-cnn-fashion", "rules-resnet20-fashion"):
+        for r in _rows(suite, root):
+            per_exit = " / ".join(f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
+            lines.append(f"| {r['model_label']} | {r['label'].partition('@')[0]} | {per_exit} | {_pm(r['final'])} "
+                         f"| {r['cpu_ratio'][0]:.2f} | {r['saved_ratio'][0]:.2f} |")
+    return "\n".join(lines)
+
+
+def cuts(root: Path = ROOT) -> str:
+    """Searched against equal cuts: last-exit test accuracy of both splits and their difference paired by seed."""
+    records = _cells("cuts", root)
+    cell = records[0]["cell"]
+    by = {(r["cell"]["seed"], r["cell"]["split"]): r["exit_test_accuracy"][-1] for r in records}
+    seeds = sorted({seed for seed, _ in by})
+    pair = [(by[(s, "searched")], by[(s, "equal")]) for s in seeds]
+    pct = lambda values: format_mean_sd(mean_sd(values), scale=100)  # noqa: E731
+    return (f"{cell['model']}, K = {cell['stages']}, `{cell['rule']}`, {cell['epochs']} epochs on {cell['train_size']} "
+            f"Fashion-MNIST images, {len(seeds)} seeds: last exit {pct([a for a, _ in pair])} % with the searched "
+            f"cuts against {pct([b for _, b in pair])} % with equal cuts (difference paired by seed "
+            f"{pct([a - b for a, b in pair])} points).")
+
+
 BLOCKS: dict[str, Callable[..., str]] = {"demo": demo, "engine": engine, "memory": memory, "fashion": fashion,
                                           "paper": paper, "bio": bio, "early_exit": early_exit,
                                           "sequential": sequential, "memory_table": memory_table,
-                                          "memory_time": memory_time, "throughput": throughput}
+                                          "memory_time": memory_time, "throughput": throughput,
+                                          "rules_26": rules_26, "cuts": cuts}
 
 
 def replace_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:

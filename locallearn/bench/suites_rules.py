@@ -3,7 +3,8 @@
 ``rules-cnn-fashion``: Fashion-MNIST, the package's CNN (3x3 conv, BatchNorm, ReLU, 2x2 max-pool per
 stage) with K = 2 stages (32-64) and K = 4 stages (32-64-64-64), every exit's accuracy, time and
 saved-for-backward bytes, 3 seeds. ``rules-resnet20-fashion``: the same rules on He et al.'s CIFAR
-ResNet-20 cut evenly into K = 2 and K = 4 local modules (``even_cuts``). Both use one recipe, the
+ResNet-20 cut evenly into K = 4 local modules (``even_cuts``; K = 2 is left out of the grid: the shared
+CPU's budget of this session did not allow it). Both use one recipe, the
 package's default (Adam, lr 1e-3, constant, batch 64, no augmentation), so that the rules differ
 only by their learning signal; each rule keeps its own defaults (``auglocal``: depth 3, pyramid
 0.5; ``dtp``: eta 0.5, sigma 0.1; ``infopro``: its defaults with the model's own heads).
@@ -42,13 +43,28 @@ _add(
 _add(
     Suite(
         name="rules-resnet20-fashion",
-        description="Fashion-MNIST ResNet-20 cut evenly into K = 2 and K = 4: auglocal and dtp beside e2e, local, infopro",
+        description="Fashion-MNIST ResNet-20 cut evenly into K = 4: auglocal and dtp beside e2e, local, infopro",
         base=_RECIPE,
         datasets=("fashion-mnist",),
-        models={f"resnet20-K{k}": {"model": "resnet20", "model_kw": {"stages": k}} for k in (2, 4)},
+        models={"resnet20-K4": {"model": "resnet20", "model_kw": {"stages": 4}}},
         schedules={"simultaneous": RULES_26},
         seeds=3,
-        notes=(*_NOTES, "ResNet-20 cut by even_cuts: K = 2 ends module 1 after group 2 block 0; K = 4 after the first "
-               "block of each group (see locallearn.models.resnet)."),
+        notes=(*_NOTES, "ResNet-20 cut by even_cuts: the modules end after the first block of each "
+               "group (see locallearn.models.resnet). K = 2 is not in the grid (the shared CPU's budget)."),
+    )
+)
+_add(
+    Suite(
+        name="auglocal-ablation-cnn",
+        description="Why auglocal trails e2e at K = 4 (Fashion-MNIST CNN 32-64-64-64): e2e, auglocal (depth 3: every "
+                    "later layer) and auglocal:depth=1, run at 2 and at 4 epochs",
+        base=_RECIPE,
+        datasets=("fashion-mnist",),
+        models={"cnn-K4": {"model": "cnn", "channels": (32, 64, 64, 64)}},
+        schedules={"simultaneous": ("e2e", "auglocal", "auglocal:depth=1")},
+        seeds=3,
+        notes=(*_NOTES, "At K = 4 the default depth d = 3 with the pyramid (c = 0.5) gives stages 1, 2, 3 auxiliary "
+               "depths 3, 2, 2, which cover every later layer: no layer is skipped, so no adapter is built, and the "
+               "auxiliary nets are fresh, re-initialised copies of all the later blocks."),
     )
 )
