@@ -25,14 +25,15 @@ Defaults from the authors' code (donghyunlee/dtp ``conti_dtp.py``, the continuou
 net): ``eta = 0.3277`` (their ``__lr0``, 0.327736) on the batch-mean loss, ``sigma = 0.3598`` (their
 ``__c``, 0.359830), both rounded to 4 digits.
 
-Convolutional blocks (Bartunov, Santoro, Richards, Marris, Hinton & Lillicrap, NeurIPS 2018, ran
-DTP on convolutional and locally connected nets): the inverse of a block from ``C_in`` to
-``C_out`` channels mirrors its first convolution with a transposed convolution from ``C_out``
-back to ``C_in`` channels (same kernel and padding, stride 1), preceded by nearest upsampling to
-the input's spatial size where the block pooled or strode; this is how the DTP code of Ernoult,
-Normandin, Moudgil, Spinney, Belilovsky, Rish, Richards & Bengio (ICML 2022,
-``ernoult/scalingDTP``, ``backward_layers.invert``) builds the inverse of a convolution
-(``ConvTranspose2d``) and of a pooling layer (``Upsample``).
+Convolutional blocks: Bartunov, Santoro, Richards, Marris, Hinton & Lillicrap (NeurIPS 2018) scaled
+DTP to networks of convolution-shaped receptive fields (locally connected, untied weights); their
+text on how those inverses are built was not available to check here. For weight-shared conv
+blocks the inverse of a block from ``C_in`` to ``C_out`` channels mirrors its first convolution
+with a transposed convolution from ``C_out`` back to ``C_in`` channels (same kernel and padding,
+stride 1), preceded by nearest upsampling to the input's spatial size where the block pooled or
+strode; this is how the DTP code of Ernoult, Normandin, Moudgil, Spinney, Belilovsky, Rish,
+Richards & Bengio (ICML 2022, ``ernoult/scalingDTP``, ``backward_layers.invert``) builds the
+inverse of a convolution (``ConvTranspose2d``) and of a pooling layer (``Upsample``).
 
 Departures (ours): ``g_i`` is one layer (``Linear``, or upsampling and one transposed convolution)
 followed by the activation of the layer below (the paper uses ``tanh`` throughout), whatever the
