@@ -6,12 +6,8 @@ fits a learnable policy on it if it is not fitted yet, and returns frozen
 costs are relative to the full network (``CostTable.full``).
 
 Example:
-    >>> import torch
-    >>> from locallearn.exits import ExitLogits
-    >>> g = torch.Generator().manual_seed(0)
-    >>> labels = torch.randint(0, 3, (200,), generator=g)
-    >>> logits = torch.randn(3, 200, 3, generator=g) + 3 * torch.nn.functional.one_hot(labels, 3)
-    >>> val = ExitLogits(logits, labels, "val")
+    >>> from locallearn.exits.synthetic import synthetic_exit_logits
+    >>> val = synthetic_exit_logits(n_samples=200, seed=0)
     >>> th = for_target_accuracy(val, "max-prob", max_drop=0.01)
     >>> th.details["accuracy"] >= th.details["last_exit_accuracy"] - 0.01
     True

@@ -40,7 +40,8 @@ import torch
 
 from .._params import check_number
 from .cache import ExitLogits
-from .policies import EXIT_POLICIES, ExitPolicy, refuse_test_split
+from .fit_part import fit_on_part
+from .policies import ExitPolicy, refuse_test_split
 from .thresholds import Thresholds
 
 
@@ -86,14 +87,7 @@ def conformal_risk_control(
     qualifies, e.g. with fewer than ``1 / max_risk`` calibration rows."""
     refuse_test_split(val, what="conformal_risk_control")
     check_number(max_risk, name="max_risk", owner="conformal_risk_control", low=0.0, high=1.0, low_inclusive=False)
-    policy = EXIT_POLICIES.create(policy)
-    calibration = val
-    if policy.learnable and not policy.is_fitted:
-        check_number(fit_fraction, name="fit_fraction", owner="conformal_risk_control", low=0.0, high=1.0, low_inclusive=False)
-        order = torch.randperm(val.n_samples, generator=torch.Generator().manual_seed(seed))
-        n_fit = int(fit_fraction * val.n_samples)
-        policy.fit(val.subset(order[:n_fit]))
-        calibration = val.subset(order[n_fit:])
+    policy, calibration = fit_on_part(val, policy, fit_fraction=fit_fraction, seed=seed, owner="conformal_risk_control")
     grid = torch.cat([torch.tensor([math.inf]), policy.grid(val.n_exits).double()])
     index, bound = crc_threshold_index(drop_losses(policy, calibration, grid), max_risk)
     chosen = float(grid[index]) if index >= 0 else math.inf

@@ -20,12 +20,8 @@ returned thresholds remember every row of both parts as seen, so ``evaluate``
 refuses the fitting part as well, whatever split name it is given.
 
 Example:
-    >>> import torch
-    >>> from locallearn.exits import ExitLogits
-    >>> g = torch.Generator().manual_seed(0)
-    >>> labels = torch.randint(0, 3, (500,), generator=g)
-    >>> logits = torch.randn(2, 500, 3, generator=g) + 3 * torch.nn.functional.one_hot(labels, 3)
-    >>> th = risk_controlled(ExitLogits(logits, labels, "val"), "max-prob", max_drop=0.05, epsilon=0.1)
+    >>> from locallearn.exits.synthetic import synthetic_exit_logits
+    >>> th = risk_controlled(synthetic_exit_logits(n_samples=500, seed=0), "max-prob", max_drop=0.05, epsilon=0.1)
     >>> th.details["p_value"] <= 0.1 or th.values == (float("inf"),)
     True
 """
@@ -38,6 +34,7 @@ import torch
 
 from .._params import check_number
 from .cache import ExitLogits
+from .fit_part import fit_on_part
 from .policies import EXIT_POLICIES, ExitPolicy, refuse_test_split
 from .policies.base import first_exit
 from .thresholds import Thresholds
@@ -53,14 +50,8 @@ def risk_controlled(
     refuse_test_split(val, what="risk_controlled")
     check_number(max_drop, name="max_drop", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
     check_number(epsilon, name="epsilon", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
-    policy = EXIT_POLICIES.create(policy)
     seen = val  # every row the calibration touches, the fitting part included
-    if policy.learnable and not policy.is_fitted:
-        check_number(fit_fraction, name="fit_fraction", owner="risk_controlled", low=0.0, high=1.0, low_inclusive=False)
-        order = torch.randperm(val.n_samples, generator=torch.Generator().manual_seed(seed))
-        n_fit = int(fit_fraction * val.n_samples)
-        policy.fit(val.subset(order[:n_fit]))
-        val = val.subset(order[n_fit:])
+    policy, val = fit_on_part(val, policy, fit_fraction=fit_fraction, seed=seed, owner="risk_controlled")
     sureness = policy.sureness(val.logits)
     wrong = policy.outputs(val.logits).argmax(-1) != val.labels
     last_right = val.logits[-1].argmax(-1) == val.labels

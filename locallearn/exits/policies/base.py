@@ -133,6 +133,14 @@ class ExitPolicy:
             )
         return decide_from(self.sureness(logits), self.outputs(logits), t)
 
+    def check_fitted(self, fitted_exits: int | None, n_exits: int) -> None:
+        """Raise unless the policy was fitted (``fitted_exits`` is not ``None``) for at least ``n_exits`` exits."""
+        name = type(self).__name__
+        if fitted_exits is None:
+            raise RuntimeError(f"{name} must be fitted on validation logits first: call .fit(val).")
+        if n_exits > fitted_exits:
+            raise ValueError(f"{name} was fitted for {fitted_exits} exits. Got logits with {n_exits} exits instead.")
+
     def get_params(self) -> dict:
         """The keyword-only hyper-parameters, read back for logging."""
         return get_params(self)

@@ -95,12 +95,7 @@ class WeightedPolicy(_PooledPolicy):
         return (w * probs).cumsum(0) / w.cumsum(0)
 
     def pooled(self, probs: torch.Tensor) -> torch.Tensor:
-        if self.weights is None:
-            raise RuntimeError("WeightedPolicy must be fitted on validation logits first: call .fit(val).")
-        if probs.shape[0] > len(self.weights):
-            raise ValueError(
-                f"WeightedPolicy was fitted for {len(self.weights)} exits. Got logits with {probs.shape[0]} exits instead."
-            )
+        self.check_fitted(None if self.weights is None else len(self.weights), probs.shape[0])
         return self._pool(probs, self.weights)
 
     def fit(self, val: ExitLogits) -> WeightedPolicy:

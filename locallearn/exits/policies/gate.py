@@ -82,12 +82,7 @@ class LearnedGatePolicy(ExitPolicy):
         return self
 
     def sureness(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.gates is None:
-            raise RuntimeError("LearnedGatePolicy must be fitted on validation logits first: call .fit(val).")
-        if logits.shape[0] > len(self.gates):
-            raise ValueError(
-                f"LearnedGatePolicy was fitted for {len(self.gates)} exits. Got logits with {logits.shape[0]} exits instead."
-            )
+        self.check_fitted(None if self.gates is None else len(self.gates), logits.shape[0])
         x = self.features(logits)
         with torch.no_grad():
             return torch.stack([torch.sigmoid(self.gates[k](x[k]).squeeze(-1)) for k in range(x.shape[0])])
