@@ -35,6 +35,7 @@ from typing import Iterable, Protocol, Sequence
 import torch
 from torch import nn
 
+from locallearn.heads_cascade import head_logits
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput, refuse_mixing
 
@@ -280,7 +281,7 @@ def run_stages(
         h_in = h.detach() if rule.detach_inputs else h
         with autocast:
             h_out = rule.block_forward(stage.block, h_in)
-            exit_logits = stage.head(h_out)
+            exit_logits = head_logits(stage.head, h_out, logits[-1] if logits else None)
             flat = exit_logits.flatten(0, 1) if per_position else exit_logits
             out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)
             loss = _stage_loss(rule, out, target)

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from locallearn.heads_cascade import head_logits
+
 
 class Stage(nn.Module):
     """One block of layers and its auxiliary head.
@@ -42,10 +44,11 @@ class Stage(nn.Module):
         self.head = head
         self.aux = nn.ModuleDict()
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(features, logits)`` of this stage for its input ``h``."""
+    def forward(self, h: torch.Tensor, previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(features, logits)`` of this stage for its input ``h``; ``previous`` (the logits of the
+        exit before) reaches a head that cascades (``locallearn.heads_cascade``)."""
         features = self.block(h)
-        return features, self.head(features)
+        return features, head_logits(self.head, features, previous)
 
 
 def layout(shape: Sequence[int]) -> str:
@@ -158,9 +161,9 @@ class LocalNet(nn.Module):
         """Logits of every exit, first to last; with ``return_features`` also each block's output."""
         self.note_input(x)
         logits, features = [], []
-        h = x
+        h, out = x, None
         for stage in self.stages:
-            h, out = stage(h)
+            h, out = stage(h, out)
             features.append(h)
             logits.append(out)
         return (logits, features) if return_features else logits

@@ -25,7 +25,7 @@ from .cost import (
 )
 from .placement import SDN_FRACTIONS, exit_gain, exit_gains, layer_flops, place_exits
 from .policies import (
-    EXIT_POLICIES, AvgPoolPolicy, EntropyPolicy, ExitDecision, ExitPolicy, LearnedGatePolicy, MarginPolicy, MaxPoolPolicy,
+    EXIT_POLICIES, AvgPoolPolicy, EntropyPolicy, ExitDecision, ExitPolicy, GeometricEnsemblePolicy, LearnedGatePolicy, MarginPolicy, MaxPoolPolicy,
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
 from .synthetic import synthetic_exit_logits
@@ -43,7 +43,7 @@ __all__ = [
     "max_probability", "normalised_entropy", "top2_margin", "CostTable", "count_flops", "expected_cost", "exit_fractions",
     "per_sample_cost", "soft_cost_penalty", "soft_exit_probabilities", "soft_expected_cost", "stage_costs",
     "SDN_FRACTIONS", "exit_gain", "exit_gains", "layer_flops", "place_exits", "EXIT_POLICIES", "AvgPoolPolicy",
-    "EntropyPolicy", "ExitDecision", "ExitPolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
+    "EntropyPolicy", "ExitDecision", "ExitPolicy", "GeometricEnsemblePolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
     "Thresholds", "evaluate", "synthetic_exit_logits", "collect_exit_logits", "EarlyExitRunner", "RunOutput", "run_full",
     "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram", "compare_speedup", "latency_tables",

@@ -2,8 +2,6 @@
 
 Example:
     >>> import torch
-
-from locallearn import io
     >>> cache = ExitLogits(torch.zeros(3, 5, 10), torch.zeros(5, dtype=torch.long), split="val")
     >>> cache.n_exits, cache.n_samples, cache.n_classes
     (3, 5, 10)

@@ -21,11 +21,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import functools
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from ..heads_cascade import head_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,7 @@ class CostTable:
         return sum(self.blocks) + self.heads[-1]
 
 
-def count_flops(module: nn.Module, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+def count_flops(module: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[float, torch.Tensor]:
     """FLOPs of ``module(x)`` (forward only, no grad) and its output."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = module(x)
@@ -94,10 +97,10 @@ def stage_costs(blocks: Sequence[nn.Module], heads: Sequence[nn.Module], input_s
         m.eval()
     try:
         h = torch.zeros(1, *input_shape)
-        block_flops, head_flops = [], []
+        block_flops, head_flops, previous = [], [], None
         for block, head in zip(blocks, heads):
             f_block, h = count_flops(block, h)
-            f_head, _ = count_flops(head, h)
+            f_head, previous = count_flops(functools.partial(head_logits, head, previous=previous), h)
             block_flops.append(f_block)
             head_flops.append(f_head)
     finally:

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Iterator
+import functools
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from ..heads_cascade import head_logits
 
 from .cost import CostTable, per_sample_cost
 from .thresholds import Thresholds
@@ -93,7 +96,7 @@ class EarlyExitRunner:
             raise ValueError(f"EarlyExitRunner got a TierPlan for {tiers.n_stages} stages; the network has {len(self.stages)}.")
         self.tiers = tiers
 
-    def _call(self, module: torch.nn.Module, h: torch.Tensor, flops: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
+    def _call(self, module: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor, flops: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
         if flops is None:
             return module(h)
         with FlopCounterMode(display=False) as counter:
@@ -120,7 +123,8 @@ class EarlyExitRunner:
             if sent is not None:
                 sent[alive] += len(self.tiers.links_before(k)) * h.numel() * h.element_size() / len(alive)
             h = self._call(stage.block, h, flops, alive)
-            history.append(self._call(stage.head, h, flops, alive))
+            head = functools.partial(head_logits, stage.head, previous=history[-1] if history else None)
+            history.append(self._call(head, h, flops, alive))
             if k == last:
                 leave = torch.ones(len(alive), dtype=torch.bool)
             else:

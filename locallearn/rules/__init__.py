@@ -20,6 +20,7 @@ from locallearn.rules.joint import JointSupervision
 from locallearn.rules.joint_cost import JointCostPenalty
 from locallearn.rules.local import LocalCrossEntropy
 from locallearn.rules.predsim import PredSim, PredSimBio, Sim
+from locallearn.rules.ztw import ZeroTimeWaste
 
 create = RULES.create
 names = RULES.names
@@ -30,5 +31,5 @@ __all__ = [
     "InfoPro",
     "ForwardForward",
     "ForwardGradient",
-    "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "Sim", "StageOutput", "create", "names",
+    "LocalCrossEntropy", "LocalRule", "PredSim", "PredSimBio", "Sim", "StageOutput", "ZeroTimeWaste", "create", "names",
 ]

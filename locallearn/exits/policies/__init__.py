@@ -3,10 +3,11 @@
 from .base import EXIT_POLICIES, ExitDecision, ExitPolicy, refuse_test_split
 from .combine import AvgPoolPolicy, MaxPoolPolicy, WeightedPolicy
 from .confidence import EntropyPolicy, MarginPolicy, MaxProbPolicy
+from .ensemble import GeometricEnsemblePolicy
 from .gate import LearnedGatePolicy
 from .patience import PatiencePolicy
 
 __all__ = [
     "EXIT_POLICIES", "ExitDecision", "ExitPolicy", "refuse_test_split", "EntropyPolicy", "MaxProbPolicy",
-    "MarginPolicy", "PatiencePolicy", "LearnedGatePolicy", "WeightedPolicy", "AvgPoolPolicy", "MaxPoolPolicy",
+    "MarginPolicy", "GeometricEnsemblePolicy", "PatiencePolicy", "LearnedGatePolicy", "WeightedPolicy", "AvgPoolPolicy", "MaxPoolPolicy",
 ]

@@ -1,0 +1,71 @@
+"""``ztw``: Zero Time Waste's training of the internal classifiers (Wołczyk et al., NeurIPS 2021).
+
+ZTW attaches exits to a trained backbone and trains only them, the backbone frozen (the authors'
+``sdn_ic`` step, "IC-only" training as in Shallow-Deep Networks, ``ztw_cv_original/train_networks.py``):
+every block and the backbone's own last classifier stop learning, and the internal classifiers
+(exits ``0 .. K-2``) learn from the sum of their cross-entropies. With ``cascade=True`` (the authors'
+``--stacking --detach_prev``) exits ``1 .. K-2`` read the previous exit's detached logits
+(``locallearn.heads_cascade``). The ensemble of exits, ZTW's second part, is an exit policy fitted
+afterwards on the exits' logits: ``ztw-ensemble`` (``locallearn.exits.policies.ensemble``).
+
+The recipe: train the backbone first (e.g. ``rule=EndToEnd(probe_heads=False)``), then train a copy
+of it (or the backbone loaded into a fresh net: a rule whose setup changes the net trains a net of its
+own) under ``ztw``, then fit ``ztw-ensemble`` on the training split's exit logits.
+
+Example:
+    >>> import locallearn as ll
+    >>> net = ll.build_mlp((4,), (8, 8, 8), 3)
+    >>> rule = ll.prepare(net, "ztw")
+    >>> [type(s.head).__name__ for s in net.stages], any(p.requires_grad for p in net.stages[2].parameters())
+    (['LinearHead', 'CascadeHead', 'LinearHead'], False)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from locallearn._params import check_choice
+from locallearn.heads_cascade import add_cascade
+from locallearn.net import LocalNet
+from locallearn.rules.base import RULES, LocalRule, StageOutput
+
+
+def _num_classes(head: nn.Module) -> int:
+    """The width of a head's output: its last layer with ``out_features`` (a Linear)."""
+    widths = [m.out_features for m in head.modules() if isinstance(getattr(m, "out_features", None), int)]
+    if not widths:
+        raise ValueError(f"ztw cannot tell how many classes a {type(head).__name__} head gives (it has no Linear layer).")
+    return widths[-1]
+
+
+@RULES.register("ztw")
+class ZeroTimeWaste(LocalRule):
+    """Train the internal classifiers of a frozen backbone, with ZTW's cascade connections.
+
+    ``cascade=False`` trains plain internal classifiers (Shallow-Deep Networks' IC-only training);
+    ``layer_norm`` normalises the cascaded logits (the authors' ``--detach_norm layernorm``).
+
+    Source: Wołczyk, Wójcik, Bałazy, Podolak, Tabor, Śmieja & Trzciński, NeurIPS 2021 (Zero Time Waste; gmum/Zero-Time-Waste).
+    """
+
+    source = "Wołczyk, Wójcik, Bałazy, Podolak, Tabor, Śmieja & Trzciński, NeurIPS 2021 (Zero Time Waste; gmum/Zero-Time-Waste)"
+
+    detach_inputs = True  # the blocks are frozen: only the heads learn, each from its own loss
+
+    def __init__(self, *, cascade: bool = True, layer_norm: bool = True) -> None:
+        self.cascade = check_choice(cascade, name="cascade", owner="ZeroTimeWaste", choices=(True, False))
+        self.layer_norm = check_choice(layer_norm, name="layer_norm", owner="ZeroTimeWaste", choices=(True, False))
+
+    def setup(self, net: LocalNet) -> None:
+        stages = list(net.stages)
+        for module in [s.block for s in stages] + [stages[-1].head]:
+            module.requires_grad_(False)
+        if self.cascade:
+            add_cascade(stages, num_classes=_num_classes(stages[-1].head), layer_norm=self.layer_norm)
+
+    def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
+        if out.is_last:
+            return None  # the backbone's own classifier stays as trained
+        return F.cross_entropy(out.logits, y)
