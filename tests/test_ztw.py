@@ -111,6 +111,27 @@ def test_ztw_trains_the_internal_classifiers_only():
     assert step.losses[3] != step.losses[3]  # NaN: the backbone's classifier has no loss
 
 
+def test_ztw_leaves_a_batchnorm_backbone_exactly_as_trained():
+    torch.manual_seed(0)
+    net = ll.build_cnn((1, 8, 8), (4, 4, 4), 3)
+    rule = ll.prepare(net, "ztw")
+    blocks = copy.deepcopy([s.block.state_dict() for s in net.stages])
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    net.eval()
+    last = net(x)[-1]
+    net.train()
+    optimiser = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        optimiser.zero_grad()
+        ll.backward(net, 3 * x + 1, y, rule, optimizer=optimiser)  # other statistics than x's
+        optimiser.step()
+    for stage, before in zip(net.stages, blocks):
+        for name, value in stage.block.state_dict().items():
+            assert torch.equal(value, before[name]), name  # running means and variances included
+    net.eval()
+    torch.testing.assert_close(net(x)[-1], last)
+
+
 @pytest.mark.parametrize("cascade", [True, False])
 def test_ztw_passes_the_rule_conformance_check(cascade):
     rule = ll.rules.create("ztw", cascade=cascade)

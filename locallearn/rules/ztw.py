@@ -3,8 +3,11 @@
 ZTW attaches exits to a trained backbone and trains only them, the backbone frozen (the authors'
 ``sdn_ic`` step, "IC-only" training as in Shallow-Deep Networks, ``ztw_cv_original/train_networks.py``):
 every block and the backbone's own last classifier stop learning, and the internal classifiers
-(exits ``0 .. K-2``) learn from the sum of their cross-entropies. With ``cascade=True`` (the authors'
-``--stacking --detach_prev``) exits ``1 .. K-2`` read the previous exit's detached logits
+(exits ``0 .. K-2``) learn from the sum of their cross-entropies. The frozen blocks run in eval mode while
+the heads learn (a departure: the authors' loop calls ``model.train()`` on the whole model; here BatchNorm's
+running statistics stay as the backbone's training left them, so its last exit is exactly unchanged).
+With ``cascade=True`` (the authors' ``--stacking --detach_prev``) exits ``1 .. K-2`` read the previous
+exit's detached logits
 (``locallearn.heads_cascade``). The ensemble of exits, ZTW's second part, is an exit policy fitted
 afterwards on the exits' logits: ``ztw-ensemble`` (``locallearn.exits.policies.ensemble``).
 
@@ -64,6 +67,16 @@ class ZeroTimeWaste(LocalRule):
             module.requires_grad_(False)
         if self.cascade:
             add_cascade(stages, num_classes=_num_classes(stages[-1].head), layer_norm=self.layer_norm)
+
+    def block_forward(self, block: nn.Module, h_in: torch.Tensor) -> torch.Tensor:
+        """The frozen block in eval mode: BatchNorm's running statistics stay as trained and dropout is off, so
+        the heads learn on the features they will see at inference and the backbone's last exit is unchanged."""
+        was_training = block.training
+        block.eval()
+        try:
+            return block(h_in)
+        finally:
+            block.train(was_training)
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         if out.is_last:
