@@ -55,7 +55,11 @@ class ZeroTimeWaste(LocalRule):
 
     source = "Wołczyk, Wójcik, Bałazy, Podolak, Tabor, Śmieja & Trzciński, NeurIPS 2021 (Zero Time Waste; gmum/Zero-Time-Waste)"
 
-    detach_inputs = True  # the blocks are frozen: only the heads learn, each from its own loss
+    # Every exit in one forward pass, in order (a cascade head reads the exit before it): the schedules that
+    # feed stages from caches or buffers, or one stage per process, refuse it as they refuse global rules.
+    # The frozen blocks carry no gradient and the cascade is detached, so each head still learns from its
+    # own loss alone.
+    detach_inputs = False
 
     def __init__(self, *, cascade: bool = True, layer_norm: bool = True) -> None:
         self.cascade = check_choice(cascade, name="cascade", owner="ZeroTimeWaste", choices=(True, False))
