@@ -132,6 +132,20 @@ def test_ztw_leaves_a_batchnorm_backbone_exactly_as_trained():
     torch.testing.assert_close(net(x)[-1], last)
 
 
+def test_the_recipe_loads_a_trained_backbone_into_a_fresh_net():
+    torch.manual_seed(0)
+    backbone = ll.build_mlp((6,), (10, 10, 10), 4)
+    x, y = torch.randn(16, 6), torch.randint(0, 4, (16,))
+    ll.backward(backbone, x, y, ll.rules.EndToEnd(probe_heads=False))
+    with pytest.raises(ValueError, match="prepared for rule 'e2e'"):
+        ll.prepare(copy.deepcopy(backbone), "ztw")
+    fresh = ll.build_mlp((6,), (10, 10, 10), 4)
+    fresh.load_state_dict(backbone.state_dict())
+    ll.prepare(fresh, "ztw")
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x)[-1], backbone(x)[-1])
+
+
 @pytest.mark.parametrize("cascade", [True, False])
 def test_ztw_passes_the_rule_conformance_check(cascade):
     rule = ll.rules.create("ztw", cascade=cascade)

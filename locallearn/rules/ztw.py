@@ -11,9 +11,10 @@ exit's detached logits
 (``locallearn.heads_cascade``). The ensemble of exits, ZTW's second part, is an exit policy fitted
 afterwards on the exits' logits: ``ztw-ensemble`` (``locallearn.exits.policies.ensemble``).
 
-The recipe: train the backbone first (e.g. ``rule=EndToEnd(probe_heads=False)``), then train a copy
-of it (or the backbone loaded into a fresh net: a rule whose setup changes the net trains a net of its
-own) under ``ztw``, then fit ``ztw-ensemble`` on the training split's exit logits.
+The recipe: train the backbone first (e.g. ``rule=EndToEnd(probe_heads=False)``), load its weights into a
+fresh net of the same shape (``ztw`` changes the net, so it refuses one another rule was prepared on, a
+deep copy included) and train that under ``ztw``, then fit ``ztw-ensemble`` on the training split's exit
+logits.
 
 Example:
     >>> import locallearn as ll
@@ -60,6 +61,7 @@ class ZeroTimeWaste(LocalRule):
     # The frozen blocks carry no gradient and the cascade is detached, so each head still learns from its
     # own loss alone.
     detach_inputs = False
+    changes_net = True  # freezes the backbone, wraps the internal classifiers' heads
 
     def __init__(self, *, cascade: bool = True, layer_norm: bool = True) -> None:
         self.cascade = check_choice(cascade, name="cascade", owner="ZeroTimeWaste", choices=(True, False))
