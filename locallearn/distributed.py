@@ -130,15 +130,7 @@ def wanted(schedule: Any) -> bool:
     """True if this process should train data-parallel with ``schedule``; a clear error if it cannot."""
     if not launched() or schedule.owns_process_group:
         return False
-    if not schedule.data_parallel:
-        from locallearn.schedules.base import schedules_where  # the registry's names, read only for this message
-
-        names = ", ".join(map(repr, schedules_where("data_parallel", True)))
-        raise ValueError(
-            f"The {schedule.name!r} schedule cannot train data-parallel under torchrun (it keeps per-process state "
-            f"between updates, so the replicas would not train on the same global batches); use one of {names}, "
-            "or run it in one process."
-        )
+    schedule.check_data_parallel()
     return True
 
 

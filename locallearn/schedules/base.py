@@ -191,6 +191,15 @@ class Schedule:
                 f"hand to its later stages; use {_giving('carries_batch_transform', True)} for it."
             )
 
+    def check_data_parallel(self) -> None:
+        """Raise a clear error if this schedule cannot train data-parallel under torchrun (its flags say so)."""
+        if not self.data_parallel and not self.owns_process_group:
+            raise ValueError(
+                f"The {self.name!r} schedule cannot train data-parallel under torchrun (it keeps per-process state "
+                f"between updates, so the replicas would not train on the same global batches); use "
+                f"{_giving('data_parallel', True)}, or run it in one process."
+            )
+
     def train_epoch(self, state: TrainState) -> list[int]:
         """Train one epoch; return the indices of the stages that were updated."""
         raise NotImplementedError
