@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from locallearn._params import check_choice, check_number
 from locallearn.net import LocalNet
 from locallearn.rules.base import RULES, LocalRule, StageOutput
+from locallearn.rules._step_exits import StepExits
 from locallearn.rules.checkpointing import checkpointed
 from locallearn.rules.l2w import L2W, per_sample_losses, weighted_loss
 
@@ -57,7 +58,7 @@ class JointSupervision(LocalRule):
                 raise ValueError("JointSupervision takes fixed 'weights' or weighting='l2w', not both: L2W learns the weights.")
             self.needs_input = True  # its meta step runs the network again on the batch
             self.sequence_labels = False
-        self._step: dict[int, tuple[nn.Module, torch.Tensor]] = {}
+        self._step = StepExits("joint with weighting='l2w'", "its weights couple the exits and read the network input")
 
     def block_forward(self, block: nn.Module, h_in: torch.Tensor) -> torch.Tensor:
         return checkpointed(block, h_in) if self.checkpoint else block(h_in)
@@ -76,18 +77,9 @@ class JointSupervision(LocalRule):
         return weight * F.cross_entropy(out.logits, y)
 
     def _l2w_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
-        if out.index == 0:
-            self._step = {}
-        self._step[out.index] = (out.stage, out.logits)
-        if not out.is_last:
+        step = self._step.add(out, (out.stage, out.logits), complete=out.x is not None)
+        if step is None:
             return None
-        step, self._step = self._step, {}
-        if sorted(step) != list(range(out.index + 1)) or out.x is None:
-            raise ValueError(
-                f"joint with weighting='l2w' needs every exit's logits and the network input in the same step (its "
-                f"weights couple the exits). Got exits {sorted(step)} of {out.index + 1}; use a schedule that trains "
-                "every stage each step."
-            )
         chain = LocalNet([step[k][0] for k in range(out.index + 1)])
         buffers = {name: b.clone() for name, b in chain.named_buffers()}  # the virtual passes leave BatchNorm's statistics alone
         frozen = {name: p for name, p in chain.named_parameters() if not p.requires_grad}

@@ -32,6 +32,7 @@ import torch
 from locallearn._params import check_number
 from locallearn.exits.cost import CostTable, soft_cost_penalty, stage_costs
 from locallearn.net import LocalNet
+from locallearn.rules._step_exits import StepExits
 from locallearn.rules.base import RULES, StageOutput
 from locallearn.rules.joint import JointSupervision
 
@@ -64,7 +65,7 @@ class JointCostPenalty(JointSupervision):
         # a weak reference: the rule (kept per net by locallearn.prepare) must not keep its net alive
         self._net: weakref.ref[LocalNet] | None = None
         self._table: CostTable | None = costs
-        self._step: dict[int, torch.Tensor] = {}
+        self._step = StepExits("joint-cost", "its penalty couples them")
 
     def setup(self, net: LocalNet) -> None:
         self.bind(net)
@@ -91,17 +92,11 @@ class JointCostPenalty(JointSupervision):
         loss = super().stage_loss(out, y)
         if out.index == 0:
             self._cost_table(out.h_in)
-        if out.index in self._step:  # a new step began
-            self._step = {}
-        self._step[out.index] = out.logits
-        if not out.is_last or self.penalty == 0:
+        if self.penalty == 0:
             return loss
-        exits, self._step = self._step, {}
-        if sorted(exits) != list(range(out.index + 1)) or self._table is None:
-            raise ValueError(
-                f"joint-cost needs every exit's logits in the same step (its penalty couples them). "
-                f"Got exits {sorted(exits)} of {out.index + 1}; use a schedule that trains every stage each step."
-            )
+        exits = self._step.add(out, out.logits, complete=self._table is not None)
+        if exits is None:
+            return loss
         if self._table.n_exits != out.index + 1:
             raise ValueError(f"JointCostPenalty got a CostTable for {self._table.n_exits} exits; the network has {out.index + 1}.")
         penalty = soft_cost_penalty([exits[k] for k in range(out.index + 1)], self._table, threshold=self.threshold, temperature=self.temperature)
