@@ -116,3 +116,21 @@ def test_other_nets_and_bad_parameters_are_refused(case):
 def test_trains_on_digits_and_the_deeper_exit_keeps_up():
     accuracy = digits_accuracy("forward-forward", widths=(128, 128), epochs=15)
     assert accuracy[0] > 0.7 and accuracy[1] > 0.7  # chance is 0.1
+
+
+def test_setup_initialises_the_blocks_as_hintons_code_and_can_keep_the_nets_own():
+    """ffnew.m: weights{l} = (1/sqrt(layernums{l-1})) * randn(...), biases{l} = 0."""
+    torch.manual_seed(0)
+    net = ll.build_mlp((64,), (200, 300), 5)
+    ForwardForward().setup(net)
+    linears = [m for s in net.stages for m in s.block.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.in_features for m in linears] == [64, 200]
+    for m in linears:
+        assert abs(m.weight.std().item() - m.in_features ** -0.5) < 0.02 * m.in_features ** -0.5 + 2e-3
+        assert abs(m.weight.mean().item()) < 3 * m.in_features ** -0.5 / m.weight.numel() ** 0.5
+        assert torch.count_nonzero(m.bias) == 0
+    torch.manual_seed(0)
+    own = ll.build_mlp((64,), (200, 300), 5)
+    before = [p.clone() for s in own.stages for p in s.block.parameters()]
+    ForwardForward(hinton_init=False).setup(own)
+    assert all(torch.equal(a, b) for a, b in zip(before, [p for s in own.stages for p in s.block.parameters()]))
