@@ -94,6 +94,9 @@ def test_bench_rules_option_runs_only_those_cells(tmp_path, monkeypatch, capsys)
     assert "1 cells run, 0 already done" in capsys.readouterr().out
     assert [r["rule"] for r in CellStore(tmp_path / "cells.json").records] == ["e2e"]
     assert json.loads((tmp_path / "runs.json").read_text())[-1]["command"].startswith("python -m benchmarks tiny --seeds 1 --rules e2e ")
+    with pytest.raises(SystemExit):
+        main(["tiny", "--rules", ","])
+    assert "give one rule entry or more" in capsys.readouterr().err
 
 
 def test_resume_skips_finished_cells(tmp_path, monkeypatch):

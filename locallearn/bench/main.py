@@ -33,6 +33,13 @@ def suite_names() -> list[str]:
     return [*SUITES, MEMORY, DATA_PATH, *PROGRAMS, README]
 
 
+def _rule_entries(text: str) -> list[str]:
+    entries = [r for r in text.split(",") if r]
+    if not entries:
+        raise argparse.ArgumentTypeError("give one rule entry or more, comma-separated (e.g. e2e,predsim)")
+    return entries
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a benchmark run."""
     parser.add_argument("suite", help=f"one of: {', '.join(suite_names())} (a program takes its own options: NAME --help)")
@@ -43,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-size", type=int, default=None,
                         help="evaluate every cell on the first N validation and N test images only (a smoke run; default: all)")
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds FIRST .. FIRST + seeds - 1")
-    parser.add_argument("--rules", type=lambda s: [r for r in s.split(",") if r], default=None,
+    parser.add_argument("--rules", type=_rule_entries, default=None,
                         help="comma-separated rule entries: run (or report) only these cells of the suite (default: all)")
     parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
