@@ -138,8 +138,8 @@ def test_resume_repeats_the_uninterrupted_run(synthetic, tmp_path):
 @pytest.mark.parametrize("rule", LOCAL_RULES)
 def test_every_local_rule_trains_under_decoupled(synthetic, rule):
     schedule = Decoupled(capacity=4, max_uses=2, speeds=(1.0, 0.5))
-    if rule == "forward-forward":  # Hinton's threshold (the layer width) learns too slowly for this 2-epoch budget
-        rule = rules.create(rule, threshold="quarter-units")
+    if rule == "forward-forward":  # the schedule is under test: FF's options that learn this toy in 2 epochs
+        rule = rules.create(rule, threshold="quarter-units", hinton_init=False)
     trainer = _trainer(synthetic, schedule, rule=rule, widths=(32, 32), dropout=0.0, epochs=2)
     before = [p.detach().clone() for p in trainer.net.parameters()]
     result = trainer.fit()
