@@ -28,7 +28,7 @@ from locallearn.plugin_option import load_from_command_line, plugin_parent
 from locallearn.schedules import NonFiniteLossError
 from locallearn.schedules.pipeline import PipelineWorkerError
 
-COMMANDS = ("train", "compare", "exits", "infoplane", "bench", "listing")
+COMMANDS = ("train", "compare", "exits", "infoplane", "bench", "merge", "listing")
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -25,12 +25,13 @@ from locallearn.bench.suites import SUITES
 MEMORY = "memory"
 DATA_PATH = "data-path"  # augmentation and DataLoader cost against in-memory tensors
 README = "readme"  # not a suite: rewrites the READMEs' generated blocks from the committed results
+MERGE = "merge"  # not a suite: joins results stores written by separate processes (locallearn.merge)
 
 
 def suite_names() -> list[str]:
     from locallearn.bench.programs import PROGRAMS
 
-    return [*SUITES, MEMORY, DATA_PATH, *PROGRAMS, README]
+    return [*SUITES, MEMORY, DATA_PATH, *PROGRAMS, README, MERGE]
 
 
 def _rule_entries(text: str) -> list[str]:
@@ -137,12 +138,16 @@ def run_readme(*, check: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m benchmarks") -> int:
-    """Run a suite, a program (its own options: ``NAME --help``) or ``readme``."""
+    """Run a suite, a program (its own options: ``NAME --help``), ``readme`` or ``merge``."""
     from locallearn.bench.programs import PROGRAMS, run_program
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv = load_from_command_line(argv)  # --plugin, anywhere: outside rules etc. for the suite or program
+        if argv and argv[0] == MERGE:
+            from locallearn.merge import main as merge_main
+
+            return merge_main(argv[1:], prog=prog)
         if argv and argv[0] in PROGRAMS:
             path = run_program(argv[0], argv[1:], prog=prog)
             print(Path(path).read_text())
