@@ -78,8 +78,7 @@ def _read(path: Path) -> dict[str, Any]:
                          "or was damaged.") from None
     if isinstance(data, list):
         raise ValueError(f"Results store {path} is a plain list of records, written before the results store "
-                         f"(schema version 0); this version reads {SCHEMA} version {SCHEMA_VERSION} only: convert it "
-                         "with `python -m benchmarks convert-stores`.")
+                         f"(schema version 0); this version reads {SCHEMA} version {SCHEMA_VERSION} only.")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a locallearn results store (no \"schema\": \"{SCHEMA}\" in it).")
     if data.get("schema_version") != SCHEMA_VERSION:
