@@ -207,14 +207,17 @@ def plan_grid(
     if not entries:
         raise ValueError("The grid names no rule; give at least one rule entry (e.g. local or predsim:beta=0.5).")
     grid_schedules = [parse_named(s, what="schedule") for s in (schedules or [base.schedule])]
-    model_overrides = [_model_overrides(m) for m in models] if models else [{}]
+    model_overrides = [(m, _model_overrides(m)) for m in models] if models else [(base.model, {})]
     specs, skipped, seen = [], [], set()
-    for overrides in model_overrides:
+    for model_text, overrides in model_overrides:
         for entry in entries:
             pairs = [(entry.schedule, entry.schedule_kw)] if entry.schedule else grid_schedules
             for schedule, schedule_kw in pairs:
-                spec = dataclasses.replace(base, rule=entry.rule, rule_kw=dict(entry.rule_kw), schedule=schedule,
-                                           schedule_kw=dict(schedule_kw), **overrides)
+                try:  # a training field of a model entry (mlp:lr=-1) is checked here, as RunSpec checks it
+                    spec = dataclasses.replace(base, rule=entry.rule, rule_kw=dict(entry.rule_kw), schedule=schedule,
+                                               schedule_kw=dict(schedule_kw), **overrides)
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"The model entry {model_text!r}: {error}") from None
                 rule_obj = RULES.create(spec.rule, **spec.rule_kw)  # unknown names and options fail here
                 schedule_obj = SCHEDULES.create(spec.schedule, **spec.schedule_kw)
                 try:

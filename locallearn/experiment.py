@@ -24,41 +24,33 @@ from locallearn.net import LocalNet
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything
 
 @dataclass
-class RunSpec:
-    """Everything that names one training run."""
+class RunSpec(TrainConfig):
+    """Everything that names one training run: the training configuration (every ``TrainConfig`` field,
+    validated the same way) plus what it trains on and with: data, model, head, rule, schedule.
+
+    Example:
+        >>> spec = RunSpec(rule="predsim", optimizer="sgd", momentum=0.5)
+        >>> spec.train_config().momentum, isinstance(spec, TrainConfig)
+        (0.5, True)
+    """
 
     data: str = "digits"
     data_dir: str | None = None
+    train_size: int | None = None  # train on the first N images of the training split only (None: all)
+    val_size: int | None = None  # images held out for validation (None: the loader's default; 0: none)
+    eval_size: int | None = None  # evaluate on the first N validation and N test images only (None: all)
     model: str = "mlp"  # a registered model family (locallearn.models.names())
     model_kw: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
     widths: tuple[int, ...] = (256, 256, 256)  # mlp: one stage per width
     channels: tuple[int, ...] = (32, 64, 64)  # cnn: one stage per entry
     activation: str = "relu"  # mlp only
     dropout: float = 0.0  # mlp only
-    val_size: int | None = None  # images held out for validation (None: the loader's default; 0: none)
     head: str | None = None  # None: the model's own default head (linear for mlp, conv for cnn)
     head_kw: dict[str, Any] = field(default_factory=dict)
     rule: str = "local"
     rule_kw: dict[str, Any] = field(default_factory=dict)
     schedule: str = "simultaneous"
     schedule_kw: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 5
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: str = "none"
-    nesterov: bool = False  # sgd only
-    seed: int = 0
-    eval_every: int = 1
-    checkpoint_path: str | None = None
-    augment: str = "none"  # train-time augmentation of image data, e.g. "crop2,flip"
-    device: str = "cpu"  # cpu | cuda | cuda:N | auto
-    amp: bool = False  # mixed precision (float16 on CUDA, bfloat16 on CPU)
-    compile: bool = False  # torch.compile each stage's block
-    progress: bool = True
-    train_size: int | None = None  # train on the first N images of the training split only (None: all)
-    eval_size: int | None = None  # evaluate on the first N validation and N test images only (None: all)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str) -> RunSpec:
@@ -69,8 +61,8 @@ class RunSpec:
         return cls(**values)
 
     def train_config(self) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+        """The ``TrainConfig`` part of this spec (every one of its fields, ``momentum`` included)."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def model_family(spec: RunSpec) -> models.ModelFamily:

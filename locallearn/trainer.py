@@ -77,7 +77,7 @@ class TrainConfig:
     progress: bool = True  # a progress bar, shown only when the output is a terminal
 
     def __post_init__(self) -> None:
-        owner = "TrainConfig"
+        owner = type(self).__name__  # RunSpec, which extends this class, names itself
         check_number(self.epochs, name="epochs", owner=owner, low=1, integer=True)
         check_number(self.batch_size, name="batch_size", owner=owner, low=1, integer=True)
         check_choice(self.optimizer, name="optimizer", owner=owner, choices=OPTIMIZERS)
@@ -85,6 +85,7 @@ class TrainConfig:
         check_number(self.weight_decay, name="weight_decay", owner=owner, low=0.0)
         check_choice(self.lr_schedule, name="lr_schedule", owner=owner, choices=("none", "cosine", "step", "steps"))
         check_number(self.eval_every, name="eval_every", owner=owner, low=0, integer=True)
+        check_number(self.momentum, name="momentum", owner=owner, low=0.0)
         augment.parse(self.augment)  # an unknown augmentation fails here, before any training
         check_choice(self.amp, name="amp", owner=owner, choices=(False, True))
         check_choice(self.nesterov, name="nesterov", owner=owner, choices=(False, True))

@@ -30,7 +30,7 @@ from locallearn.experiment import RunSpec, model_family
 # RunSpec fields that do not change a cell's result; left out of its key.
 _NOT_IN_KEY = ("progress", "checkpoint_path", "data_dir", "device")
 # Fields added after results were committed: left out of the key while at their default.
-_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False, "nesterov": False, "train_size": None, "eval_size": None, "val_size": None}
+_DEFAULT_NOT_IN_KEY = {"augment": "none", "amp": False, "nesterov": False, "momentum": 0.9, "train_size": None, "eval_size": None, "val_size": None}
 
 
 @dataclass(frozen=True)
