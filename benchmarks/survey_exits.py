@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from locallearn import data as datasets
 from locallearn import io
-from locallearn.bench.runner import git_revision
+from locallearn.provenance import git_revision
 from locallearn.data import Dataset
 from locallearn.exits import (
     EarlyExitRunner, Link, Tier, TierPlan, collect_exit_logits, compare_speedup, evaluate, exit_gains, expected_cost,

@@ -5,7 +5,9 @@ A grid entry names a rule with its hyper-parameters and, optionally, its schedul
 ``local@sequential`` or ``ib:variant=kde@decoupled:capacity=8``. An entry without ``@`` runs under
 every schedule of the grid. A model entry is ``mlp`` or ``cnn`` with optional ``RunSpec`` fields,
 ``mlp:widths=(128,128)``. Combinations a schedule refuses (``sequential`` trains one stage at a time,
-so it refuses a global rule such as ``e2e``) are left out and listed in ``Plan.skipped``.
+so it refuses a global rule such as ``e2e``) are left out and listed in ``Plan.skipped`` (``compare`` also
+names them in a warning and in its result's ``skipped``). ``run_grid`` and ``compare`` take a results store
+(``locallearn.store``): a run already in it is not run again, and every new record is added to it as it ends.
 
 Every record is one run (one configuration and seed) and carries its configuration ``key`` (rule,
 schedule, their options, model, data and the training settings: everything but the seed), a readable
@@ -32,17 +34,22 @@ import ast
 import dataclasses
 import json
 import statistics
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
+from locallearn.distributed import is_writer
 from locallearn.experiment import RunSpec, check_spec, data_options, model_family, run
 from locallearn.report.stats import MeanSD, format_ci, format_mean_sd, mean_sd
 from locallearn.rules import RULES
 from locallearn.schedules import SCHEDULES
+from locallearn.provenance import finish, provenance
+from locallearn.store import RUNS, ResultsStore, record_id
 
 # RunSpec fields that name no part of a configuration (the seed varies within one; the rest change no result).
 NOT_IN_KEY = ("seed", "progress", "checkpoint_path", "data_dir")
@@ -284,33 +291,63 @@ def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str,
     }
 
 
-def run_grid(
-    specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None, data: datasets.Dataset | BatchData | None = None
-) -> list[dict[str, Any]]:
-    """Train every spec once per seed (seed-major); one record per run. ``callback(record)`` after each run.
-    ``data`` (a ``Dataset``, or a ``BatchData`` of DataLoaders) replaces the specs' named data sets.
-    Every spec's data is loaded and its net checked (``check_spec``) before the first run, so a bad entry
-    fails at once instead of after the runs before it."""
-    specs = list(specs)
-    loaded: dict[tuple, datasets.Dataset] = {}
+class GridRun(list):
+    """The records of a grid's runs, finished before (in the store) or now; ``ran`` counts the runs done now and
+    ``skipped`` lists the combinations a schedule refused (``compare``), each with why."""
+
+    ran: int = 0
+    skipped: Sequence[str] = ()
+
+
+def _load_all(specs: Sequence[RunSpec], loaded: dict[tuple, datasets.Dataset]) -> None:
     for spec in specs:
         source = (spec.data, spec.data_dir, spec.val_size)
-        if data is None and source not in loaded:
+        if source not in loaded:
             loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec))
-        check_spec(spec, data or loaded[source], label=f"{spec_label(spec)} ({model_label(spec)})")
+
+
+def run_grid(
+    specs: Iterable[RunSpec], *, seeds: Sequence[int], callback: Any = None, data: datasets.Dataset | BatchData | None = None,
+    store: ResultsStore | None = None, command: str = "",
+) -> GridRun:
+    """Train every spec once per seed (seed-major); one record per run, in spec order, then seed.
+    ``callback(record)`` after each run. ``data`` (a ``Dataset``, or a ``BatchData`` of DataLoaders) replaces the
+    specs' named data sets. With a ``store`` (a ``ResultsStore`` of kind ``runs``) a run already in it is not run
+    again (its record comes from the store), each new record is added to it as it finishes (under torchrun by
+    rank 0 alone), and the invocation's provenance (``command``, version, commit, machine, load) is one
+    ``runs`` entry whose ``session`` every new record carries. Every spec still to run has its data loaded and
+    its net checked (``check_spec``) before the first run, so a bad entry fails at once."""
+    specs = list(specs)
+    runs = [dataclasses.replace(spec, seed=seed) for seed in seeds for spec in specs]
+    keys = [record_id({"key": config_key(r), "seed": r.seed}) for r in runs]
+    todo = [(r, k) for r, k in zip(runs, keys) if store is None or k not in store]
+    loaded: dict[tuple, datasets.Dataset] = {}
+    if data is None:
+        _load_all([r for r, _ in todo], loaded)
+
+    def source(spec: RunSpec) -> datasets.Dataset | BatchData:
+        return data or loaded[spec.data, spec.data_dir, spec.val_size]
+
+    for spec in {_key_id(config_key(r)): r for r, _ in todo}.values():
+        check_spec(spec, source(spec), label=f"{spec_label(spec)} ({model_label(spec)})")
+    writer = store is not None and is_writer()
+    session = store.start_run(provenance(command, runs=len(runs), runs_to_do=len(todo))) if writer and todo else None
     machine = io.machine()
-    records = []
-    for seed in seeds:
-        for spec in specs:
-            source = (spec.data, spec.data_dir, spec.val_size)
-            if data is None and source not in loaded:
-                loaded[source] = datasets.load(spec.data, data_dir=spec.data_dir, **data_options(spec))
-            spec = dataclasses.replace(spec, seed=seed)
-            records.append(run_record(spec, run(spec, data or loaded[source]), machine))
-            if callback is not None:
-                callback(records[-1])
-    order = {_key_id(config_key(s)): i for i, s in enumerate(specs)}
-    return sorted(records, key=lambda r: (order[_key_id(r["key"])], r["seed"]))
+    done: dict[str, dict[str, Any]] = {} if store is None else {record_id(r): r for r in store.records}
+    result = GridRun()
+    for spec, key in todo:
+        record = run_record(spec, run(spec, source(spec)), machine)
+        if session is not None:
+            record["session"] = session
+            store.add(record)
+        done[key] = record
+        result.ran += 1
+        if callback is not None:
+            callback(record)
+    if session is not None:
+        store.update_run(session, **finish())
+    result.extend(done[keys[i]] for i in sorted(range(len(runs)), key=lambda i: (i % len(specs), i)))  # spec, then seed
+    return result
 
 
 def compare(
@@ -321,10 +358,25 @@ def compare(
     schedules: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
     data: datasets.Dataset | BatchData | None = None,
-) -> list[dict[str, Any]]:
-    """Plan the grid (refused combinations left out), then train it once per seed; one record per run.
-    ``data`` replaces the named data set of ``base``: a ``Dataset`` or a ``BatchData`` of DataLoaders."""
-    return run_grid(plan_grid(base, rules=rules, schedules=schedules, models=models).specs, seeds=seeds, data=data)
+    out: str | Path | None = None,
+    force: bool = False,
+) -> GridRun:
+    """Plan the grid, then train it once per seed; one record per run (see ``run_grid``).
+    ``data`` replaces the named data set of ``base``: a ``Dataset`` or a ``BatchData`` of DataLoaders.
+
+    Combinations a schedule refuses are not dropped in silence: they are left out of the runs, listed in the
+    result's ``skipped`` (each with the schedule's reason) and named in one ``UserWarning``. With ``out`` (a
+    results store, ``locallearn.store``) the records are appended to the store there, runs already in it are
+    not run again, and a store of another schema version or kind is refused; ``force=True`` starts it afresh.
+    """
+    plan = plan_grid(base, rules=rules, schedules=schedules, models=models)
+    if plan.skipped:
+        warnings.warn(f"compare left out {len(plan.skipped)} combination(s) a schedule refuses: "
+                      + "; ".join(plan.skipped), stacklevel=2)
+    store = None if out is None else ResultsStore(out, kind=RUNS, fresh=force)
+    records = run_grid(plan.specs, seeds=seeds, data=data, store=store, command=f"locallearn.compare.compare(...) -> {out}")
+    records.skipped = plan.skipped
+    return records
 
 
 def mean_std(values: Sequence[float | None]) -> MeanSD | None:

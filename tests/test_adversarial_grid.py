@@ -37,7 +37,7 @@ def test_records_are_written_as_each_run_ends_so_a_later_failure_loses_none(tmp_
     out = tmp_path / "r.json"
     err = compare_error(capsys, "--rules", "local,e2e", out=out)
     assert "the second run broke" in err
-    records = io.read_json(out)
+    records = io.read_json(out)["records"]
     assert [r["label"] for r in records] == ["local@simultaneous"] and records[0]["exits"]
 
 
@@ -74,4 +74,4 @@ def test_a_grid_file_with_a_utf8_byte_order_mark_is_read(tmp_path):
     grid = tmp_path / "g.json"
     grid.write_bytes("\ufeff".encode() + json.dumps({"rules": ["local"], "seeds": 1}).encode())
     assert cli.main([*COMPARE, "--grid", str(grid), "--out", str(tmp_path / "r.json")]) == 0
-    assert len(io.read_json(tmp_path / "r.json")) == 1
+    assert len(io.read_json(tmp_path / "r.json")["records"]) == 1

@@ -13,7 +13,7 @@ def test_compare_writes_records_with_the_promised_keys(tmp_path, capsys):
     code = main(["compare", "--data", "synthetic", "--widths", "16,16", "--rules", "local,e2e", "--seeds", "2",
                  "--epochs", "1", "--out", str(out), "--no-progress"])
     assert code == 0
-    records = json.loads(out.read_text())
+    records = json.loads(out.read_text())["records"]  # a results store (locallearn.store)
     assert len(records) == 2 * 2  # rules x seeds
     for key in ("label", "key", "rule", "schedule", "data", "seed", "exits", "epoch_time_s", "history", "config",
                 "version", "machine"):

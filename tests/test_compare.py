@@ -94,7 +94,7 @@ def test_cli_grid_writes_records_csv_markdown_and_figures(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "skipped e2e@sequential" in printed
-    records = json.loads(out.read_text())
+    records = json.loads(out.read_text())["records"]
     assert [r["label"] for r in records] == ["local@simultaneous", "local@sequential", "e2e@simultaneous"]
     assert all(r["history"] and r["key"]["data"] == "synthetic" for r in records)
     for name in ("r.csv", "r_history.csv", "r.md", "r_accuracy_per_exit.png", "r_accuracy_vs_time.png",
@@ -112,7 +112,7 @@ def test_cli_per_entry_options_and_a_toml_grid(tmp_path, capsys):
     code = main(["compare", "--data", "synthetic", "--widths", "8", "--epochs", "1", "--grid", str(grid),
                  "--out", str(out), "--no-progress"])
     assert code == 0
-    records = json.loads(out.read_text())
+    records = json.loads(out.read_text())["records"]
     assert [r["key"]["rule_kw"] for r in records] == [{}, {"beta": 0.5}]
     assert records[1]["config"]["rule"]["beta"] == 0.5
 

@@ -139,7 +139,7 @@ def test_plugin_rule_runs_under_compare(outside_rule, tmp_path):
     _run(["compare", *SMALL, "--plugin", str(outside_rule), "--rules", "local,outside-local:scale=2.0", "--seeds", "1",
           "--out", "c.json"], tmp_path)
     records = io.read_json(tmp_path / "c.json")
-    rules = [r["config"]["rule"] for r in (records["runs"] if isinstance(records, dict) else records)]
+    rules = [r["config"]["rule"] for r in records["records"]]
     assert {"name": "outside-local", "scale": 2.0} in rules and any(r["name"] == "local" for r in rules)
 
 

@@ -12,7 +12,8 @@ Example:
 """
 
 from locallearn.bench.cell import run_cell, step_memory
-from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
+from locallearn.bench.measure import SavedTensorMeter, peak_rss_bytes
+from locallearn.provenance import load_average
 from locallearn.bench.runner import CellStore, run_suite
 from locallearn.bench.suites import SUITES, Cell, Suite
 

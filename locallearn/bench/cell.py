@@ -21,7 +21,8 @@ import torch
 
 import locallearn
 from locallearn import rules, schedules
-from locallearn.bench.measure import SavedTensorMeter, load_average, peak_rss_bytes
+from locallearn.bench.measure import SavedTensorMeter, peak_rss_bytes
+from locallearn.provenance import load_average
 from locallearn.bench.suites import Cell
 from locallearn.compare import spec_label
 from locallearn.data import Dataset

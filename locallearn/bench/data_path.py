@@ -28,9 +28,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from locallearn import data as datasets
 from locallearn import io
-from locallearn.bench.measure import load_average
+from locallearn.provenance import git_revision, load_average
 from locallearn.io import write_text
-from locallearn.bench.runner import git_revision
 from locallearn.builders import build_mlp
 from locallearn.data import Dataset, SeededSampler, TensorBatches, augment
 from locallearn.trainer import TrainConfig, Trainer, seed_everything

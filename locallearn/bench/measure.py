@@ -156,8 +156,3 @@ class PeakMemory:
             self.bytes = torch.cuda.max_memory_allocated(self.device) - self._start
         elif self._start >= 0:
             self.bytes = self._status("VmHWM") - self._start
-
-
-def load_average() -> list[float]:
-    """The 1, 5 and 15 minute load averages (as ``uptime`` shows them)."""
-    return [round(v, 2) for v in os.getloadavg()]

@@ -34,10 +34,9 @@ from torch import nn
 from locallearn import data as datasets
 from locallearn import io, rules
 from locallearn.bench.cell import step_memory
-from locallearn.bench.measure import load_average
+from locallearn.provenance import git_revision, load_average
 from locallearn.bench.plots import plot_memory
 from locallearn.io import write_text
-from locallearn.bench.runner import git_revision
 from locallearn.bench.tables import MIB
 from locallearn.experiment import RunSpec
 from locallearn.heads import make_head

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ from tqdm.auto import tqdm
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.bench.cell import run_cells
-from locallearn.bench.measure import load_average
+from locallearn.provenance import git_revision, load_average
 from locallearn.bench.suites import Cell, Suite
 
 STORE = "cells.json"
@@ -59,18 +58,6 @@ class SuiteRun(list):
     """The records of a suite's cells (finished before or now); ``ran`` counts the cells run now."""
 
     ran: int = 0
-
-
-def git_revision() -> dict[str, Any]:
-    """HEAD's commit and whether the package's tracked files differ from it."""
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent)
-
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return {"commit": None}
-    return {"commit": head.stdout.strip(), "package_modified": git("diff", "--quiet", "HEAD", "--", ".").returncode != 0}
 
 
 def start_invocation(out: Path, *, suite: str, command: str, cells: int, cells_to_run: int, **fields: Any) -> str:

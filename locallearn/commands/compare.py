@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from locallearn import io
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.paths import check_outputs
 from locallearn.compare import format_table, plan_grid, run_grid, spec_label, split_entries, summarise
 from locallearn.compare_report import sibling_paths, write_outputs
 from locallearn.distributed import is_writer
+from locallearn.store import RUNS, ResultsStore
 
 GRID_KEYS = ("rules", "schedules", "models", "seeds")
 
@@ -32,8 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--grid", default=None, help="a JSON or TOML file with any of: rules, schedules, models (lists of "
                    "entries), seeds (a number); it replaces the matching options")
-    p.add_argument("--out", default="results.json", help="results JSON (one record per run); the CSV, Markdown "
-                   "table and figures are written beside it")
+    p.add_argument("--out", default="results.json", help="the results store (one record per run; "
+                   "locallearn.store): an existing one is added to, and the runs already in it are not run again; the "
+                   "CSV, Markdown table and figures of every record in it are written beside it")
+    p.add_argument("--force", action="store_true", help="start --out afresh (its records are dropped) instead of "
+                   "adding to it")
     p.set_defaults(run=run)
 
 
@@ -96,19 +99,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {note}")
     if not plan.specs:
         raise ValueError("Every combination of the grid was refused; nothing to run.")
+    store = ResultsStore(args.out, kind=RUNS, fresh=args.force)  # another schema or kind: refused before any run
     print(f"{len(plan.specs)} configurations x {seeds} seeds: {', '.join(spec_label(s) for s in plan.specs)}")
-    done: list[dict[str, Any]] = []
-
-    def keep(record: dict[str, Any]) -> None:  # every finished run is on disk at once: a later failure loses none
-        done.append(record)
-        if is_writer():
-            io.write_json(args.out, done)
-
-    records = run_grid(plan.specs, seeds=list(range(seeds)), callback=keep)
+    records = run_grid(plan.specs, seeds=list(range(seeds)), store=store, command=args.command_line)
+    print(f"{records.ran} runs done now, {len(records) - records.ran} already in {args.out}")
     if not is_writer():  # under torchrun rank 0 reports and writes
         return 0
-    io.write_json(args.out, records)
-    paths = write_outputs(records, args.out, command=args.command_line)
-    print(format_table(summarise(records)))
-    print(f"{len(records)} records written to {args.out}; also {', '.join(p.name for p in paths)}")
+    paths = write_outputs(store.records, args.out, command=args.command_line)
+    print(format_table(summarise(store.records)))
+    print(f"{len(store.records)} records in {args.out}; also {', '.join(p.name for p in paths)}")
     return 0

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 
 from locallearn import lm, models
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.bench.programs.early_exit import take_lock
 
 TITLE = "Character LM on fortunes (CPU): e2e, joint (LayerSkip), local; self-speculative decoding; CALM exits"

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 import locallearn as ll
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.bench.programs.throughput import MODELS, _subset
 
 TITLE = "torch.compile against eager (CPU)"

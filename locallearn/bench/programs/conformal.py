@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 import locallearn as ll
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.exits import collect_exit_logits, risk_controlled
 from locallearn.exits.conformal import conformal_risk_control, risk_over_splits
 

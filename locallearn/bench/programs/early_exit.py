@@ -22,7 +22,7 @@ import torch
 
 from locallearn import data as datasets
 from locallearn import io
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.data import Dataset
 from locallearn.exits import (
     EarlyExitRunner, Thresholds, collect_exit_logits, evaluate, exit_report, plot_accuracy_cost, plot_exit_histogram,

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 import locallearn as ll
-from locallearn.bench.measure import PeakMemory, SavedTensorMeter, load_average
+from locallearn.bench.measure import PeakMemory, SavedTensorMeter
+from locallearn.provenance import load_average
 from locallearn.bench.memory import equal_stage_mlp
 from locallearn.bench.tables import MIB
 from locallearn.compare import parse_named

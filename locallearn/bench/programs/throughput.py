@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import locallearn as ll
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.data import Dataset
 from locallearn.schedules import TrainState, train_step
 

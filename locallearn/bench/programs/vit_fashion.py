@@ -20,7 +20,7 @@ import torch
 
 from locallearn import data as datasets
 from locallearn import io
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.bench.programs.early_exit import mean_sd, speedup, take_lock
 from locallearn.data import Dataset
 from locallearn.exits import collect_exit_logits, evaluate, exit_report, stage_costs, sweep
