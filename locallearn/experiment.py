@@ -34,23 +34,32 @@ class RunSpec(TrainConfig):
         (0.5, True)
     """
 
-    data: str = "digits"
-    data_dir: str | None = None
-    train_size: int | None = None  # train on the first N images of the training split only (None: all)
-    val_size: int | None = None  # images held out for validation (None: the loader's default; 0: none)
-    eval_size: int | None = None  # evaluate on the first N validation and N test images only (None: all)
-    model: str = "mlp"  # a registered model family (locallearn.models.names())
-    model_kw: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
-    widths: tuple[int, ...] = (256, 256, 256)  # mlp: one stage per width
-    channels: tuple[int, ...] = (32, 64, 64)  # cnn: one stage per entry
-    activation: str = "relu"  # mlp only
-    dropout: float = 0.0  # mlp only
-    head: str | None = None  # None: the model's own default head (linear for mlp, conv for cnn)
-    head_kw: dict[str, Any] = field(default_factory=dict)
-    rule: str = "local"
-    rule_kw: dict[str, Any] = field(default_factory=dict)
-    schedule: str = "simultaneous"
-    schedule_kw: dict[str, Any] = field(default_factory=dict)
+    data: str = field(default="digits", metadata={"help": "a registered dataset (locallearn datasets lists them)"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "the dataset's folder: IDX files (mnist, fashion-mnist), the unpacked archive (cifar10, cifar100, svhn, "
+        "stl10) or a class-per-folder image tree (image-folder)"})
+    train_size: int | None = field(default=None, metadata={
+        "help": "train on the first N images of the training split only (default: all)"})
+    val_size: int | None = field(default=None, metadata={
+        "help": "training images held out for validation (default: the loader's; 0: none)"})
+    eval_size: int | None = field(default=None, metadata={
+        "help": "evaluate on the first N validation and N test images only (default: all)"})
+    model: str = field(default="mlp", metadata={"help": "a registered model (locallearn models lists them)"})
+    model_kw: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "a model hyper-parameter (locallearn models lists them), e.g. stages=4", "flag": "--model-opt"})
+    widths: tuple[int, ...] = field(default=(256, 256, 256), metadata={"help": "mlp layer widths, one stage each"})
+    channels: tuple[int, ...] = field(default=(32, 64, 64), metadata={"help": "cnn channels, one stage each"})
+    activation: str = field(default="relu", metadata={"help": "mlp: relu, tanh, gelu or sigmoid"})
+    dropout: float = field(default=0.0, metadata={"help": "mlp: dropout after each hidden layer"})
+    head: str | None = field(default=None, metadata={
+        "help": "a registered head (default: the model's own: linear for mlp, conv for cnn)"})
+    head_kw: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "a head hyper-parameter, e.g. hidden=(128,) for the mlp head", "flag": "--head-opt"})
+    rule: str = field(default="local", metadata={"help": "a registered rule (locallearn rules lists them)"})
+    rule_kw: dict[str, Any] = field(default_factory=dict, metadata={"help": "a rule hyper-parameter", "flag": "--rule-opt"})
+    schedule: str = field(default="simultaneous", metadata={"help": "a registered schedule"})
+    schedule_kw: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "a schedule hyper-parameter, e.g. capacity=8 for decoupled", "flag": "--schedule-opt"})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str) -> RunSpec:

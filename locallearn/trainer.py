@@ -59,22 +59,29 @@ class TrainConfig:
     CIFAR buffer runs SGD lr 0.1 with momentum 0.9 and batch 128 (pass them to follow).
     """
 
-    epochs: int = 5  # per stage for schedules that train one stage at a time
-    batch_size: int = 32  # the same default as RunSpec and the CLI, so that the API repeats the CLI's numbers
-    optimizer: str = "adam"  # adam | adamw | sgd (one optimiser per stage; adam and adamw fused, see optim.FUSED)
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only: Nesterov momentum (InfoPro's recipe)
-    lr_schedule: str = "none"  # none | cosine | step (x0.25 at 50, 75 % of a stage's epochs) | steps (also 87.5, 94 %)
-    seed: int = 0  # shuffling and dropout; build the net after seed_everything(seed) for its init
-    eval_every: int = 1  # evaluate every exit on val and test every N epochs (0: only at the end)
-    checkpoint_path: str | None = None  # saved atomically after every epoch when set
-    augment: str = "none"  # train-time batch augmentation of image datasets, e.g. "crop2,flip"
-    device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
-    amp: bool = False  # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
-    compile: bool = False  # torch.compile every stage's block (refused by a rule or schedule that cannot)
-    progress: bool = True  # a progress bar, shown only when the output is a terminal
+    # Each field's ``help`` is its documentation and its command-line help (``locallearn.commands.fields``).
+    epochs: int = field(default=5, metadata={"help": "epochs (per stage for schedules that train one stage at a time)"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size"})
+    optimizer: str = field(default="adam", metadata={
+        "help": "adam, adamw or sgd (one optimiser per stage; adam and adamw fused, see optim.FUSED)"})
+    lr: float = field(default=1e-3, metadata={"help": "learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay"})
+    momentum: float = field(default=0.9, metadata={"help": "sgd only: momentum"})
+    nesterov: bool = field(default=False, metadata={"help": "sgd only: Nesterov momentum (InfoPro's recipe)"})
+    lr_schedule: str = field(default="none", metadata={
+        "help": "none, cosine, step (x0.25 at 50 and 75 % of a stage's epochs) or steps (also at 87.5 and 94 %)"})
+    seed: int = field(default=0, metadata={
+        "help": "shuffling and dropout; the net is built after seed_everything(seed) for its initialisation"})
+    eval_every: int = field(default=1, metadata={"help": "evaluate every exit on val and test every N epochs (0: only at the end)"})
+    checkpoint_path: str | None = field(default=None, metadata={
+        "help": "checkpoint path, written atomically after every epoch", "flag": "--checkpoint"})
+    augment: str = field(default="none", metadata={
+        "help": "train-time batch augmentation of image data: none, or items such as crop2,flip"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
+    amp: bool = field(default=False, metadata={"help": "mixed precision: float16 with loss scaling on cuda, bfloat16 on cpu"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile each stage's block (slow to start; refused by a rule or schedule that cannot, e.g. dfa)"})
+    progress: bool = field(default=True, metadata={"help": "a progress bar, shown only when the output is a terminal"})
 
     def __post_init__(self) -> None:
         owner = type(self).__name__  # RunSpec, which extends this class, names itself

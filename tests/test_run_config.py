@@ -65,3 +65,71 @@ def test_model_kw_and_head_kw_reach_the_net():
     plain = make_trainer(dataclasses.replace(spec, model_kw={}, head_kw={}, head=None))
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.net.modules())
     assert all(len([m for m in s.head.modules() if isinstance(m, torch.nn.Linear)]) == 1 for s in plain.net.stages)
+
+
+# --- the command line: one flag per field, generated (locallearn.commands.fields) ---
+
+from locallearn.cli import build_parser  # noqa: E402
+from locallearn.commands.common import spec_from_args  # noqa: E402
+
+# What each command leaves out, and why: compare runs a grid (--rules, --seeds) and infoplane several seeds
+# (its own --seed, the first of --seeds); neither writes one checkpoint.
+LEFT_OUT = {"train": set(), "compare": {"rule", "seed", "checkpoint_path"}, "infoplane": {"seed", "checkpoint_path"}}
+
+# Each RunSpec field as typed on the command line, with the value it must become; none is the default.
+ON_THE_COMMAND_LINE = {
+    "epochs": (["--epochs", "2"], 2), "batch_size": (["--batch-size", "16"], 16),
+    "optimizer": (["--optimizer", "sgd"], "sgd"), "lr": (["--lr", "0.05"], 0.05),
+    "weight_decay": (["--weight-decay", "1e-4"], 1e-4), "momentum": (["--momentum", "0.5"], 0.5),
+    "nesterov": (["--nesterov"], True), "lr_schedule": (["--lr-schedule", "cosine"], "cosine"),
+    "seed": (["--seed", "3"], 3), "eval_every": (["--eval-every", "0"], 0),
+    "checkpoint_path": (["--checkpoint", "c.pt"], "c.pt"), "augment": (["--augment", "flip"], "flip"),
+    "device": (["--device", "auto"], "auto"), "amp": (["--amp"], True), "compile": (["--compile"], True),
+    "progress": (["--no-progress"], False), "data": (["--data", "synthetic"], "synthetic"),
+    "data_dir": (["--data-dir", "somewhere"], "somewhere"), "train_size": (["--train-size", "200"], 200),
+    "val_size": (["--val-size", "0"], 0), "eval_size": (["--eval-size", "50"], 50), "model": (["--model", "cnn"], "cnn"),
+    "model_kw": (["--model-opt", "batch_norm=False"], {"batch_norm": False}), "widths": (["--widths", "8,4"], (8, 4)),
+    "channels": (["--channels", "4,8"], (4, 8)), "activation": (["--activation", "tanh"], "tanh"),
+    "dropout": (["--dropout", "0.1"], 0.1), "head": (["--head", "mlp"], "mlp"),
+    "head_kw": (["--head-opt", "hidden=(5,)", "--head-opt", "x=a"], {"hidden": (5,), "x": "a"}),
+    "rule": (["--rule", "predsim"], "predsim"), "rule_kw": (["--rule-opt", "beta=0.5"], {"beta": 0.5}),
+    "schedule": (["--schedule", "sequential"], "sequential"),
+    "schedule_kw": (["--schedule-opt", "cache=False"], {"cache": False}),
+}
+
+
+def _flags(command: str) -> dict[str, list[str]]:
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return {a.dest: a.option_strings for a in sub._actions}
+
+
+@pytest.mark.parametrize("command", sorted(LEFT_OUT))
+def test_every_run_spec_field_has_a_flag_with_help(command):
+    flags = _flags(command)
+    for f in dataclasses.fields(RunSpec):
+        if f.name not in LEFT_OUT[command]:
+            assert f.name in flags, f"{command} has no flag for RunSpec.{f.name}"
+            assert f.metadata["help"], f.name
+    assert "--momentum" in flags["momentum"] and "--train-size" in flags["train_size"] and "--val-size" in flags["val_size"]
+
+
+def test_every_field_typed_on_the_command_line_reaches_the_run_spec():
+    assert set(ON_THE_COMMAND_LINE) == {f.name for f in dataclasses.fields(RunSpec)}
+    argv = [word for words, _ in ON_THE_COMMAND_LINE.values() for word in words]
+    spec = spec_from_args(build_parser().parse_args(["train", *argv]))
+    assert {name: getattr(spec, name) for name in ON_THE_COMMAND_LINE} == {k: v for k, (_, v) in ON_THE_COMMAND_LINE.items()}
+    defaults = spec_from_args(build_parser().parse_args(["train"]))
+    assert defaults == RunSpec()  # no flag given: the dataclass's defaults, nothing else
+
+
+def test_compare_and_infoplane_flags_fill_the_same_fields():
+    argv = ["--momentum", "0.5", "--optimizer", "sgd", "--train-size", "100", "--val-size", "30", "--no-progress"]
+    for command, extra in (("compare", []), ("infoplane", ["--out", "x"])):
+        spec = spec_from_args(build_parser().parse_args([command, *argv, *extra]))
+        assert (spec.momentum, spec.optimizer, spec.train_size, spec.val_size, spec.progress) == (0.5, "sgd", 100, 30, False)
+
+
+def test_a_bad_value_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--widths", "8,x"])
+    assert "expected comma-separated integers such as 256,256,256; got '8,x'" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "RULE[:KEY=VALUE...][@SCHEDULE[:KEY=VALUE...]] (e.g. predsim:beta=0.5, local@sequential); an entry "
         "without @ runs under every --schedules entry. Combinations a schedule refuses are skipped with a note.",
     )
-    add_run_arguments(p, rule=False)
+    add_run_arguments(p, skip=("rule", "seed", "checkpoint_path"))  # --rules, --seeds; one run, one checkpoint
     p.add_argument("--rules", default="local,e2e,joint", help="comma-separated rule entries")
     p.add_argument("--schedules", default=None, help="comma-separated schedule entries; None: --schedule alone")
     p.add_argument("--models", default=None, help="comma-separated model entries, e.g. mlp,cnn:channels=(16,32); "

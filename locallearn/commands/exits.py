@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-drop", type=float, default=0.5, help="largest accuracy drop vs the last exit on val, in points")
     p.add_argument("--data-dir", default=None, help="folder of IDX files, if not where the run found them")
     p.add_argument("--out", required=True, help="folder for report.json, figures and the logit caches")
-    add_device_arguments(p, amp=False)
+    add_device_arguments(p)
     p.set_defaults(run=run)
 
 

@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "infoplane", help="train and record (I(X;T), I(T;Y)) of every stage",
         description="Wide layers saturate I(X;T) at log2(samples) under binning; try --widths 10,7,5,4,3.")
-    add_run_arguments(p)
+    add_run_arguments(p, skip=("seed", "checkpoint_path"))  # its own --seed: the first of --seeds
     g = p.add_argument_group("information plane")
     g.add_argument("--estimator", default="binning",
                    help=f"comma-separated registered estimators, each recorded (one of: {', '.join(ESTIMATORS.names())})")

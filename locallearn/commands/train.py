@@ -13,24 +13,22 @@ from locallearn.experiment import make_trainer
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train one network with one rule and schedule")
-    add_run_arguments(p)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p)  # --seed and --checkpoint among them
     p.add_argument("--out", default=None, help="results JSON path")
-    p.add_argument("--checkpoint", default=None, help="checkpoint path, written atomically every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_outputs(files={"--out": args.out, "--checkpoint": args.checkpoint})
-    if args.resume and not args.checkpoint:
+    check_outputs(files={"--out": args.out, "--checkpoint": args.checkpoint_path})
+    if args.resume and not args.checkpoint_path:
         raise ValueError("--resume needs --checkpoint PATH naming the checkpoint to continue from.")
-    if args.checkpoint and not args.resume and os.path.lexists(args.checkpoint):
-        raise ValueError(f"--checkpoint {args.checkpoint} exists already: pass --resume to continue that run, or give "
+    if args.checkpoint_path and not args.resume and os.path.lexists(args.checkpoint_path):
+        raise ValueError(f"--checkpoint {args.checkpoint_path} exists already: pass --resume to continue that run, or give "
                          "another path (or remove the file) to start a new one; a new run never overwrites a checkpoint.")
-    trainer = make_trainer(spec_from_args(args, seed=args.seed, checkpoint_path=args.checkpoint))
+    trainer = make_trainer(spec_from_args(args))
     if args.resume:
-        trainer.load_checkpoint(args.checkpoint)
+        trainer.load_checkpoint(args.checkpoint_path)
     result = trainer.fit()
     if trainer.data_parallel is not None and trainer.data_parallel.rank != 0:  # data-parallel: rank 0 reports, writes
         return 0
