@@ -281,7 +281,8 @@ def run_stages(
         h_in = h.detach() if rule.detach_inputs else h
         with autocast:
             h_out = rule.block_forward(stage.block, h_in)
-            exit_logits = head_logits(stage.head, h_out, logits[-1] if logits else None)
+            features = h_out.detach() if rule.probe_exit(k == last) else h_out  # a probe head: one pass, no graph into the block
+            exit_logits = head_logits(stage.head, features, logits[-1] if logits else None)
             flat = exit_logits.flatten(0, 1) if per_position else exit_logits
             out = StageOutput(index=k, is_last=k == last, stage=stage, h_in=h_in, h_out=h_out, logits=flat, x=x)
             loss = _stage_loss(rule, out, target)

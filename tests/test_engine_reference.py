@@ -74,6 +74,47 @@ def test_e2e_backbone_gradient_equals_plain_backprop_of_last_exit(synthetic):
     assert net.stages[0].head.linear.weight.grad is not None  # the probe head still learns
 
 
+@pytest.mark.parametrize("build", ["mlp", "cnn"])
+def test_e2e_training_equals_a_plain_loop_with_probe_heads(build):
+    # e2e computes each earlier exit once, on detached features, for both its logits and its probe loss;
+    # the plain loop: the last exit's cross-entropy through every block plus each earlier head's on detached h
+    ll.seed_everything(3)
+    net = ll.build_mlp((16,), (24, 24, 24), 4) if build == "mlp" else ll.build_cnn((1, 10, 10), (4, 4), 4)
+    reference = copy.deepcopy(net)
+    ours, theirs = torch.optim.Adam(net.parameters(), lr=1e-2), torch.optim.Adam(reference.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    shape = (16,) if build == "mlp" else (1, 10, 10)
+    for _ in range(4):
+        x, y = torch.randn(12, *shape, generator=g), torch.randint(0, 4, (12,), generator=g)
+        ours.zero_grad()
+        step = ll.backward(net, x, y, "e2e")
+        ours.step()
+        theirs.zero_grad()
+        h, losses, probe_logits = x, [], []
+        for k, stage in enumerate(reference.stages):
+            h = stage.block(h)
+            logits = stage.head(h if k == len(reference.stages) - 1 else h.detach())
+            probe_logits.append(logits.detach())
+            losses.append(F.cross_entropy(logits, y))
+        torch.stack(losses).sum().backward()
+        theirs.step()
+        for got, want in zip(step.logits, probe_logits):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        for got, want in zip(step.losses, losses):
+            torch.testing.assert_close(got, want.detach(), rtol=0, atol=0)
+    for (name, got), want in zip(net.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, msg=name)
+
+
+def test_e2e_runs_each_head_once_per_step():
+    net = ll.build_mlp((16,), (24, 24, 24), 4)
+    calls = []
+    for k, stage in enumerate(net.stages):
+        stage.head.register_forward_hook(lambda module, args, output, k=k: calls.append((k, args[0].requires_grad)))
+    ll.backward(net, torch.randn(6, 16), torch.arange(6) % 4, "e2e")
+    assert calls == [(0, False), (1, False), (2, True)]  # the probes on detached features, the last in the graph
+
+
 def test_joint_weights_scale_each_exit_loss(synthetic):
     ll.seed_everything(2)
     net = ll.build_mlp(synthetic.input_shape, (16, 16), synthetic.num_classes)

@@ -99,6 +99,13 @@ class LocalRule:
         in the backward pass instead of keeping its activations)."""
         return block(h_in)
 
+    def probe_exit(self, is_last: bool) -> bool:
+        """Whether the engine computes this exit's logits on the block output cut from the graph
+        (``h_out.detach()``): the head then learns as a probe that cannot shape the block, and the
+        rule's loss reads ``StageOutput.logits`` instead of running the head a second time (default:
+        no, the logits are in the block's graph)."""
+        return False
+
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError
 

@@ -41,9 +41,11 @@ class EndToEnd(LocalRule):
     def block_forward(self, block: nn.Module, h_in: torch.Tensor) -> torch.Tensor:
         return checkpointed(block, h_in) if self.checkpoint else block(h_in)
 
+    def probe_exit(self, is_last: bool) -> bool:
+        """Every exit but the last reads detached features: the backbone learns from the last exit alone."""
+        return not is_last
+
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor | None:
-        if out.is_last:
+        if out.is_last or self.probe_heads:  # an earlier exit's logits are on detached features (probe_exit)
             return F.cross_entropy(out.logits, y)
-        if self.probe_heads:
-            return F.cross_entropy(out.stage.head(out.h_out.detach()).reshape(out.logits.shape), y)
         return None
