@@ -10,20 +10,17 @@ import locallearn as ll
 from locallearn.host_reads import HostReads
 from locallearn.rules import RULES
 
-# Rules whose stage_loss still reads a value per batch, with where; strict: fixing one makes its test fail as a reminder
-STILL_READING = {
-    "forward-forward": "stage_loss checks bool(negative.any()) for a mix of positive and negative rows",
-    "ib": "the info estimators validate their input with bool(isfinite(t).all())",
-}
+# Every registered rule at its defaults, and the options that take another path through the step
+VARIANTS = [(name, {}) for name in RULES.names()] + [
+    ("ib", {"variant": "kde"}), ("ib", {"sigma": None}), ("ib", {"sigma": None, "median": "distance"}),
+    ("e2e", {"checkpoint": True}),
+]
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=STILL_READING[n])) if n in STILL_READING else n
-    for n in RULES.names()
-])
-def test_backward_reads_nothing_back_for_every_rule(name):
+@pytest.mark.parametrize("name, options", VARIANTS, ids=[f"{n}{o or ''}" for n, o in VARIANTS])
+def test_backward_reads_nothing_back_for_every_rule(name, options):
     net = ll.build_cnn((1, 12, 12), (4, 4), 3)
-    rule = ll.prepare(net, name)
+    rule = ll.prepare(net, RULES.create(name, **options) if options else name)
     x, y = torch.randn(8, 1, 12, 12), torch.arange(8) % 3
     ll.backward(net, x, y, rule)  # the first call may set up lazily
     with HostReads() as reads:

@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from locallearn import build_mlp, rules, schedules, seed_everything
+from locallearn.engine import NonFiniteLossError, backward, read_losses
 from locallearn.info import hsic_tensor, kde_mi
 from locallearn.net import Stage
 from locallearn.rules.base import StageOutput
@@ -172,3 +173,16 @@ def test_larger_beta_compresses_the_representation(synthetic):
 def test_bad_hyper_parameters_raise(kw, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
         rules.create("ib", **kw)
+
+
+@pytest.mark.parametrize("variant", ["hsic", "kde"])
+def test_nan_inputs_surface_in_the_loss_check_not_in_the_step(variant):
+    # the step skips the estimators' host-read NaN check (check_finite=False); the engine's loss check names the stage
+    net = build_mlp((6,), (8, 8), 3)
+    x = torch.randn(10, 6)
+    x[3, 2] = float("nan")
+    step = backward(net, x, torch.arange(10) % 3, rules.create("ib", variant=variant))
+    with pytest.raises(NonFiniteLossError, match="stage 1 became nan"):
+        read_losses([step.losses])
+    with pytest.raises(ValueError, match="NaN or infinite"):  # the estimator alone still checks by default
+        hsic_tensor(x, x)

@@ -48,8 +48,11 @@ def as_pair(x: Any, y: Any, *, min_samples: int = 2) -> tuple[np.ndarray, np.nda
     return x, y
 
 
-def as_tensor(a: Any, *, name: str) -> torch.Tensor:
-    """A floating ``(n_samples, n_features)`` tensor; tensors keep their autograd graph."""
+def as_tensor(a: Any, *, name: str, check_finite: bool = True) -> torch.Tensor:
+    """A floating ``(n_samples, n_features)`` tensor; tensors keep their autograd graph.
+
+    ``check_finite=False`` skips the NaN/inf check, a read of the values back to the host (a device
+    synchronisation): a training step passes it and lets its NaN loss check catch them instead."""
     if not isinstance(a, torch.Tensor):
         return torch.from_numpy(as_matrix(a, name=name))
     if a.ndim == 0 or a.shape[0] == 0:
@@ -57,14 +60,17 @@ def as_tensor(a: Any, *, name: str) -> torch.Tensor:
     t = a.reshape(a.shape[0], -1)
     if not t.is_floating_point():
         t = t.double()
-    if not torch.isfinite(t.detach()).all():
+    if check_finite and not torch.isfinite(t.detach()).all():
         raise ValueError(f"{name} contains NaN or infinite values; every entry must be finite.")
     return t
 
 
-def as_tensor_pair(x: Any, y: Any, *, min_samples: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both variables as 2-D tensors with the same number of rows, at least ``min_samples``."""
-    x, y = as_tensor(x, name="x"), as_tensor(y, name="y")
+def as_tensor_pair(
+    x: Any, y: Any, *, min_samples: int = 2, check_finite: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both variables as 2-D tensors with the same number of rows, at least ``min_samples`` (``check_finite``
+    as :func:`as_tensor`)."""
+    x, y = as_tensor(x, name="x", check_finite=check_finite), as_tensor(y, name="y", check_finite=check_finite)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must have one row per sample and the same number of samples; "

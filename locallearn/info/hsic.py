@@ -50,31 +50,33 @@ def _check_params(owner: str, sigma: Any, normalization: Any, eps: Any) -> None:
 MEDIANS = ("distance", "squared")
 
 
-def median_width(d2: torch.Tensor, median: str = "distance") -> float:
-    """The kernel's ``2 sigma^2`` from the squared distances ``d2`` of a batch by a median heuristic.
+def median_width(d2: torch.Tensor, median: str = "distance") -> torch.Tensor:
+    """The kernel's ``2 sigma^2`` from the squared distances ``d2`` of a batch by a median heuristic, as a
+    0-d tensor computed on ``d2``'s device (no host read, so a training step does not synchronise).
 
     ``"distance"``: sigma = the median nonzero pairwise distance (each pair once; the lower middle
     value for an even count), so the median pair's kernel value is exp(-1/2) (Gretton et al.'s
     heuristic). ``"squared"``: sigma = the median pairwise *squared* distance (each pair once, zeros
-    kept, the mean if that median is 0, at least 1e-2), as the HSIC-bottleneck authors' code does
-    (choasma/HSIC-bottleneck ``sigma_estimation``).
+    kept, the mean of the two middle values for an even count, the mean if that median is 0, at least
+    1e-2), as the HSIC-bottleneck authors' code does (choasma/HSIC-bottleneck ``sigma_estimation``).
 
     Example:
         >>> d2 = torch.tensor([[0.0, 4.0, 9.0], [4.0, 0.0, 1.0], [9.0, 1.0, 0.0]])
-        >>> median_width(d2, "distance"), median_width(d2, "squared")  # sigma 2 (distances 1, 2, 3); sigma 4
+        >>> float(median_width(d2, "distance")), float(median_width(d2, "squared"))  # sigma 2 (distances 1, 2, 3); sigma 4
         (8.0, 32.0)
     """
     rows, cols = torch.triu_indices(len(d2), len(d2), offset=1, device=d2.device)
     pairs = d2.detach()[rows, cols]  # each pair once; not the diagonal (rounding leaves it ~1e-7, not 0)
+    if pairs.numel() == 0:  # one sample: a shape, known without reading values
+        return torch.tensor(2.0, dtype=torch.float64, device=d2.device)
     if median == "squared":
-        values = pairs.double().cpu().numpy()
-        sigma = float(np.median(values)) if values.size else 1.0
-        if sigma <= 0:
-            sigma = float(values.mean())
-        return 2.0 * max(sigma, 1e-2) ** 2
+        values = pairs.double()
+        sigma = torch.quantile(values, 0.5)  # np.median's mean of the two middle values
+        sigma = torch.where(sigma > 0, sigma, values.mean())
+        return 2.0 * sigma.clamp_min(1e-2) ** 2
     distances = pairs.sqrt()
-    distances = distances[distances > 0]
-    return 2.0 * (float(distances.median()) if distances.numel() else 1.0) ** 2
+    middle = torch.nanmedian(torch.where(distances > 0, distances, torch.nan))  # the lower middle nonzero one
+    return 2.0 * torch.where(middle.isnan(), 1.0, middle) ** 2
 
 
 def gaussian_gram(
@@ -118,10 +120,13 @@ def hsic_tensor(
     normalization: str = "none",
     eps: float = 1e-5,
     median: str = "distance",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Differentiable biased HSIC, or a normalised HSIC (``normalization``), of two sample matrices.
 
-    ``eps`` is the regulariser of ``normalization="cca"``; ``median`` the heuristic of ``sigma=None``.
+    ``eps`` is the regulariser of ``normalization="cca"``; ``median`` the heuristic of ``sigma=None``;
+    ``check_finite=False`` skips the inputs' NaN/inf check, a host read (a training step's loss, checked
+    for NaN on the device, stands in for it).
 
     Example:
         >>> x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
@@ -131,7 +136,7 @@ def hsic_tensor(
     """
     _check_params("hsic_tensor", sigma, normalization, eps)
     check_choice(median, name="median", owner="hsic_tensor", choices=MEDIANS)
-    x, y = as_tensor_pair(x, y)
+    x, y = as_tensor_pair(x, y, check_finite=check_finite)
     n = x.shape[0]
     kc = _centred(gaussian_gram(x, sigma=sigma, scale_by_dim=scale_by_dim, median=median))
     lc = _centred(gaussian_gram(y.to(x.dtype), sigma=sigma, scale_by_dim=scale_by_dim, median=median))

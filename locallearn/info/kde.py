@@ -38,9 +38,13 @@ def _check_params(owner: str, noise_var: Any, bound: Any) -> None:
 
 
 def kde_mi_tensor(
-    h: torch.Tensor, groups: torch.Tensor | None = None, *, noise_var: float, bound: str = "upper"
+    h: torch.Tensor, groups: torch.Tensor | None = None, *, noise_var: float, bound: str = "upper",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Differentiable I(C;T) in nats for T = h + noise; ``groups=None`` makes every row its own group.
+
+    ``check_finite=False`` skips the NaN/inf check of ``h``, a host read (for a training step, whose
+    NaN loss check catches them).
 
     With ``groups=None`` and ``bound="upper"`` this is the KDE upper bound on I(X;T) used as a
     regulariser by the nonlinear information bottleneck.
@@ -52,7 +56,7 @@ def kde_mi_tensor(
         (0.5662, True)
     """
     _check_params("kde_mi_tensor", noise_var, bound)
-    h = as_tensor(h, name="h")
+    h = as_tensor(h, name="h", check_finite=check_finite)
     n = h.shape[0]
     sq = (h * h).sum(1)
     d2 = (sq[:, None] + sq[None, :] - 2.0 * h @ h.T).clamp_min(0.0)

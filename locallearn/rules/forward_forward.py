@@ -239,12 +239,15 @@ class ForwardForward(LocalRule):
 
     def stage_loss(self, out: StageOutput, y: torch.Tensor) -> torch.Tensor:
         negative = y < 0
-        if not bool(negative.any()) or bool(negative.all()):
-            raise RuntimeError(
-                f"forward-forward: stage {out.index} got no mix of positive and negative rows; its inputs must come "
-                "from the batch transform_batch makes (cached inputs of a later stage carry none; schedules that feed "
-                "those, Schedule.carries_batch_transform, refuse this rule)."
-            )
+        # checked on the device (no host read; on a GPU it fires at the next synchronisation)
+        torch._assert_async(
+            negative.any() & ~negative.all(),
+            f"forward-forward: stage {out.index} got no mix of positive and negative rows; its inputs must come "
+            "from the batch transform_batch makes (cached inputs of a later stage carry none; schedules that feed "
+            "those, Schedule.carries_batch_transform, refuse this rule).",
+        )
         g = goodness(out.h_out)
         theta = self.theta(out.h_out[0].numel())
-        return F.softplus(-(g[~negative] - theta)).mean() + F.softplus(g[negative] - theta).mean()
+        neg = negative.to(g.dtype)  # weights, not boolean indexing: a mask's row count is another device sync
+        pos = 1.0 - neg
+        return (F.softplus(-(g - theta)) * pos).sum() / pos.sum() + (F.softplus(g - theta) * neg).sum() / neg.sum()
