@@ -43,6 +43,7 @@ import locallearn
 from locallearn import data as datasets
 from locallearn import io
 from locallearn.data import BatchData
+from locallearn.data.fingerprint import train_sha256
 from locallearn.distributed import is_writer
 from locallearn.experiment import RunSpec, check_spec, data_options, model_family, run
 from locallearn.report.stats import MeanSD, format_ci, format_mean_sd, mean_sd
@@ -51,7 +52,9 @@ from locallearn.schedules import SCHEDULES
 from locallearn.provenance import finish, provenance
 from locallearn.store import RUNS, ResultsStore, record_id
 
-# RunSpec fields that name no part of a configuration (the seed varies within one; the rest change no result).
+# RunSpec fields that name no part of a configuration: the seed varies within one; the progress bar and the
+# checkpoint's path change no result; the data's folder is stood for by the content hash (``data_content``), so
+# the same files moved are the same configuration and other files under one path are not.
 NOT_IN_KEY = ("seed", "progress", "checkpoint_path", "data_dir")
 MODEL_NAMES = ("mlp", "cnn")
 
@@ -162,15 +165,40 @@ def model_label(spec: RunSpec) -> str:
     return model_family(spec).describe()
 
 
-def config_key(spec: RunSpec) -> dict[str, Any]:
-    """Everything a run's result depends on but its seed: rule, schedule, options, model, data, training.
+def data_content(spec: RunSpec, ds: datasets.Dataset | BatchData | None) -> dict[str, Any] | None:
+    """What a run of ``spec`` on ``ds`` learns from, beyond the names in the spec: the data set's own name, the
+    sizes of its three splits after ``train_size`` / ``eval_size``, and the SHA-256 of the training split it
+    trains on (inputs and labels, ``locallearn.data.fingerprint.train_sha256``: taken once per loaded data set).
+    ``None`` where the content is unknown: data given as loaders (a ``BatchData``), or no data given.
+
+    Example:
+        >>> ds = datasets.load("synthetic")
+        >>> content = data_content(RunSpec(data="synthetic", train_size=100, eval_size=50), ds)
+        >>> content["name"], content["train"], content["val"], content["test"], len(content["train_sha256"])
+        ('synthetic', 100, 50, 50, 64)
+    """
+    if not isinstance(ds, datasets.Dataset):
+        return None
+    kept = lambda x, size: len(x) if size is None else min(len(x), size)  # noqa: E731
+    return {"name": ds.name, "train": kept(ds.x_train, spec.train_size), "val": kept(ds.x_val, spec.eval_size),
+            "test": kept(ds.x_test, spec.eval_size), "train_sha256": train_sha256(ds, spec.train_size)}
+
+
+def config_key(spec: RunSpec, data: datasets.Dataset | BatchData | None = None) -> dict[str, Any]:
+    """Everything a run's result depends on but its seed: every ``RunSpec`` field but those in ``NOT_IN_KEY``
+    (rule, schedule, their options, model, data name and subset sizes, every training setting), and
+    ``data_content``: what the data ``data`` it runs on holds (``data_content``; ``None``: unknown). Two runs
+    on different subsets of one data set, or on a data set changed on disk, never share a key.
 
     Example:
         >>> key = config_key(RunSpec(rule="local", schedule="sequential"))
-        >>> key["rule"], key["schedule"], key["model"], key["data"], "seed" in key
-        ('local', 'sequential', 'mlp', 'digits', False)
+        >>> key["rule"], key["schedule"], key["model"], key["data"], key["momentum"], "seed" in key
+        ('local', 'sequential', 'mlp', 'digits', 0.9, False)
+        >>> config_key(RunSpec(train_size=200), datasets.load("digits"))["data_content"]["train"]
+        200
     """
     values = {k: v for k, v in dataclasses.asdict(spec).items() if k not in NOT_IN_KEY}
+    values["data_content"] = data_content(spec, data)
     return json.loads(json.dumps(values, default=list))  # tuples as lists: a key reads back equal from JSON
 
 
@@ -267,12 +295,12 @@ def whole_epoch_time(history: list[dict[str, Any]], epochs: int) -> float:
     return statistics.median(times) if len(times) == epochs else sum(times) / epochs
 
 
-def run_record(spec: RunSpec, result: Any, machine: dict[str, Any]) -> dict[str, Any]:
-    """One run's record (see the module docstring)."""
+def run_record(spec: RunSpec, result: Any, machine: dict[str, Any], *, data: datasets.Dataset | BatchData | None = None) -> dict[str, Any]:
+    """One run's record (see the module docstring); ``data``: what it ran on, for its key's ``data_content``."""
     test, val = result.final("test"), result.final("val")
     return {
         "label": spec_label(spec),
-        "key": config_key(spec),
+        "key": config_key(spec, data),
         "rule": spec.rule,
         "schedule": spec.schedule,
         "model": spec.model,
@@ -319,14 +347,15 @@ def run_grid(
     its net checked (``check_spec``) before the first run, so a bad entry fails at once."""
     specs = list(specs)
     runs = [dataclasses.replace(spec, seed=seed) for seed in seeds for spec in specs]
-    keys = [record_id({"key": config_key(r), "seed": r.seed}) for r in runs]
-    todo = [(r, k) for r, k in zip(runs, keys) if store is None or k not in store]
     loaded: dict[tuple, datasets.Dataset] = {}
     if data is None:
-        _load_all([r for r, _ in todo], loaded)
+        _load_all(runs, loaded)  # every run's: what its data holds is part of its key
 
     def source(spec: RunSpec) -> datasets.Dataset | BatchData:
         return data or loaded[spec.data, spec.data_dir, spec.val_size]
+
+    keys = [record_id({"key": config_key(r, source(r)), "seed": r.seed}) for r in runs]
+    todo = [(r, k) for r, k in zip(runs, keys) if store is None or k not in store]
 
     for spec in {_key_id(config_key(r)): r for r, _ in todo}.values():
         check_spec(spec, source(spec), label=f"{spec_label(spec)} ({model_label(spec)})")
@@ -336,7 +365,7 @@ def run_grid(
     done: dict[str, dict[str, Any]] = {} if store is None else {record_id(r): r for r in store.records}
     result = GridRun()
     for spec, key in todo:
-        record = run_record(spec, run(spec, source(spec)), machine)
+        record = run_record(spec, run(spec, source(spec)), machine, data=source(spec))
         if session is not None:
             record["session"] = session
             store.add(record)
@@ -439,13 +468,30 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "label": first["label"], "key": first["key"], "rule": first["rule"], "schedule": first["schedule"],
             "model": first["model"], "model_label": first.get("model_label", first["model"]), "data": first["data"],
-            "epochs": first["epochs"],
+            "epochs": first["epochs"], "data_content": first["key"].get("data_content"),  # None: unknown
             "seeds": len({r["seed"] for r in mine}),
             **exit_accuracies([_accuracy_lists(r) for r in mine]),
             "epoch_time_s": mean_std([r["epoch_time_s"] for r in mine]),
             "stage_epoch_time_s": [mean_std([r["stage_epoch_time_s"][k] for r in mine]) for k in range(stages)],
         })
     return rows
+
+
+def data_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A line for the ``summarise`` rows whose data content is unknown (records written before the key held a
+    hash of the training split, or runs on data given as loaders), none when every row's is known: such rows
+    of one name and sizes may come from different data, which their key cannot tell.
+
+    Example:
+        >>> data_notes([{"label": "local@simultaneous", "data_content": None}])  # doctest: +ELLIPSIS
+        ['Data content unknown (no hash of the training split in the key) for 1 of 1 configurations: local@simultaneous...']
+    """
+    unknown = [r["label"] for r in rows if r.get("data_content") is None]
+    if not unknown:
+        return []
+    return [f"Data content unknown (no hash of the training split in the key) for {len(unknown)} of {len(rows)} "
+            f"configurations: {', '.join(unknown)}. Their records were written before the key held it, or ran on "
+            "data given as loaders; runs on other data under the same name and sizes would share their key."]
 
 
 def _pct(ms: tuple[float, float] | None) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from locallearn import io
-from locallearn.compare import format_table, summarise
+from locallearn.compare import data_notes, format_table, summarise
 from locallearn.report import latex_table, save_figure
 from locallearn.report.paired import markdown_table as paired_table
 from locallearn.report.paired import paired_against_reference
@@ -108,7 +108,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
         "Exits and stages are numbered from 1; the best exit is picked per seed on validation accuracy. "
         "Time / epoch: one epoch of the whole network (for a schedule that trains one stage at a time, the "
         "total over the stages divided by the epochs per stage); time / stage-epoch: one epoch of that stage alone.",
-        "", format_table(rows), "",
+        "", format_table(rows), "", *[f"{note}\n" for note in data_notes(rows)],
         *(["## Paired over seeds", "", "Each configuration against the reference of its data, model and epochs "
            "(e2e where it ran) on the seeds both ran: the mean difference, its 95 % t interval and a paired "
            "t-test (scipy.stats.ttest_rel).", "", paired_table(paired, what="last-exit test accuracy"), ""]

@@ -9,7 +9,7 @@ from typing import Any
 
 from locallearn.commands.common import add_run_arguments, spec_from_args
 from locallearn.paths import check_outputs
-from locallearn.compare import format_table, plan_grid, run_grid, spec_label, split_entries, summarise
+from locallearn.compare import data_notes, format_table, plan_grid, run_grid, spec_label, split_entries, summarise
 from locallearn.compare_report import sibling_paths, write_outputs
 from locallearn.distributed import is_writer
 from locallearn.store import RUNS, ResultsStore
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_writer():  # under torchrun rank 0 reports and writes
         return 0
     paths = write_outputs(store.records, args.out, command=args.command_line)
-    print(format_table(summarise(store.records)))
+    rows = summarise(store.records)
+    print("\n".join([format_table(rows), *data_notes(rows)]))
     print(f"{len(store.records)} records in {args.out}; also {', '.join(p.name for p in paths)}")
     return 0
