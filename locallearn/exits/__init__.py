@@ -29,6 +29,7 @@ from .policies import (
     MaxProbPolicy, PatiencePolicy, WeightedPolicy, refuse_test_split,
 )
 from .synthetic import synthetic_exit_logits
+from .curve import ExitCurve, common_range, curve_area, threshold_curve
 from .latency import compare_speedup, latency_tables, layer_latency, stage_latency
 from .tiers import Link, Tier, TierPlan, feature_bytes
 from .sklearn_heads import ESTIMATORS, SklearnHead, make_estimator
@@ -46,7 +47,7 @@ __all__ = [
     "EntropyPolicy", "ExitDecision", "ExitPolicy", "GeometricEnsemblePolicy", "LearnedGatePolicy", "MarginPolicy", "MaxPoolPolicy", "MaxProbPolicy",
     "PatiencePolicy", "WeightedPolicy", "refuse_test_split", "risk_controlled", "violation_rate", "Evaluation",
     "Thresholds", "evaluate", "synthetic_exit_logits", "collect_exit_logits", "EarlyExitRunner", "RunOutput", "run_full",
-    "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram", "compare_speedup", "latency_tables",
+    "ExitCurve", "common_range", "curve_area", "threshold_curve", "analyse_exits", "exit_report", "plot_accuracy_cost", "plot_exit_histogram", "compare_speedup", "latency_tables",
     "layer_latency", "stage_latency", "Link", "Tier", "TierPlan", "feature_bytes", "ESTIMATORS", "SklearnHead",
     "make_estimator", "fit_heads", "fit_sklearn_heads", "freeze_backbone", "frozen_features",
 ]

@@ -13,7 +13,7 @@ shape; ``--report-only`` rewrites the report from the finished cells without run
 
 Example:
     >>> sorted(PROGRAMS)
-    ['char_lm', 'compile_speed', 'conformal', 'cuts', 'data_memory', 'early_exit', 'gcn_nodes', 'infoplane', 'ksg_speed', 'memory_time', 'pipeline_throughput', 'throughput', 'vit_fashion']
+    ['char_lm', 'compile_speed', 'conformal', 'cuts', 'data_memory', 'early_exit', 'exit_curves', 'gcn_nodes', 'infoplane', 'ksg_speed', 'memory_time', 'pipeline_throughput', 'throughput', 'vit_fashion']
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from locallearn.bench.runner import CellStore, STORE, finish_invocation, start_i
 
 NOTES = "notes.md"  # hand-written reading of the results, kept beside them and appended to the report
 PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in (
-    "char_lm", "compile_speed", "conformal", "cuts", "data_memory", "early_exit", "gcn_nodes", "infoplane", "ksg_speed",
+    "char_lm", "compile_speed", "conformal", "cuts", "data_memory", "early_exit", "exit_curves", "gcn_nodes", "infoplane", "ksg_speed",
     "memory_time", "pipeline_throughput", "throughput", "vit_fashion")}
 
 
