@@ -232,11 +232,32 @@ def cuts(root: Path = ROOT) -> str:
             f"{pct([a - b for a, b in pair])} points).")
 
 
+def exit_curves(root: Path = ROOT) -> str:
+    """ZTW and L2W against joint: the area under each accuracy-vs-FLOPs curve and its difference to joint's by seed."""
+    from locallearn.bench.programs.exit_curves import REFERENCE, areas
+
+    records = _cells("exit_curves", root)
+    cell = records[0]["cell"]
+    (low, high), area = areas(records)
+    full = records[0]["full_flops"]
+    pct = lambda values: format_mean_sd(mean_sd(values), scale=100)  # noqa: E731
+    parts = []
+    for label, by_seed in area.items():
+        text = f"{label} {pct(list(by_seed.values()))} %"
+        if label != REFERENCE:
+            text += f" ({pct([by_seed[s] - area[REFERENCE][s] for s in sorted(by_seed)])} pt against joint, paired by seed)"
+        parts.append(text)
+    return (f"CNN {'-'.join(map(str, cell['channels']))} (K = {len(cell['channels'])}), {cell['epochs']} epochs on "
+            f"{cell['train_size']} Fashion-MNIST images, {len(area[REFERENCE])} seeds; mean test accuracy over "
+            f"{low / full:.3f}-{high / full:.3f} of the full network's FLOPs (shared max-prob thresholds): "
+            + "; ".join(parts) + ".")
+
+
 BLOCKS: dict[str, Callable[..., str]] = {"demo": demo, "engine": engine, "memory": memory, "fashion": fashion,
                                           "paper": paper, "bio": bio, "early_exit": early_exit,
                                           "sequential": sequential, "memory_table": memory_table,
                                           "memory_time": memory_time, "throughput": throughput,
-                                          "rules_26": rules_26, "cuts": cuts}
+                                          "rules_26": rules_26, "cuts": cuts, "exit_curves": exit_curves}
 
 
 def replace_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:
