@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 
 from locallearn import data as datasets
-from locallearn.bench.measure import load_average
+from locallearn.provenance import load_average
 from locallearn.compare import parse_named
 from locallearn.data import Dataset
 from locallearn.exits import ExitCurve, collect_exit_logits, common_range, curve_area, plot_accuracy_cost, stage_costs, threshold_curve
