@@ -22,8 +22,8 @@ def test_the_hand_written_loop_trains_the_same_net_as_the_engine(synthetic):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # the same work, so the comparison is fair
             # a Linear(a, b) costs 2ab per sample forward, 2ab for its weight gradient, 2ab for its input's gradient (none for
             # a detached input); local: blocks 16->16 twice (no input gradient) + 2 heads 16->4 (with); e2e: the second
-            # block gets its input gradient, the first head runs twice (the engine's exit logits, the detached probe)
-            expected = {"local": 2 * 4 * 256 + 2 * 6 * 64, "e2e": 4 * 256 + 6 * 256 + 6 * 64 + 2 * 64 + 4 * 64}[rule]
+            # block gets its input gradient, the first head runs once, as a probe on detached features (no input gradient)
+            expected = {"local": 2 * 4 * 256 + 2 * 6 * 64, "e2e": 4 * 256 + 6 * 256 + 6 * 64 + 4 * 64}[rule]
             assert run.flops_per_sample == expected
     finally:
         throughput.MODELS.clear()
