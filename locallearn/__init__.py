@@ -21,10 +21,14 @@ from locallearn.heads import HEADS, make_head
 from locallearn.net import LocalNet, Stage, StageShape
 from locallearn.trainer import Callback, RunResult, TrainConfig, Trainer, seed_everything, train
 from locallearn.wrap import wrap
+from locallearn.experiment import RunSpec
+from locallearn.compare import summarise  # the grid itself is locallearn.compare.compare (the module keeps its name)
+from locallearn.compare_report import write_outputs
 
 __all__ = [
-    "HEADS", "BatchEnd", "Callback", "CutSearch", "LocalNet", "NonFiniteLossError", "RunResult", "Stage", "StageShape", "StepResult",
-    "TrainConfig", "Trainer",
+    "HEADS", "BatchEnd", "Callback", "CutSearch", "LocalNet", "NonFiniteLossError", "RunResult", "RunSpec", "Stage", "StageShape",
+    "StepResult", "TrainConfig", "Trainer",
     "backward", "build_cnn", "build_mlp", "data", "exits", "feedback", "graphs", "info", "lm", "loggers", "make_head", "models",
-    "plugins", "prepare", "rules", "schedules", "search_cuts", "seed_everything", "tokens", "train", "wrap",
+    "plugins", "prepare", "rules", "schedules", "search_cuts", "seed_everything", "summarise", "tokens", "train", "wrap",
+    "write_outputs",
 ]

@@ -454,12 +454,75 @@ def _accuracy_lists(record: dict[str, Any]) -> dict[str, list[float]]:
     return {split: [e[split] for e in record["exits"]] for split in ("test_accuracy", "val_accuracy")}
 
 
+#: Key fields a row shows without help: in its label (rule, schedule, their options) or a column (model, data).
+SHOWN = ("rule", "rule_kw", "schedule", "schedule_kw", "model", "data")
+
+
+def varying_fields(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The fields of the records' configuration keys whose value differs between them, in key order, but those
+    ``SHOWN`` anyway: what labels, tables and CSVs must add so that no two configurations look alike.
+
+    Example:
+        >>> keys = [{"rule": "local", "lr": lr, "activation": "relu"} for lr in (0.001, 0.01)]
+        >>> varying_fields([{"key": k} for k in keys])
+        ['lr']
+    """
+    keys = [r["key"] for r in records]
+    names = list(dict.fromkeys(name for key in keys for name in key))
+    return [n for n in names if n not in SHOWN
+            and len({json.dumps(key.get(n, "not recorded"), sort_keys=True, default=list) for key in keys}) > 1]
+
+
+def field_text(name: str, key: dict[str, Any]) -> str:
+    """A key field's value as labels and tables show it: ``(8,8)`` for a list, ``k=v,...`` for options, the data
+    content as its name, training size and the start of its hash (``unknown`` without one).
+
+    Example:
+        >>> field_text("widths", {"widths": [8, 8]}), field_text("head_kw", {"head_kw": {"hidden": [5]}})
+        ('(8,8)', 'hidden=(5)')
+    """
+    if name == "data_content":  # None, or missing in a record written before the key held it: unknown
+        value = key.get(name)
+        return "unknown" if value is None else f"{value['name']} {value['train']} {value['train_sha256'][:8]}"
+    if name not in key:
+        return "not recorded"  # a record written before the key had this field
+    value = key[name]
+    if isinstance(value, list):
+        return "(" + ",".join(str(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={field_text(k, value)}" for k in sorted(value))
+    return str(value)
+
+
+def labelled(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the records, each with ``varying`` (every ``varying_fields`` field's text), the same texts as
+    fields of their own where the record has no field of that name, and its ``label`` followed by them
+    (``local@simultaneous lr=0.01``), so that two configurations of one comparison never share a label.
+    Labelling labelled records again gives the same labels.
+
+    Example:
+        >>> keys = [{"rule": "local", "rule_kw": {}, "schedule": "simultaneous", "schedule_kw": {}, "lr": lr}
+        ...         for lr in (0.001, 0.01)]
+        >>> [r["label"] for r in labelled([{"label": "local@simultaneous", "key": k} for k in keys])]
+        ['local@simultaneous lr=0.001', 'local@simultaneous lr=0.01']
+    """
+    names = varying_fields(records)
+    out = []
+    for r in records:
+        varying = {n: field_text(n, r["key"]) for n in names}
+        base = f"{r['key']['rule']}{_options(r['key']['rule_kw'])}@{r['key']['schedule']}{_options(r['key']['schedule_kw'])}"
+        out.append({**{n: v for n, v in varying.items() if n not in r}, **r, "varying": varying,
+                    "label": " ".join([base, *(f"{n}={v}" for n, v in varying.items())])})
+    return out
+
+
 def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per configuration ``key`` (never merging two): seeds, accuracy of every exit, of the last
     exit and of the best exit (picked per seed on validation), time per epoch of the whole network and of
-    each stage; mean and std over seeds."""
+    each stage; mean and std over seeds. Labels name every field that varies between the records
+    (``labelled``), and ``varying`` holds those fields' values."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
+    for r in labelled(records):
         groups.setdefault(_key_id(r["key"]), []).append(r)
     rows = []
     for mine in groups.values():
@@ -469,6 +532,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "label": first["label"], "key": first["key"], "rule": first["rule"], "schedule": first["schedule"],
             "model": first["model"], "model_label": first.get("model_label", first["model"]), "data": first["data"],
             "epochs": first["epochs"], "data_content": first["key"].get("data_content"),  # None: unknown
+            "varying": first["varying"],
             "seeds": len({r["seed"] for r in mine}),
             **exit_accuracies([_accuracy_lists(r) for r in mine]),
             "epoch_time_s": mean_std([r["epoch_time_s"] for r in mine]),
@@ -504,15 +568,19 @@ def _stage_times(row: dict[str, Any]) -> str:
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of ``summarise`` rows, accuracies in percent, exits numbered from 1."""
+    """A Markdown table of ``summarise`` rows, accuracies in percent, exits numbered from 1; a column for each
+    field that varies between the rows (``varying_fields``), after the data."""
+    varying = [n for n in dict.fromkeys(n for r in rows for n in r.get("varying", {})) if n != "epochs"]  # a column already
     lines = [
-        "| configuration | model | data | epochs | seeds | test acc % per exit (1 → last) | last exit test acc % "
+        "| configuration | model | data | " + "".join(f"{n} | " for n in varying) + "epochs | seeds "
+        "| test acc % per exit (1 → last) | last exit test acc % "
         "| last exit 95 % CI | best exit (by val) test acc % | time / epoch s | time / stage-epoch s (stage 1 → last) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|" + "---|" * len(varying) + "---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         per_exit = " / ".join("–" if ms is None else f"{100 * ms[0]:.1f}" for ms in r["per_exit"])
-        lines.append(f"| {r['label']} | {r['model_label']} | {r['data']} | {r['epochs']} | {r['seeds']} | {per_exit} "
+        columns = "".join(f"{r.get('varying', {}).get(n, '–')} | " for n in varying)
+        lines.append(f"| {r['label']} | {r['model_label']} | {r['data']} | {columns}{r['epochs']} | {r['seeds']} | {per_exit} "
                      f"| {_pct(r['final'])} | {format_ci(r['final'], scale=100)} | {_pct(r['best'])} "
                      f"| {format_mean_sd(r['epoch_time_s'], digits=3)} | {_stage_times(r)} |")
     return "\n".join(lines)

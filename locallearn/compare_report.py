@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from locallearn import io
-from locallearn.compare import data_notes, format_table, summarise
+from locallearn.compare import data_notes, format_table, labelled, summarise, varying_fields
 from locallearn.report import latex_table, save_figure
 from locallearn.report.paired import markdown_table as paired_table
 from locallearn.report.paired import paired_against_reference
@@ -94,12 +94,13 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
 
     out_json = Path(out_json)
     paths = sibling_paths(out_json)
+    records = labelled(records)  # labels and columns name every field that varies
     rows = summarise(records)
     paired = paired_against_reference(
-        [{"config": r["label"], "group": (r["data"], r["model_label"], r["epochs"]), "seed": r["seed"],
+        [{"config": r["label"], "group": (r["data"], r["model_label"], r["epochs"], *r["varying"].values()), "seed": r["seed"],
           "value": r["exits"][-1]["test_accuracy"]} for r in records],
         reference=lambda label: label.partition("@")[0] == "e2e")
-    io.write_text(paths[".csv"], _csv(CSV_FIELDS, tidy_rows(records)))
+    io.write_text(paths[".csv"], _csv([*CSV_FIELDS, *[n for n in varying_fields(records) if n not in CSV_FIELDS]], tidy_rows(records)))
     io.write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
     io.write_text(paths[".md"], "\n".join([
         f"# Comparison: {len(rows)} configurations, {len(records)} runs", "",
@@ -109,8 +110,8 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
         "Time / epoch: one epoch of the whole network (for a schedule that trains one stage at a time, the "
         "total over the stages divided by the epochs per stage); time / stage-epoch: one epoch of that stage alone.",
         "", format_table(rows), "", *[f"{note}\n" for note in data_notes(rows)],
-        *(["## Paired over seeds", "", "Each configuration against the reference of its data, model and epochs "
-           "(e2e where it ran) on the seeds both ran: the mean difference, its 95 % t interval and a paired "
+        *(["## Paired over seeds", "", "Each configuration against the reference of its data, model, epochs and "
+           "varying fields (e2e where it ran) on the seeds both ran: the mean difference, its 95 % t interval and a paired "
            "t-test (scipy.stats.ttest_rel).", "", paired_table(paired, what="last-exit test accuracy"), ""]
           if paired else [])]))
     io.write_text(paths[".tex"], latex_table(rows, caption=f"{len(rows)} configurations, {len(records)} runs; test accuracy "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import importlib
@@ -10,7 +11,7 @@ import warnings
 import torch
 
 from locallearn import data
-from locallearn.compare import NOT_IN_KEY, compare, config_key, data_notes, summarise
+from locallearn.compare import NOT_IN_KEY, compare, config_key, data_notes, format_table, summarise
 from locallearn.experiment import RunSpec
 
 fp = importlib.import_module("locallearn.data.fingerprint")  # the package exports the function of that name
@@ -86,8 +87,51 @@ def test_records_without_a_data_hash_are_read_as_unknown_and_said_so():
         records = compare(BASE, rules=["local", "e2e"], seeds=[0])
     old = [{**r, "key": {k: v for k, v in r["key"].items() if k != "data_content"}} for r in records[:1]]  # as written before
     rows = summarise([*old, *records])
-    assert [r["label"] for r in rows] == ["local@simultaneous", "local@simultaneous", "e2e@simultaneous"]
+    full = data.load("synthetic")
+    known = f"data_content=synthetic {len(full.x_train)} {_sha256(full.x_train, full.y_train)[:8]}"
+    assert [r["label"] for r in rows] == ["local@simultaneous data_content=unknown", f"local@simultaneous {known}",
+                                          f"e2e@simultaneous {known}"]
     assert rows[0]["data_content"] is None and rows[1]["data_content"] is not None
     (note,) = data_notes(rows)
     assert note.startswith("Data content unknown (no hash of the training split in the key) for 1 of 3 configurations")
     assert data_notes(rows[1:]) == []
+
+
+# --- labels and columns name every field that varies ---
+
+
+def test_an_lr_sweep_gives_two_labelled_rows_and_an_lr_column_in_the_table_and_the_csv(tmp_path):
+    from locallearn.compare_report import write_outputs
+
+    records = compare(BASE, rules=["local"], seeds=[0], models=["mlp:lr=0.001", "mlp:lr=0.01"])
+    rows = summarise(records)
+    assert [r["label"] for r in rows] == ["local@simultaneous lr=0.001", "local@simultaneous lr=0.01"]
+    assert [r["varying"] for r in rows] == [{"lr": "0.001"}, {"lr": "0.01"}]
+    header, _, *lines = format_table(rows).splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[:5] == ["configuration", "model", "data", "lr", "epochs"]
+    assert [[c.strip() for c in line.strip("|").split("|")][3] for line in lines] == ["0.001", "0.01"]
+    write_outputs(records, tmp_path / "r.json")
+    with open(tmp_path / "r.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert "lr" in table[0] and {(t["label"], t["lr"]) for t in table} == {
+        ("local@simultaneous lr=0.001", "0.001"), ("local@simultaneous lr=0.01", "0.01")}
+    assert "lr=0.01" in (tmp_path / "r.md").read_text()
+
+
+def test_activation_appears_in_labels_when_it_varies_and_nothing_when_nothing_does():
+    records = compare(BASE, rules=["local", "e2e"], seeds=[0], models=["mlp:activation=tanh", "mlp"])
+    assert [r["label"] for r in summarise(records)] == [
+        "local@simultaneous activation=tanh", "e2e@simultaneous activation=tanh",
+        "local@simultaneous activation=relu", "e2e@simultaneous activation=relu"]
+    plain = compare(BASE, rules=["local", "e2e"], seeds=[0])
+    assert [r["label"] for r in summarise(plain)] == ["local@simultaneous", "e2e@simultaneous"]
+    assert "activation" not in format_table(summarise(plain)).splitlines()[0]
+
+
+def test_two_subsets_are_told_apart_in_labels_by_their_content():
+    full = data.load("synthetic")
+    first, second = _subset(full, slice(0, 200)), _subset(full, slice(200, 400))
+    records = [*compare(BASE, rules=["local"], seeds=[0], data=first), *compare(BASE, rules=["local"], seeds=[0], data=second)]
+    labels = [r["label"] for r in summarise(records)]
+    assert labels == [f"local@simultaneous data_content=synthetic 200 {_sha256(d.x_train, d.y_train)[:8]}" for d in (first, second)]
