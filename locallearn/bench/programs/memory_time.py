@@ -98,13 +98,13 @@ def builder(model: str) -> tuple[tuple[int, ...], Callable[[int], LocalNet]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="mlp,cnn", help=f"comma-separated: {', '.join([*MODELS, *REGISTRY_MODELS])}")
     parser.add_argument("--stages", default="1,2,4,8,16", help="comma-separated K (each must divide 16 for mlp/cnn)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (mlp), 32 (cnn), 64 (resnets)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (mlp), 32 (cnn, resnets)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per configuration per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of turns (the median round is kept)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the steps run")
 
 
-BATCH = {"mlp": 128, "cnn": 32}
+BATCH = {"mlp": 128, "cnn": 32, "resnet32": 32, "resnet110": 32}  # resnets: a 2-core CPU's budget
 
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for model in args.models.split(","):
         builder(model)  # an unknown model fails before any work
-        out.append({"model": model, "stages": stages, "batch_size": args.batch_size or BATCH.get(model, 64),
+        out.append({"model": model, "stages": stages, "batch_size": args.batch_size or BATCH[model],
                     "steps": args.steps, "rounds": args.rounds, "device": args.device})
     return out
 
