@@ -96,7 +96,7 @@ def builder(model: str) -> tuple[tuple[int, ...], Callable[[int], LocalNet]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="mlp,cnn", help=f"comma-separated: {', '.join([*MODELS, *REGISTRY_MODELS])}")
+    parser.add_argument("--models", default="mlp,cnn,resnet32", help=f"comma-separated: {', '.join([*MODELS, *REGISTRY_MODELS])}")
     parser.add_argument("--stages", default="1,2,4,8,16", help="comma-separated K (each must divide 16 for mlp/cnn)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (mlp), 32 (cnn, resnets)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per configuration per round")
