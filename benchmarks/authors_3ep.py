@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import math
 import statistics
 import sys
@@ -160,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=f"benchmarks/results/{SUITE}", help="the suite's results folder (cells.json)")
     args = parser.parse_args(argv)
     from locallearn.bench.suites import SUITES
+    from locallearn.store import read_store
 
     folder = Path(args.results)
-    records = json.loads((folder / "cells.json").read_text())
+    records = read_store(folder).records
     seeds, left_out = our_seeds(records, recipes(SUITES[SUITE].cells()))
     rows = {variant: compare([acc for _, acc in rows], AUTHORS[variant[0]]) for variant, rows in seeds.items()}
     command = "python benchmarks/authors_3ep.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))

@@ -9,10 +9,10 @@ so it refuses a global rule such as ``e2e``) are left out and listed in ``Plan.s
 names them in a warning and in its result's ``skipped``). ``run_grid`` and ``compare`` take a results store
 (``locallearn.store``): a run already in it is not run again, and every new record is added to it as it ends.
 
-Every record is one run (one configuration and seed) and carries its configuration ``key`` (rule,
-schedule, their options, model, data and the training settings: everything but the seed), a readable
-``label``, every exit's accuracy (``exits``: exit numbers are 1-based, exit 1 is the first stage's
-head), the time per epoch of the whole network and of each stage, and the per-epoch ``history``.
+Every record is one run (one configuration and seed) in the schema of ``run_record``: its configuration ``key``
+(rule, schedule, their options, model, data and the training settings: everything but the seed), a readable
+``label``, every exit's test and validation accuracy (``test_accuracy[k - 1]`` is exit ``k``; exit 1 is the first
+stage's head), the time per epoch of the whole network and of each stage, and the per-epoch ``history``.
 ``summarise`` groups records by ``key`` only, so it never merges two configurations.
 
 Example:
@@ -22,8 +22,8 @@ Example:
     >>> [spec_label(s) for s in plan.specs], [note.split(":")[0] for note in plan.skipped]
     (['local@simultaneous', 'local@sequential', 'e2e@simultaneous'], ['e2e@sequential'])
     >>> records = compare(base, rules=["local"], schedules=["simultaneous", "sequential"], seeds=[0])
-    >>> [(r["label"], len(r["history"]), [e["exit"] for e in r["exits"]]) for r in records]
-    [('local@simultaneous', 1, [1, 2]), ('local@sequential', 2, [1, 2])]
+    >>> [(r["label"], len(r["history"]), len(r["test_accuracy"])) for r in records]
+    [('local@simultaneous', 1, 2), ('local@sequential', 2, 2)]
     >>> [row["label"] for row in summarise(records)]
     ['local@simultaneous', 'local@sequential']
 """
@@ -39,9 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import locallearn
 from locallearn import data as datasets
-from locallearn import io
 from locallearn.data import BatchData
 from locallearn.data.fingerprint import train_sha256
 from locallearn.distributed import is_writer
@@ -282,40 +280,67 @@ def stage_epoch_times(history: list[dict[str, Any]], stages: int) -> list[float 
     return out
 
 
+def epoch_time(times: Sequence[float], epochs: int, *, trainer_epochs: int | None = None) -> float:
+    """One epoch of the whole network from the times of the trainer's epochs (wall or CPU): the median epoch
+    (robust to a one-off warm-up) when every trainer epoch trains every stage (``trainer_epochs``, the number of
+    trainer epochs, default ``len(times)``, equals ``epochs``); else (one stage at a time) the total over the
+    stages divided by the epochs, so that it is comparable between schedules.
+
+    Example:
+        >>> epoch_time([1.0, 5.0, 2.0], epochs=3), epoch_time([1.0, 3.0], epochs=1)  # the latter: two one-stage epochs
+        (2.0, 4.0)
+        >>> epoch_time([1.0, 3.0], epochs=2, trainer_epochs=4)  # times of 2 turns of 2 one-stage trainer epochs each
+        2.0
+    """
+    every_stage = (len(times) if trainer_epochs is None else trainer_epochs) == epochs
+    return statistics.median(times) if every_stage else sum(times) / epochs
+
+
 def whole_epoch_time(history: list[dict[str, Any]], epochs: int) -> float:
-    """Time of one epoch of the whole network: the median epoch (robust to a one-off warm-up) when every trainer
-    epoch trains every stage; else (one stage at a time) the total over the stages divided by the epochs, so that
-    it is comparable between schedules.
+    """``epoch_time`` of a trainer's history.
 
     Example:
         >>> whole_epoch_time([{"epoch_time_s": 1.0}, {"epoch_time_s": 3.0}], epochs=1)  # two one-stage epochs
         4.0
     """
-    times = [r["epoch_time_s"] for r in history]
-    return statistics.median(times) if len(times) == epochs else sum(times) / epochs
+    return epoch_time([r["epoch_time_s"] for r in history], epochs)
 
 
-def run_record(spec: RunSpec, result: Any, machine: dict[str, Any], *, data: datasets.Dataset | BatchData | None = None) -> dict[str, Any]:
-    """One run's record (see the module docstring); ``data``: what it ran on, for its key's ``data_content``."""
-    test, val = result.final("test"), result.final("val")
+def run_record(spec: RunSpec, result: Any, *, data: datasets.Dataset | BatchData | None = None) -> dict[str, Any]:
+    """One run's record, in the one schema of compare and the benchmark suites (``locallearn.tidy`` writes it as
+    CSV): the configuration (``label``, ``key``, rule, schedule and their options, model, data, seed, epochs),
+    every exit's final test and validation accuracy (lists, exit ``k`` at index ``k - 1``), the time of one epoch
+    of the whole network and of each stage alone, the total, the trainer's ``history`` (epochs and stages
+    numbered from 1) and ``config``. Its provenance (version, commit, machine, command, load) is its store's
+    ``runs`` entry of the record's ``session``. ``data``: what it ran on, for its key's ``data_content``; a suite's cell adds its measurements (``locallearn.bench.cell``).
+
+    Example:
+        >>> from locallearn import data
+        >>> spec = RunSpec(data="synthetic", widths=(8,), epochs=1, progress=False)
+        >>> record = run_record(spec, run(spec, data.load("synthetic")))
+        >>> record["label"], len(record["test_accuracy"]), record["rule_kw"], len(record["history"])
+        ('local@simultaneous', 1, {}, 1)
+    """
+    test = result.final("test")
     return {
         "label": spec_label(spec),
         "key": config_key(spec, data),
         "rule": spec.rule,
+        "rule_kw": dict(spec.rule_kw),
         "schedule": spec.schedule,
+        "schedule_kw": dict(spec.schedule_kw),
         "model": spec.model,
         "model_label": model_label(spec),
         "data": spec.data,
         "seed": spec.seed,
         "epochs": spec.epochs,
-        "exits": [{"exit": k + 1, "test_accuracy": t, "val_accuracy": v} for k, (t, v) in enumerate(zip(test, val))],
+        "test_accuracy": test,
+        "val_accuracy": result.final("val"),
         "epoch_time_s": whole_epoch_time(result.history, spec.epochs),
         "stage_epoch_time_s": stage_epoch_times(result.history, len(test)),
         "total_time_s": sum(r["epoch_time_s"] for r in result.history),
-        "history": result.history,  # the trainer's: epochs and stages numbered from 1
+        "history": result.history,
         "config": result.config,
-        "version": locallearn.__version__,
-        "machine": machine,
     }
 
 
@@ -361,11 +386,10 @@ def run_grid(
         check_spec(spec, source(spec), label=f"{spec_label(spec)} ({model_label(spec)})")
     writer = store is not None and is_writer()
     session = store.start_run(provenance(command, runs=len(runs), runs_to_do=len(todo))) if writer and todo else None
-    machine = io.machine()
     done: dict[str, dict[str, Any]] = {} if store is None else {record_id(r): r for r in store.records}
     result = GridRun()
     for spec, key in todo:
-        record = run_record(spec, run(spec, source(spec)), machine, data=source(spec))
+        record = run_record(spec, run(spec, source(spec)), data=source(spec))
         if session is not None:
             record["session"] = session
             store.add(record)
@@ -451,7 +475,7 @@ def best_exit(val_accuracy: Sequence[float]) -> int:
 
 
 def _accuracy_lists(record: dict[str, Any]) -> dict[str, list[float]]:
-    return {split: [e[split] for e in record["exits"]] for split in ("test_accuracy", "val_accuracy")}
+    return {split: record[split] for split in ("test_accuracy", "val_accuracy")}
 
 
 #: Key fields a row shows without help: in its label (rule, schedule, their options) or a column (model, data).

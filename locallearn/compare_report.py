@@ -1,6 +1,7 @@
 """Write a comparison's outputs beside its results JSON: a tidy CSV, Markdown and LaTeX tables and figures.
 
-For ``--out DIR/r.json``: ``DIR/r.csv`` (one row per configuration, seed and exit; exits numbered from 1),
+For ``--out DIR/r.json``: ``DIR/r.csv`` (one row per configuration, seed and exit, exits numbered from 1: the one
+CSV schema of ``locallearn.tidy``, shared with the benchmark suites),
 ``DIR/r_history.csv`` (one row per configuration, seed, epoch and exit), ``DIR/r.md`` (the ``summarise``
 table, and with two seeds or more a paired t-test of every configuration against ``e2e`` over the
 seeds), ``DIR/r.tex`` (a booktabs table) and the figures ``DIR/r_accuracy_per_exit``,
@@ -20,9 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io as _io
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,30 +30,10 @@ from locallearn.report import latex_table, save_figure
 from locallearn.report.paired import markdown_table as paired_table
 from locallearn.report.paired import paired_against_reference
 from locallearn.report.style import style_for_rows
+from locallearn.tidy import CSV_FIELDS, tidy_rows, to_csv
 
-CSV_FIELDS = ("label", "rule", "rule_options", "schedule", "schedule_options", "model", "model_label", "data", "epochs", "seed", "exit",
-              "is_last_exit", "test_accuracy", "val_accuracy", "epoch_time_s", "total_time_s")
 HISTORY_FIELDS = ("label", "seed", "epoch", "stages_trained", "epoch_time_s", "exit", "train_loss", "test_accuracy",
                   "val_accuracy")
-
-
-def _csv(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def tidy_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per record (run) and exit."""
-    rows = []
-    for r in records:
-        options = {"rule_options": json.dumps(r["key"]["rule_kw"], sort_keys=True),
-                   "schedule_options": json.dumps(r["key"]["schedule_kw"], sort_keys=True)}
-        for e in r["exits"]:
-            rows.append({**r, **options, **e, "is_last_exit": e["exit"] == len(r["exits"])})
-    return rows
 
 
 def history_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -98,10 +76,10 @@ def write_outputs(records: Sequence[dict[str, Any]], out_json: str | Path, *, co
     rows = summarise(records)
     paired = paired_against_reference(
         [{"config": r["label"], "group": (r["data"], r["model_label"], r["epochs"], *r["varying"].values()), "seed": r["seed"],
-          "value": r["exits"][-1]["test_accuracy"]} for r in records],
+          "value": r["test_accuracy"][-1]} for r in records],
         reference=lambda label: label.partition("@")[0] == "e2e")
-    io.write_text(paths[".csv"], _csv([*CSV_FIELDS, *[n for n in varying_fields(records) if n not in CSV_FIELDS]], tidy_rows(records)))
-    io.write_text(paths["_history.csv"], _csv(HISTORY_FIELDS, history_rows(records)))
+    io.write_text(paths[".csv"], to_csv(tidy_rows(records), [*CSV_FIELDS, *[n for n in varying_fields(records) if n not in CSV_FIELDS]]))
+    io.write_text(paths["_history.csv"], to_csv(history_rows(records), HISTORY_FIELDS))
     io.write_text(paths[".md"], "\n".join([
         f"# Comparison: {len(rows)} configurations, {len(records)} runs", "",
         *([f"Command: `{command}`", ""] if command else []),

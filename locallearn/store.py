@@ -1,6 +1,6 @@
 """The results store: one JSON file of records, keyed by configuration key and seed, with its runs' provenance.
 
-A store file is an object ``{"schema": "locallearn-results", "schema_version": 1, "kind": KIND, "runs": [...],
+A store file is an object ``{"schema": "locallearn-results", "schema_version": 2, "kind": KIND, "runs": [...],
 "records": [...]}``. ``kind`` says what its records are (``"runs"``: training runs, one per configuration and
 seed; ``"program:NAME"``: the cells of a benchmark program), and a store is only ever opened as the kind it was
 written as. A record is identified by its ``key`` (the configuration: everything but the seed) and its
@@ -36,7 +36,7 @@ from typing import Any, Iterable, Sequence
 from locallearn import io
 
 SCHEMA = "locallearn-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: compare's records held an ``exits`` list of dicts; 2: every record has per-exit lists
 RUNS = "runs"  # the kind of a store of training runs (compare, the benchmark suites)
 FOLDER_STORE = "cells.json"  # the store of a benchmark's output folder
 
@@ -78,7 +78,8 @@ def _read(path: Path) -> dict[str, Any]:
                          "or was damaged.") from None
     if isinstance(data, list):
         raise ValueError(f"Results store {path} is a plain list of records, written before the results store "
-                         f"(schema version 0); this version reads {SCHEMA} version {SCHEMA_VERSION} only.")
+                         f"(schema version 0); this version reads {SCHEMA} version {SCHEMA_VERSION} only: convert it with "
+                         "`python benchmarks/convert_stores.py FILE` (in the locallearn repository).")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a locallearn results store (no \"schema\": \"{SCHEMA}\" in it).")
     if data.get("schema_version") != SCHEMA_VERSION:
@@ -167,6 +168,13 @@ class ResultsStore:
 def store_kind(path: str | Path) -> str:
     """The kind of the store in ``path`` (refused in one line when it is no store of this schema version)."""
     return _read(Path(path))["kind"]
+
+
+def read_store(path: str | Path) -> ResultsStore:
+    """The store in ``path`` (a folder: its ``cells.json``), opened as the kind it holds: for a reader (a report,
+    the README's numbers) that takes whatever the file is."""
+    path = store_path(path)
+    return ResultsStore(path, kind=store_kind(path))
 
 
 def merge_stores(sources: Sequence[str | Path], out: str | Path) -> tuple[ResultsStore, int]:

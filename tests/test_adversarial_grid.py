@@ -38,7 +38,7 @@ def test_records_are_written_as_each_run_ends_so_a_later_failure_loses_none(tmp_
     err = compare_error(capsys, "--rules", "local,e2e", out=out)
     assert "the second run broke" in err
     records = io.read_json(out)["records"]
-    assert [r["label"] for r in records] == ["local@simultaneous"] and records[0]["exits"]
+    assert [r["label"] for r in records] == ["local@simultaneous"] and records[0]["test_accuracy"]
 
 
 BAD_GRIDS = {  # file content -> what the one line says (always naming the file)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from benchmarks.authors_3ep import AUTHORS, MODEL_LABEL, compare, main, welch
 from locallearn.bench.suites import SUITES
+from locallearn.store import ResultsStore
 
 
 def test_welch_is_the_written_out_formula_and_scipys():
@@ -46,7 +47,7 @@ def test_cells_are_counted_per_recipe_and_others_listed(tmp_path):
     plain = dataclasses.replace(predsim, spec=dataclasses.replace(predsim.spec, head_kw={}))  # the earlier recipe
     records += [{**records[0], "key": plain.key, "rule": "predsim", "seed": 0, "test_accuracy": [0.5, 0.8431]},
                 {**records[0], "key": "older code", "test_accuracy": [0.5, 0.7]}]
-    (tmp_path / "cells.json").write_text(json.dumps(records))
+    ResultsStore(tmp_path / "cells.json", kind="runs").append(records)
     assert main(["--results", str(tmp_path)]) == 0
     out = json.loads((tmp_path / "comparison.json").read_text())
     rows = {(r["rule"], r["recipe"].split(" ")[0]): r for r in out["rows"]}

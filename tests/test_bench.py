@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import pytest
 import torch
 from torch import nn
 
-from locallearn.bench import SUITES, CellStore, SavedTensorMeter, Suite, run_suite, step_memory
+from locallearn.bench import SUITES, SavedTensorMeter, Suite, open_store, run_suite, step_memory
 from locallearn.bench import runner as bench_runner
 from locallearn.bench.memory import memory_rows
-from locallearn.bench.tables import fake_cell, markdown_table, summary_rows, tidy_rows, to_csv
+from locallearn.bench.tables import fake_cell, markdown_table, summary_rows
+from locallearn.tidy import tidy_rows, to_csv
 from locallearn.cli import main as cli_main
 from locallearn.experiment import RunSpec
 
@@ -92,8 +92,8 @@ def test_bench_rules_option_runs_only_those_cells(tmp_path, monkeypatch, capsys)
 
     assert main(["tiny", "--seeds", "1", "--rules", "e2e", "--out", str(tmp_path), "--no-progress"]) == 0
     assert "1 cells run, 0 already done" in capsys.readouterr().out
-    assert [r["rule"] for r in CellStore(tmp_path / "cells.json").records] == ["e2e"]
-    assert json.loads((tmp_path / "runs.json").read_text())[-1]["command"].startswith("python -m benchmarks tiny --seeds 1 --rules e2e ")
+    assert [r["rule"] for r in open_store(tmp_path).records] == ["e2e"]
+    assert open_store(tmp_path).runs[-1]["command"].startswith("python -m benchmarks tiny --seeds 1 --rules e2e ")
     with pytest.raises(SystemExit):
         main(["tiny", "--rules", ","])
     assert "give one rule entry or more" in capsys.readouterr().err
@@ -107,14 +107,20 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
     assert first.ran == 3 and len(calls) == 3
     again = run_suite(TINY, out=tmp_path, seeds=1, progress=False)
     assert again.ran == 0 and len(calls) == 3 and len(again) == 3
-    store = CellStore(tmp_path / "cells.json")  # drop one finished cell: only it runs again
+    store = open_store(tmp_path)  # drop one finished cell: only it runs again
     dropped = store.records.pop()
-    (tmp_path / "cells.json").write_text(json.dumps(store.records))
+    store.save()
     third = run_suite(TINY, out=tmp_path, seeds=1, progress=False)
     assert third.ran == 1 and calls[-1] == dropped["key"]
     more = run_suite(TINY, out=tmp_path, seeds=2, progress=False)  # a new seed adds cells, keeps the old ones
     assert more.ran == 3 and len(more) == 6
-    assert [r["cells_to_run"] for r in json.loads((tmp_path / "runs.json").read_text())] == [3, 1, 3]
+    assert [r["cells_to_run"] for r in open_store(tmp_path).runs] == [3, 1, 3]
+    # one record schema: a cell is compare's record (locallearn.compare.run_record) with its measurements added
+    record = more[0]
+    assert {"label", "key", "rule_kw", "schedule_kw", "model_label", "test_accuracy", "val_accuracy", "epoch_time_s",
+            "stage_epoch_time_s", "total_time_s", "history", "config", "session"} <= set(record)
+    assert {"epoch_cpu_s", "saved_bytes_peak", "peak_rss_bytes"} <= set(record) and "version" not in record
+    assert {"version", "git", "machine", "load_start", "load_end"} <= set(open_store(tmp_path).runs[0])
 
 
 def test_tables_and_csv_on_a_fake_grid():
@@ -141,7 +147,7 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
     out = tmp_path / "tiny"
     assert main(["tiny", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"cells.json", "runs.json", "results.csv", "results.md", "accuracy_per_exit.png", "accuracy_vs_time.png"} <= names
+    assert {"cells.json", "results.csv", "results.md", "accuracy_per_exit.png", "accuracy_vs_time.png"} <= names
     report = (out / "results.md").read_text()
     assert "| synthetic | mlp-2x8 | sequential | local |" in report and "python -m benchmarks tiny" in report
     assert "total training time" in report  # sequential against simultaneous
@@ -149,7 +155,7 @@ def test_mini_suite_end_to_end_through_both_entry_points(tmp_path, monkeypatch, 
     (out / "results.md").unlink()
     assert cli_main(["bench", "tiny", "--seeds", "1", "--out", str(out), "--no-progress", "--report-only"]) == 0
     assert "0 cells run, 3 already done" in capsys.readouterr().out and (out / "results.md").is_file()
-    assert json.loads((out / "runs.json").read_text())[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out} --threads 1"
+    assert open_store(out).runs[-1]["command"] == f"python -m benchmarks tiny --seeds 1 --out {out} --threads 1"
 
 
 def test_report_only_without_finished_cells_is_a_clean_error(tmp_path, monkeypatch, capsys):

@@ -15,11 +15,12 @@ def test_compare_writes_records_with_the_promised_keys(tmp_path, capsys):
     assert code == 0
     records = json.loads(out.read_text())["records"]  # a results store (locallearn.store)
     assert len(records) == 2 * 2  # rules x seeds
-    for key in ("label", "key", "rule", "schedule", "data", "seed", "exits", "epoch_time_s", "history", "config",
-                "version", "machine"):
+    for key in ("label", "key", "rule", "schedule", "data", "seed", "test_accuracy", "val_accuracy", "epoch_time_s",
+                "history", "config", "session"):
         assert key in records[0]
-    assert [e["exit"] for e in records[0]["exits"]] == [1, 2]  # exits numbered from 1
-    assert records[0]["version"] == locallearn.__version__
+    assert len(records[0]["test_accuracy"]) == 2  # one per exit: exit k at index k - 1
+    provenance = json.loads(out.read_text())["runs"][0]  # the store's provenance block
+    assert provenance["version"] == locallearn.__version__ and provenance["machine"] and "git" in provenance
     table = capsys.readouterr().out
     assert "| local@simultaneous | mlp 16-16 | synthetic | 1 | 2 |" in table
     assert "| e2e@simultaneous | mlp 16-16 | synthetic | 1 | 2 |" in table

@@ -13,7 +13,7 @@ from locallearn import compare as compare_module
 from locallearn.cli import main
 from locallearn.compare import compare
 from locallearn.experiment import RunSpec
-from locallearn.store import ResultsStore
+from locallearn.store import SCHEMA_VERSION, ResultsStore
 
 SMALL = ["compare", "--data", "synthetic", "--widths", "8", "--epochs", "1", "--no-progress"]
 
@@ -66,7 +66,7 @@ def test_force_starts_the_store_afresh(tmp_path, runs):
 
 @pytest.mark.parametrize("content, message", [
     ([{"label": "local@simultaneous", "seed": 0}], "is a plain list of records, written before the results store"),
-    ({"schema": "locallearn-results", "schema_version": 1, "kind": "program:cuts", "runs": [], "records": []},
+    ({"schema": "locallearn-results", "schema_version": SCHEMA_VERSION, "kind": "program:cuts", "runs": [], "records": []},
      "holds 'program:cuts' records; it cannot be opened as a 'runs' store."),
     ({"schema": "locallearn-results", "schema_version": 99, "kind": "runs", "runs": [], "records": []},
      "has schema version 99"),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from locallearn.bench.main import main
+from locallearn.store import read_store
 
 
 @pytest.mark.slow
 def test_data_memory_program_loads_each_layout_in_a_fresh_process(tmp_path):
     assert main(["data_memory", "--n-train", "300", "--n-test", "40", "--val-size", "30", "--out", str(tmp_path)]) == 0
-    records = json.loads((tmp_path / "cells.json").read_text())
+    records = read_store(tmp_path).records
     assert [r["cell"]["layout"] for r in records] == ["python", "binary"]
     for r in records:
         assert r["sizes"] == [270, 30, 40]

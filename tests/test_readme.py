@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from locallearn.bench import readme
+from locallearn.store import read_store
 
 ROOT = readme.ROOT
 
@@ -28,7 +29,9 @@ def test_drift_is_detected_and_repaired(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / readme.RESULTS, tmp_path / readme.RESULTS)
     demo = tmp_path / readme.RESULTS / "demo" / "results.json"
-    demo.write_text(demo.read_text().replace('"test_accuracy": 0.', '"test_accuracy": 0.0', 1))  # one number changes
+    store = read_store(demo)
+    store.records[0]["test_accuracy"][-1] /= 10  # one number changes
+    store.save()
     assert readme.stale(tmp_path) == ["README.md:demo"]
     assert readme.update(tmp_path) == ["README.md:demo"]
     assert readme.stale(tmp_path) == []

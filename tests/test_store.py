@@ -56,13 +56,13 @@ def test_writes_are_atomic_and_0644(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ({"schema": SCHEMA, "schema_version": 2, "kind": "runs", "runs": [], "records": []},
-     "has schema version 2; this version of locallearn reads version 1 only."),
-    ({"schema": SCHEMA, "schema_version": 1, "kind": "program:cuts", "runs": [], "records": []},
+    ({"schema": SCHEMA, "schema_version": 1, "kind": "runs", "runs": [], "records": []},
+     "has schema version 1; this version of locallearn reads version 2 only."),  # version 1: compare's `exits` lists
+    ({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "program:cuts", "runs": [], "records": []},
      "holds 'program:cuts' records; it cannot be opened as a 'runs' store."),
     ([{"key": "k", "seed": 0}], "is a plain list of records, written before the results store"),
     ({"records": []}, 'is not a locallearn results store (no "schema": "locallearn-results" in it).'),
-    ({"schema": SCHEMA, "schema_version": 1, "kind": "runs", "runs": [], "records": [{"key": 1, "seed": 0}] * 2},
+    ({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "runs", "runs": [], "records": [{"key": 1, "seed": 0}] * 2},
      "is damaged: it holds two records of one configuration and seed"),
 ])
 def test_another_version_or_kind_is_refused_in_one_line(tmp_path, content, message):
@@ -127,3 +127,47 @@ def test_merge_refuses_stores_of_two_kinds(tmp_path):
     assert not (tmp_path / "c.json").exists()
     done = _run("-m", "locallearn.cli", "merge", "a.json", "b.json", "--out", "c.json", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "different kinds" in done.stderr
+
+
+def test_the_one_off_conversion_of_plain_lists(tmp_path):
+    from benchmarks.convert_stores import convert
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    key = json.dumps({"compile": False, "head_kw": {}, "model_kw": {}, "rule": "local", "rule_kw": {"beta": 0.5}, "seed": 0})
+    (suite / "cells.json").write_text(json.dumps([{"key": key, "seed": 0, "session": "s1", "version": "0.1.0",
+                                                   "test_accuracy": [0.7]}]))
+    (suite / "runs.json").write_text(json.dumps([{"session": "s1", "command": "python -m benchmarks suite"}]))
+    compared = tmp_path / "r.json"
+    compared.write_text(json.dumps([{"key": {"rule": "e2e", "rule_kw": {}, "schedule_kw": {}}, "seed": 1, "version": "0.1.0",
+                                     "machine": {"cpu_count": 2},
+                                     "exits": [{"exit": 1, "test_accuracy": 0.6, "val_accuracy": 0.5},
+                                               {"exit": 2, "test_accuracy": 0.8, "val_accuracy": 0.9}]}]))
+    (tmp_path / "r.md").write_text("# Comparison\n\nCommand: `locallearn compare --out r.json`\n")
+    assert convert(suite / "cells.json") and convert(compared)
+    assert not convert(suite / "cells.json")  # a store already: left alone
+    store = ResultsStore(suite / "cells.json", kind="runs")
+    assert not (suite / "runs.json").exists()
+    assert store.runs == [{"session": "s1", "command": "python -m benchmarks suite", "version": "0.1.0"}]
+    assert store.records == [{"key": key, "seed": 0, "session": "s1", "test_accuracy": [0.7], "rule_kw": {"beta": 0.5},
+                              "schedule_kw": {}}]
+    (record,) = ResultsStore(compared, kind="runs").records
+    assert (record["test_accuracy"], record["val_accuracy"], "exits" in record) == ([0.6, 0.8], [0.5, 0.9], False)
+    (run,) = ResultsStore(compared, kind="runs").runs
+    assert (run["command"], run["machine"], record["session"]) == ("locallearn compare --out r.json", {"cpu_count": 2}, run["session"])
+
+
+def test_the_conversion_gives_old_suite_keys_the_fields_added_since(tmp_path):
+    from benchmarks.convert_stores import convert
+    from locallearn.bench.suites import Cell
+    from locallearn.experiment import RunSpec
+
+    cell = Cell("mlp-8", RunSpec(data="synthetic", widths=(8,), epochs=1))
+    old = json.loads(cell.key)
+    for name in ("compile", "model_kw", "head_kw"):
+        del old[name]
+    old["head"] = "linear"  # the default of the time: an MLP's linear head, which is today's head=None
+    store = ResultsStore(tmp_path / "cells.json", kind="runs")
+    store.add({"key": json.dumps(old, sort_keys=True), "seed": 0})
+    assert convert(tmp_path / "cells.json") and not convert(tmp_path / "cells.json")
+    assert [r["key"] for r in ResultsStore(tmp_path / "cells.json", kind="runs").records] == [cell.key]

@@ -13,9 +13,9 @@ Example:
 
 from locallearn.bench.cell import run_cell, step_memory
 from locallearn.bench.measure import SavedTensorMeter, peak_rss_bytes
-from locallearn.provenance import load_average
-from locallearn.bench.runner import CellStore, run_suite
+from locallearn.bench.runner import open_store, run_suite
 from locallearn.bench.suites import SUITES, Cell, Suite
+from locallearn.provenance import load_average
 
-__all__ = ["SUITES", "Cell", "CellStore", "SavedTensorMeter", "Suite", "load_average", "peak_rss_bytes", "run_cell",
+__all__ = ["SUITES", "Cell", "SavedTensorMeter", "Suite", "load_average", "peak_rss_bytes", "open_store", "run_cell",
            "run_suite", "step_memory"]

@@ -13,18 +13,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from typing import Any, Sequence
 
 import torch
 
-import locallearn
 from locallearn import rules, schedules
 from locallearn.bench.measure import SavedTensorMeter, peak_rss_bytes
 from locallearn.provenance import load_average
 from locallearn.bench.suites import Cell
-from locallearn.compare import spec_label
+from locallearn.compare import epoch_time, run_record
 from locallearn.data import Dataset
 from locallearn.experiment import RunSpec, make_trainer
 from locallearn.net import LocalNet
@@ -129,36 +127,29 @@ def run_cell(cell: Cell, ds: Dataset, *, bar: Any = None) -> dict[str, Any]:
 
 
 def per_epoch(record: dict[str, Any]) -> dict[str, float]:
-    """Wall and CPU time of one epoch of every stage, from a record's per-epoch lists.
+    """Wall and CPU time of one epoch of every stage, from a record's per-epoch lists (``epoch_time`` of
+    ``locallearn.compare``, the one definition: the median epoch, or for a schedule that trains one stage at a time
+    the total divided by ``epochs``).
 
-    The median epoch (robust to a one-off slow epoch) when each trainer epoch is an epoch of
-    every stage; for a schedule that trains one stage at a time (more trainer epochs than
-    ``epochs``), whose epochs differ from stage to stage, the total divided by ``epochs``.
+    Example:
+        >>> per_epoch({"epochs": 1, "epoch_times_s": [1.0, 3.0], "epoch_cpu_times_s": [2.0]})  # one turn of 2 stages
+        {'epoch_time_s': 4.0, 'epoch_cpu_s': 2.0}
+        >>> per_epoch({"epochs": 3, "epoch_times_s": [1.0, 5.0, 2.0], "epoch_cpu_times_s": [1.0, 4.0, 2.0]})
+        {'epoch_time_s': 2.0, 'epoch_cpu_s': 2.0}
     """
-    epochs, wall, cpu = record["epochs"], record["epoch_times_s"], record["epoch_cpu_times_s"]
-    if len(wall) == epochs:
-        return {"epoch_time_s": statistics.median(wall), "epoch_cpu_s": statistics.median(cpu)}
-    return {"epoch_time_s": sum(wall) / epochs, "epoch_cpu_s": sum(cpu) / epochs}
+    epochs, wall = record["epochs"], record["epoch_times_s"]
+    return {"epoch_time_s": epoch_time(wall, epochs),  # CPU times are per turn: the trainer epochs decide for both
+            "epoch_cpu_s": epoch_time(record["epoch_cpu_times_s"], epochs, trainer_epochs=len(wall))}
 
 
 def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[float], load_before: list[float],
             load_after: list[float], started: float) -> dict[str, Any]:
-    spec = cell.spec
-    times = [r["epoch_time_s"] for r in result.history]
+    """The record every run has (``locallearn.compare.run_record``), keyed by the cell, with the cell's measurements."""
     record = {
+        **run_record(cell.spec, result),
         "key": cell.key,
-        "label": spec_label(spec),
         "model_label": cell.model_label,
-        "data": spec.data,
-        "model": spec.model,
-        "rule": spec.rule,
-        "schedule": spec.schedule,
-        "seed": spec.seed,
-        "epochs": spec.epochs,
-        "test_accuracy": result.final("test"),
-        "val_accuracy": result.final("val"),
-        "epoch_times_s": times,
-        "total_time_s": sum(times),
+        "epoch_times_s": [r["epoch_time_s"] for r in result.history],
         "epoch_cpu_times_s": cpu_s,  # CPU seconds of each turn (see run_cells), evaluation left out
         "total_cpu_s": sum(cpu_s),
         "threads": torch.get_num_threads(),
@@ -167,7 +158,5 @@ def _record(cell: Cell, result: RunResult, memory: dict[str, int], cpu_s: list[f
         "load_before": load_before,
         "load_after": load_after,
         "started": started,
-        "config": result.config,
-        "version": locallearn.__version__,
     }
     return {**record, **per_epoch(record)}

@@ -26,6 +26,7 @@ from locallearn.bench.anchors import anchors_for
 from locallearn.bench.tables import MIB, schedule_totals, summary_rows
 from locallearn.compare import format_table, summarise
 from locallearn.report.stats import format_mean_sd, mean_sd
+from locallearn.store import FOLDER_STORE, read_store
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path("benchmarks") / "results"
@@ -34,7 +35,7 @@ _BLOCK = re.compile(r"(<!-- readme:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /re
 
 
 def _cells(suite: str, root: Path) -> list[dict[str, Any]]:
-    return io.read_json(root / RESULTS / suite / "cells.json")
+    return read_store(root / RESULTS / suite).records
 
 
 def _rows(suite: str, root: Path, **where: Any) -> list[dict[str, Any]]:
@@ -47,7 +48,7 @@ def _pm(ms: tuple[float, float], scale: float = 100.0) -> str:
 
 def demo(root: Path = ROOT) -> str:
     """What ``make demo`` prints, from the committed demo records."""
-    records = io.read_json(root / RESULTS / "demo" / "results.json")
+    records = read_store(root / RESULTS / "demo" / "results.json").records
     return format_table(summarise(records))
 
 
@@ -132,7 +133,7 @@ def _bio_sentence(rows: list[tuple[str, tuple[float, float], tuple[float, float]
 def bio(root: Path = ROOT) -> str:
     """Last-exit test error of every bio rule and its 1-thread CPU time range over e2e's: from the ``bio`` suite
     once it has run (its longest run), else from the results ``benchmarks/bio_rules.py`` wrote (10 epochs x 3 seeds)."""
-    if (root / RESULTS / "bio" / "cells.json").is_file():
+    if (root / RESULTS / "bio" / FOLDER_STORE).is_file():
         rows = _rows("bio", root)
         rows = [r for r in rows if r["epochs"] == max(r["epochs"] for r in rows)]
         ratios = [r["cpu_ratio"][0] for r in rows if r["rule"] != "e2e"]
@@ -146,7 +147,7 @@ def bio(root: Path = ROOT) -> str:
 
 def early_exit(root: Path = ROOT) -> str:
     """FLOPs saved, accuracy drop and measured speed-up of the entropy exit policy (mean over rules and seeds)."""
-    records = io.read_json(root / RESULTS / "early_exit" / "cells.json")
+    records = _cells("early_exit", root)
     entropy = [r["policies"]["entropy"] for r in records]
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     speed = {t["batch"]: [] for p in entropy for t in p["timing"]}

@@ -22,6 +22,8 @@ from locallearn.io import write_text
 from locallearn.bench import plots, tables
 from locallearn.bench.cell import per_epoch
 from locallearn.bench.suites import Suite
+from locallearn.store import FOLDER_STORE, read_store
+from locallearn.tidy import tidy_rows, to_csv
 
 MEASUREMENT_NOTES = (
     "Accuracy: test split, after the last epoch; every exit, mean ± std over seeds. "
@@ -42,7 +44,8 @@ MEASUREMENT_NOTES = (
 
 
 def _provenance(out: Path) -> list[str]:
-    runs = io.read_json(out / "runs.json") if (out / "runs.json").is_file() else []
+    """The provenance table of the store in ``out`` (of whatever kind it is)."""
+    runs = read_store(out).runs if (out / FOLDER_STORE).is_file() else []
     lines = ["| session | date | command | git commit (package modified?) | load 1/5/15 min start → end | cells run |",
              "|---|---|---|---|---|---|"]
     for r in runs:
@@ -61,7 +64,7 @@ def write_report(suite: Suite, cells: list[dict[str, Any]], *, out: str | Path) 
     out.mkdir(parents=True, exist_ok=True)
     cells = [{**c, **per_epoch(c)} if "epoch_cpu_times_s" in c else c for c in cells]  # one definition for old records too
     rows = tables.summary_rows(cells)
-    write_text(out / "results.csv", tables.to_csv(tables.tidy_rows(cells)))
+    write_text(out / "results.csv", to_csv(tidy_rows(cells)))
     plots.plot_accuracy_per_exit(rows, out / "accuracy_per_exit.png")
     plots.plot_accuracy_vs_time(rows, out / "accuracy_vs_time.png")
     parts = ["## Accuracy, time and memory", "", tables.markdown_table(rows), ""]

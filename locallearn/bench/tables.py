@@ -1,4 +1,4 @@
-"""From cell records to tidy rows, per-group summaries with ratios to ``e2e``, CSV and Markdown.
+"""From cell records to per-group summaries with ratios to ``e2e`` and Markdown (the CSV: ``locallearn.tidy``).
 
 A cell's time and memory ratios are taken against the ``e2e`` cell under
 ``simultaneous`` with the same data, model and seed (trained in turns with it,
@@ -15,24 +15,14 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io as _io
-import statistics
-from typing import Any, Iterable
+from typing import Any
 
 from locallearn.bench.anchors import anchors_for
 from locallearn.compare import exit_accuracies, mean_std
 from locallearn.report.stats import format_mean_sd
+from locallearn.tidy import baselines, group, ratio, record_label
 
-BASELINE = "e2e@simultaneous"
 MIB = 2**20
-
-CSV_FIELDS = (
-    "data", "model", "model_label", "schedule", "rule", "label", "seed", "epochs", "exit", "is_last_exit", "test_accuracy",
-    "val_accuracy", "epoch_cpu_s", "cpu_ratio_e2e", "total_cpu_s", "epoch_time_s", "time_ratio_e2e", "total_time_s",
-    "saved_bytes_peak", "saved_ratio_e2e",
-    "saved_bytes_total", "peak_rss_bytes", "session",
-)
 
 
 def fake_cell(rule: str, seed: int, *, schedule: str = "simultaneous", exits: int = 2) -> dict[str, Any]:
@@ -48,56 +38,12 @@ def fake_cell(rule: str, seed: int, *, schedule: str = "simultaneous", exits: in
     }
 
 
-def _group(cell: dict[str, Any]) -> tuple[str, str, int]:
-    """Cells compared with one another: same data, model and epochs (a folder may hold runs of several lengths)."""
-    return cell["data"], cell["model_label"], cell["epochs"]
-
-
-def _baselines(cells: Iterable[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    return {(*_group(c), c["seed"]): c for c in cells if cell_label(c) == BASELINE}
-
-
-def _ratio(value: float, base: dict[str, Any] | None, field: str) -> float | None:
-    return value / base[field] if base and base[field] else None
-
-
-def tidy_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per cell and exit, with the cell's ratios to its seed's ``e2e`` cell."""
-    base = _baselines(cells)
-    rows = []
-    for c in cells:
-        b = base.get((*_group(c), c["seed"]))
-        for k, acc in enumerate(c["test_accuracy"]):
-            rows.append({
-                **{f: c.get(f) for f in CSV_FIELDS}, "label": cell_label(c), "exit": k + 1, "is_last_exit": k == len(c["test_accuracy"]) - 1,
-                "test_accuracy": acc, "val_accuracy": c["val_accuracy"][k] if c["val_accuracy"] else None,  # none: val_size=0
-                "time_ratio_e2e": _ratio(c["epoch_time_s"], b, "epoch_time_s"),
-                "cpu_ratio_e2e": _ratio(c["epoch_cpu_s"], b, "epoch_cpu_s"),
-                "saved_ratio_e2e": _ratio(c["saved_bytes_peak"], b, "saved_bytes_peak"),
-            })
-    return rows
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """Tidy rows as CSV text."""
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({f: r.get(f) for f in CSV_FIELDS} for r in rows)
-    return buffer.getvalue()
-
-
-def cell_label(cell: dict[str, Any]) -> str:
-    """A cell's configuration label, ``rule[:options]@schedule[:options]`` (cells recorded before labels: none had options)."""
-    return cell.get("label") or f"{cell['rule']}@{cell['schedule']}"
-
-
 def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (data, model, schedule, rule): accuracies per exit, final and best exit, time, memory, ratios."""
-    base = _baselines(cells)
+    base = baselines(cells)
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for c in cells:  # one configuration: never merged with another
-        groups.setdefault((*_group(c), cell_label(c)), []).append(c)
+        groups.setdefault((*group(c), record_label(c)), []).append(c)
     rows = []
     for (data, label, epochs, config), rc in groups.items():
         bs = [base.get((data, label, epochs, c["seed"])) for c in rc]
@@ -107,11 +53,11 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             **exit_accuracies(rc),
             "epoch_time_s": mean_std([c["epoch_time_s"] for c in rc]),
             "total_time_s": mean_std([c["total_time_s"] for c in rc]),
-            "time_ratio": mean_std([_ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
+            "time_ratio": mean_std([ratio(c["epoch_time_s"], b, "epoch_time_s") for c, b in zip(rc, bs)]),
             "epoch_cpu_s": mean_std([c["epoch_cpu_s"] for c in rc]),
-            "cpu_ratio": mean_std([_ratio(c["epoch_cpu_s"], b, "epoch_cpu_s") for c, b in zip(rc, bs)]),
+            "cpu_ratio": mean_std([ratio(c["epoch_cpu_s"], b, "epoch_cpu_s") for c, b in zip(rc, bs)]),
             "saved_bytes_peak": mean_std([c["saved_bytes_peak"] for c in rc]),
-            "saved_ratio": mean_std([_ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
+            "saved_ratio": mean_std([ratio(c["saved_bytes_peak"], b, "saved_bytes_peak") for c, b in zip(rc, bs)]),
             "peak_rss_bytes": max(c["peak_rss_bytes"] for c in rc),
             "sessions": sorted({c.get("session") for c in rc} | {b.get("session") for b in bs if b}),
         })
@@ -165,7 +111,7 @@ def anchor_table(rows: list[dict[str, Any]]) -> str:
 
 def schedule_totals(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each rule run under both: total training time of ``sequential`` over ``simultaneous`` (same epochs per stage)."""
-    by = {(*_group(c), *cell_label(c).split("@"), c["seed"]): c for c in cells}
+    by = {(*group(c), *record_label(c).split("@"), c["seed"]): c for c in cells}
     out = []
     for (data, label, epochs, rule, schedule, seed), c in by.items():
         other = by.get((data, label, epochs, rule, "simultaneous", seed))

@@ -6,8 +6,8 @@ A program module defines ``TITLE``, ``DESCRIPTION``, ``add_arguments(parser)`` (
 the committed setting), ``cells(args)`` (its units of work, each a dict with the settings its result depends
 on), ``run(todo, args, add)`` (runs the cells not yet finished and passes each record to ``add`` as it
 finishes) and ``report(records, args, out)`` (Markdown lines; it may write figures into ``out``). The
-harness keeps the records in ``out/cells.json`` keyed by their cell (a finished cell is not run again),
-appends each invocation's provenance to ``out/runs.json`` and writes ``out/results.md`` in the suites'
+harness keeps the records in ``out/cells.json``, a results store of kind ``program:NAME`` (``locallearn.store``),
+keyed by their cell (a finished cell is not run again), with each invocation's provenance, and writes ``out/results.md`` in the suites'
 shape; ``--report-only`` rewrites the report from the finished cells without running any. A hand-written
 ``out/notes.md`` (the reading of the numbers) is appended to the report as it is.
 
@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import torch
 
 from locallearn.bench.report import write_markdown
-from locallearn.bench.runner import CellStore, STORE, finish_invocation, start_invocation
+from locallearn.bench.runner import open_store, start_invocation
+from locallearn.provenance import finish
 
 NOTES = "notes.md"  # hand-written reading of the results, kept beside them and appended to the report
 PROGRAMS = {name: f"locallearn.bench.programs.{name}" for name in (
@@ -62,10 +63,11 @@ def run_program(name: str, argv: Sequence[str], *, prog: str = "python -m benchm
     out = Path(args.out)
     cells = [{"program": name, **c} for c in module.cells(args)]
     keys = [cell_key(c) for c in cells]
-    store = CellStore(out / STORE)
-    todo = [c for c, k in zip(cells, keys) if k not in store]
+    store = open_store(out, kind=f"program:{name}")
+    done = {r["key"] for r in store.records}
+    todo = [c for c, k in zip(cells, keys) if k not in done]
     if todo and not args.report_only:
-        session = start_invocation(out, suite=name, command=shlex.join([*prog.split(), name, *argv]), cells=len(cells),
+        session = start_invocation(store, suite=name, command=shlex.join([*prog.split(), name, *argv]), cells=len(cells),
                                    cells_to_run=len(todo))
 
         def add(cell: dict[str, Any], record: dict[str, Any]) -> None:
@@ -73,7 +75,7 @@ def run_program(name: str, argv: Sequence[str], *, prog: str = "python -m benchm
                        "session": session})
 
         module.run([{k: v for k, v in c.items() if k != "program"} for c in todo], args, add)
-        finish_invocation(out, session)
+        store.update_run(session, **finish())
     order = {k: i for i, k in enumerate(keys)}
     records = sorted((r for r in store.records if r["key"] in order), key=lambda r: order[r["key"]])
     if not records:
