@@ -20,6 +20,7 @@ from locallearn.paths import check_outputs
 from locallearn.plugin_option import load_from_command_line, plugin_parent
 from locallearn.device import resolve_device
 
+from locallearn.bench.results_dir import results_folder
 from locallearn.bench.suites import SUITES
 
 MEMORY = "memory"
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds FIRST .. FIRST + seeds - 1")
     parser.add_argument("--rules", type=_rule_entries, default=None,
                         help="comma-separated rule entries: run (or report) only these cells of the suite (default: all)")
-    parser.add_argument("--out", default=None, help="output folder (default: benchmarks/results/SUITE)")
+    parser.add_argument("--out", default=None, help="output folder (default: the repository's benchmarks/results/SUITE, from any directory)")
     parser.add_argument("--data-dir", default=None, help="folder of IDX files for fashion-mnist / mnist")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: CPU time is then the work done, even on a shared machine)")
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace, *, prog: str = "python -m benchmarks") -> int:
     if args.suite == README:
         return run_readme(check=args.check)
     resolve_device(args.device)  # a GPU asked for and missing fails before any work
-    out = Path(args.out or Path("benchmarks") / "results" / args.suite)
+    out = Path(args.out) if args.out else results_folder(args.suite)
     check_outputs(folders={"--out": str(out)})  # before any cell runs
     if args.suite == MEMORY:
         from locallearn.bench.memory import run_memory

@@ -26,9 +26,10 @@ from locallearn.bench.anchors import anchors_for
 from locallearn.bench.tables import MIB, schedule_totals, summary_rows
 from locallearn.compare import format_table, summarise
 from locallearn.report.stats import format_mean_sd, mean_sd
+from locallearn.bench.results_dir import REPOSITORY
 from locallearn.store import FOLDER_STORE, read_store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPOSITORY
 RESULTS = Path("benchmarks") / "results"
 READMES = ("README.md", "benchmarks/README.md")
 _BLOCK = re.compile(r"(<!-- readme:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /readme:(?P=name) -->)", re.S)

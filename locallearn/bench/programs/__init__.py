@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from locallearn.bench.report import write_markdown
+from locallearn.bench.results_dir import results_folder
 from locallearn.bench.runner import open_store, start_invocation
 from locallearn.provenance import finish
 
@@ -46,7 +47,7 @@ def cell_key(cell: dict[str, Any]) -> str:
 def build_parser(name: str, module: ModuleType, prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"{prog} {name}", description=module.DESCRIPTION,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", default=str(Path("benchmarks") / "results" / name), help="output folder")
+    parser.add_argument("--out", default=str(results_folder(name)), help="output folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run none")
     module.add_arguments(parser)
